@@ -1,0 +1,166 @@
+//! `ModelCheckpoint`: save the best `save_top_k` checkpoints by a monitored metric, or the latest.
+
+use std::path::PathBuf;
+
+use super::{Callback, Mode, TrainerView};
+use crate::error::{Error, Result};
+use crate::module::LightningModule;
+
+/// Saves checkpoints after each validation (or training epoch when there is no validation),
+/// as Lightning's `ModelCheckpoint`. Without `monitor`, keeps the latest `save_top_k`.
+#[derive(Debug, Clone)]
+pub struct ModelCheckpoint {
+    dirpath: Option<PathBuf>,
+    filename: String,
+    monitor: Option<String>,
+    mode: Mode,
+    save_top_k: i64,
+    save_last: bool,
+    weights_only: bool,
+    kept: Vec<(f64, PathBuf)>,
+    best_model_path: Option<PathBuf>,
+    best_model_score: Option<f64>,
+}
+
+impl Default for ModelCheckpoint {
+    fn default() -> Self {
+        ModelCheckpoint {
+            dirpath: None,
+            filename: "{epoch}-{step}".into(),
+            monitor: None,
+            mode: Mode::Min,
+            save_top_k: 1,
+            save_last: false,
+            weights_only: false,
+            kept: Vec::new(),
+            best_model_path: None,
+            best_model_score: None,
+        }
+    }
+}
+
+impl ModelCheckpoint {
+    /// Keeps the best checkpoint by `monitor` (mode min).
+    pub fn monitor(monitor: impl Into<String>) -> Self {
+        ModelCheckpoint { monitor: Some(monitor.into()), ..Self::default() }
+    }
+    /// Sets the folder (default `<log_dir>/checkpoints`).
+    pub fn dirpath(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dirpath = Some(dir.into());
+        self
+    }
+    /// Sets the file name template: `{epoch}`, `{step}` and `{metric}` / `{metric:.2f}` become
+    /// `name=value` (default `{epoch}-{step}`).
+    pub fn filename(mut self, template: impl Into<String>) -> Self {
+        self.filename = template.into();
+        self
+    }
+    /// Sets the mode of the monitored metric.
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+    /// How many checkpoints to keep (`-1`: all, `0`: none but `last.ckpt`).
+    pub fn save_top_k(mut self, k: i64) -> Self {
+        self.save_top_k = k;
+        self
+    }
+    /// Also write `last.ckpt` every time.
+    pub fn save_last(mut self, on: bool) -> Self {
+        self.save_last = on;
+        self
+    }
+    /// Save weights only, without the optimizer state.
+    pub fn save_weights_only(mut self, on: bool) -> Self {
+        self.weights_only = on;
+        self
+    }
+    /// The best checkpoint so far.
+    pub fn best_model_path(&self) -> Option<&PathBuf> {
+        self.best_model_path.as_ref()
+    }
+    /// Its monitored value.
+    pub fn best_model_score(&self) -> Option<f64> {
+        self.best_model_score
+    }
+
+    fn save<M: LightningModule>(&mut self, trainer: &mut TrainerView<'_, M>) -> Result<()> {
+        if trainer.state.sanity_checking {
+            return Ok(());
+        }
+        let dir = match &self.dirpath {
+            Some(dir) => dir.clone(),
+            None => trainer.state.log_dir.clone().unwrap_or_else(|| trainer.state.default_root_dir.clone()).join("checkpoints"),
+        };
+        let score = match &self.monitor {
+            Some(name) => trainer.state.metric(name, "ModelCheckpoint monitors it: log it in a step or change `monitor`")?,
+            None => trainer.state.global_step as f64,
+        };
+        let mode = if self.monitor.is_some() { self.mode } else { Mode::Max };
+        if self.save_top_k != 0 {
+            let full = self.save_top_k > 0 && self.kept.len() as i64 >= self.save_top_k;
+            let worst = self.kept.last().map(|(s, _)| *s);
+            let qualifies = (self.monitor.is_none() || score.is_finite())
+                && (!full || worst.is_some_and(|w| mode.improves(score, w, 0.0)));
+            if qualifies {
+                let name = format_filename(&self.filename, trainer)?;
+                let path = dir.join(format!("{name}.ckpt"));
+                trainer.save_checkpoint(&path, self.weights_only)?;
+                self.kept.retain(|(_, p)| p != &path);
+                self.kept.push((score, path));
+                self.kept.sort_by(|a, b| if mode.improves(a.0, b.0, 0.0) { std::cmp::Ordering::Less } else { std::cmp::Ordering::Greater });
+                while self.save_top_k > 0 && self.kept.len() as i64 > self.save_top_k {
+                    let (_, path) = self.kept.pop().expect("non-empty");
+                    std::fs::remove_file(&path).map_err(Error::io("cannot remove old checkpoint", &path))?;
+                }
+                let (best_score, best_path) = self.kept[0].clone();
+                self.best_model_score = Some(best_score);
+                self.best_model_path = Some(best_path.clone());
+                trainer.state.best_model_path = Some(best_path);
+                trainer.state.last_model_path = Some(dir.join(format!("{name}.ckpt")));
+            }
+        }
+        if self.save_last {
+            let path = dir.join("last.ckpt");
+            trainer.save_checkpoint(&path, self.weights_only)?;
+            trainer.state.last_model_path = Some(path);
+        }
+        Ok(())
+    }
+}
+
+/// Expands `{epoch}`, `{step}` and `{metric[:.Nf]}` into `name=value`.
+fn format_filename<M: LightningModule>(template: &str, trainer: &TrainerView<'_, M>) -> Result<String> {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find('}').ok_or_else(|| Error::Config(format!("checkpoint filename `{template}` has an unclosed `{{`")))? + start;
+        let field = &rest[start + 1..end];
+        let (name, spec) = field.split_once(':').unwrap_or((field, ""));
+        let value = match name {
+            "epoch" => trainer.state.epoch.to_string(),
+            "step" => trainer.state.global_step.to_string(),
+            metric => {
+                let v = trainer.state.metric(metric, "it appears in the ModelCheckpoint filename template")?;
+                match spec.strip_prefix('.').and_then(|s| s.strip_suffix('f')).and_then(|p| p.parse::<usize>().ok()) {
+                    Some(precision) => format!("{v:.precision$}"),
+                    None => format!("{v}"),
+                }
+            }
+        };
+        out.push_str(&format!("{name}={value}"));
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+impl<M: LightningModule> Callback<M> for ModelCheckpoint {
+    fn on_validation_end(&mut self, trainer: &mut TrainerView<'_, M>) -> Result<()> {
+        self.save(trainer)
+    }
+    fn on_train_epoch_end(&mut self, trainer: &mut TrainerView<'_, M>) -> Result<()> {
+        if trainer.state.validation_enabled { Ok(()) } else { self.save(trainer) }
+    }
+}

@@ -1,0 +1,195 @@
+//! fulmen's checkpoint file: one file holding the weights (Burn's burnpack record), the optimizer
+//! state, the position in training and the hyperparameters, each section CRC-checked, written
+//! atomically. Nothing in it can execute code on load.
+//!
+//! Layout: `FULMENCK`, u32 LE format version, u32 LE header length, the JSON [`CheckpointHeader`],
+//! then the sections in the header's order.
+
+use std::path::Path;
+
+use burn::module::Module;
+use burn::optim::ModuleOptimizer;
+use burn::store::ModuleRecord;
+use burn::tensor::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::fs::atomic_write;
+use crate::hparams::Hyperparameters;
+
+const MAGIC: &[u8; 8] = b"FULMENCK";
+const FORMAT_VERSION: u32 = 1;
+
+/// One stored section.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Section {
+    /// `model` or `optimizer`.
+    pub name: String,
+    /// Length in bytes.
+    pub len: u64,
+    /// CRC-32 of the bytes.
+    pub crc32: u32,
+}
+
+/// What a checkpoint says about itself.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CheckpointHeader {
+    /// fulmen version that wrote it.
+    pub fulmen_version: String,
+    /// Rust type name of the model.
+    pub model_type: String,
+    /// Epochs completed.
+    pub epoch: u64,
+    /// Optimizer steps taken.
+    pub global_step: u64,
+    /// The model's hyperparameters.
+    pub hparams: Option<serde_json::Value>,
+    /// Callback states by state key.
+    pub callbacks: serde_json::Map<String, serde_json::Value>,
+    /// Sections that follow the header.
+    pub sections: Vec<Section>,
+}
+
+/// A checkpoint read back: its header and its sections.
+#[derive(Debug)]
+pub struct Checkpoint {
+    /// The header.
+    pub header: CheckpointHeader,
+    model: Vec<u8>,
+    optimizer: Option<Vec<u8>>,
+}
+
+/// Writes a checkpoint of `model` (and `optimizer`) to `path`, atomically.
+pub fn save<M: Module>(
+    path: &Path,
+    model: &M,
+    optimizer: Option<&ModuleOptimizer>,
+    epoch: u64,
+    global_step: u64,
+    hparams: Option<serde_json::Value>,
+    callbacks: serde_json::Map<String, serde_json::Value>,
+) -> Result<()> {
+    let fail = |what: &str, e: &dyn std::fmt::Display| Error::Checkpoint { path: path.to_path_buf(), reason: format!("{what}: {e}") };
+    let model_bytes = model.clone().into_record().into_bytes().map_err(|e| fail("cannot serialize the weights", &e))?;
+    let mut blobs: Vec<(&str, Vec<u8>)> = vec![("model", model_bytes.to_vec())];
+    if let Some(optimizer) = optimizer {
+        let bytes = optimizer.into_bytes().map_err(|e| fail("cannot serialize the optimizer state", &e))?;
+        blobs.push(("optimizer", bytes.to_vec()));
+    }
+    let header = CheckpointHeader {
+        fulmen_version: env!("CARGO_PKG_VERSION").to_string(),
+        model_type: std::any::type_name::<M>().to_string(),
+        epoch,
+        global_step,
+        hparams,
+        callbacks,
+        sections: blobs
+            .iter()
+            .map(|(name, b)| Section { name: name.to_string(), len: b.len() as u64, crc32: crc32fast::hash(b) })
+            .collect(),
+    };
+    let header_json = serde_json::to_vec(&header).map_err(|e| fail("cannot serialize the header", &e))?;
+    let total = 16 + header_json.len() + blobs.iter().map(|(_, b)| b.len()).sum::<usize>();
+    let mut out = Vec::with_capacity(total);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&(header_json.len() as u32).to_le_bytes());
+    out.extend_from_slice(&header_json);
+    for (_, b) in &blobs {
+        out.extend_from_slice(b);
+    }
+    atomic_write(path, &out)
+}
+
+impl Checkpoint {
+    /// Reads and verifies a checkpoint file: magic, version, header, every section's length and CRC.
+    pub fn read(path: &Path) -> Result<Self> {
+        let fail = |reason: String| Error::Checkpoint { path: path.to_path_buf(), reason };
+        let bytes = std::fs::read(path).map_err(Error::io("cannot read checkpoint", path))?;
+        if bytes.len() < 16 || &bytes[..8] != MAGIC {
+            return Err(fail("not a fulmen checkpoint (bad magic bytes)".into()));
+        }
+        let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+        if version != FORMAT_VERSION {
+            return Err(fail(format!("format version {version}, this fulmen reads version {FORMAT_VERSION}; use a matching fulmen")));
+        }
+        let header_len = u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes")) as usize;
+        let header_end = 16usize.checked_add(header_len).filter(|&e| e <= bytes.len())
+            .ok_or_else(|| fail("truncated: the header is cut off".into()))?;
+        let header: CheckpointHeader =
+            serde_json::from_slice(&bytes[16..header_end]).map_err(|e| fail(format!("corrupt header: {e}")))?;
+        let mut offset = header_end;
+        let (mut model, mut optimizer) = (None, None);
+        for s in &header.sections {
+            let end = offset.checked_add(s.len as usize).filter(|&e| e <= bytes.len()).ok_or_else(|| {
+                fail(format!("truncated: section `{}` needs {} bytes, the file ends {} bytes in", s.name, s.len, bytes.len() - offset))
+            })?;
+            let blob = &bytes[offset..end];
+            if crc32fast::hash(blob) != s.crc32 {
+                return Err(fail(format!("corrupt: section `{}` fails its CRC-32 check", s.name)));
+            }
+            match s.name.as_str() {
+                "model" => model = Some(blob.to_vec()),
+                "optimizer" => optimizer = Some(blob.to_vec()),
+                other => return Err(fail(format!("unknown section `{other}`"))),
+            }
+            offset = end;
+        }
+        if offset != bytes.len() {
+            return Err(fail(format!("{} unexpected bytes after the last section", bytes.len() - offset)));
+        }
+        let model = model.ok_or_else(|| fail("holds no model weights".into()))?;
+        Ok(Checkpoint { header, model, optimizer })
+    }
+
+    /// Loads the weights into `model` (which must have the same structure and shapes).
+    pub fn load_weights<M: Module>(&self, model: M, path: &Path) -> Result<M> {
+        let fail = |reason: String| Error::Checkpoint { path: path.to_path_buf(), reason };
+        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(self.model.clone()))
+            .map_err(|e| fail(format!("corrupt weights: {e}")))?;
+        model.try_load_record(record).map_err(|e| {
+            fail(format!(
+                "the weights do not fit {} (it was written for {}): {e}",
+                std::any::type_name::<M>(),
+                self.header.model_type
+            ))
+        })
+    }
+
+    /// Loads the optimizer state into `optimizer`, when the checkpoint has one.
+    pub fn load_optimizer(&self, optimizer: ModuleOptimizer, path: &Path) -> Result<ModuleOptimizer> {
+        match &self.optimizer {
+            None => Ok(optimizer),
+            Some(bytes) => optimizer.from_bytes(Bytes::from_bytes_vec(bytes.clone())).map_err(|e| Error::Checkpoint {
+                path: path.to_path_buf(),
+                reason: format!("the optimizer state does not fit: {e}"),
+            }),
+        }
+    }
+
+    /// The stored hyperparameters, parsed and validated as `H`.
+    pub fn hparams<H: Hyperparameters>(&self, path: &Path) -> Result<H> {
+        let value = self.header.hparams.clone().ok_or_else(|| Error::Checkpoint {
+            path: path.to_path_buf(),
+            reason: "holds no hyperparameters (the model had none when it was saved)".into(),
+        })?;
+        H::from_value(value).map_err(|e| Error::Checkpoint { path: path.to_path_buf(), reason: e.to_string() })
+    }
+}
+
+/// Models that can be rebuilt from their hyperparameters; `#[derive(LightningModule)]` implements it.
+pub trait FromHparams: Module + Sized {
+    /// The hyperparameter struct.
+    type Hparams: Hyperparameters;
+    /// Builds a freshly initialized model on `device`.
+    fn from_hparams(hparams: Self::Hparams, device: &burn::tensor::Device) -> Result<Self>;
+
+    /// Rebuilds the model from a checkpoint's stored hyperparameters and weights
+    /// (Lightning's `load_from_checkpoint`).
+    fn load_from_checkpoint(path: impl AsRef<Path>, device: &burn::tensor::Device) -> Result<Self> {
+        let path = path.as_ref();
+        let checkpoint = Checkpoint::read(path)?;
+        let model = Self::from_hparams(checkpoint.hparams(path)?, device)?;
+        checkpoint.load_weights(model, path)
+    }
+}

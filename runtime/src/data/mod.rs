@@ -1,0 +1,64 @@
+//! Data: the `DataModule` trait, image batches, CIFAR-10 and a learnable synthetic dataset.
+
+use std::sync::Arc;
+
+use burn::data::dataloader::DataLoader;
+
+use crate::error::Result;
+
+mod batch;
+mod cifar10;
+mod download;
+mod synthetic;
+
+pub use batch::{ClassificationBatch, ImageBatcher, ImageItem, ImageSet};
+pub use cifar10::{CIFAR10_MD5, CIFAR10_URL, Cifar10DataModule};
+pub use download::download_verified;
+pub use synthetic::{SYNTHETIC_CLASSES, SyntheticDataModule, SyntheticImages};
+
+/// A data loader as the Trainer consumes it (Burn's, with worker threads).
+pub type Loader<B> = Arc<dyn DataLoader<B>>;
+
+/// What `setup` is called for, as Lightning's `stage` argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetupStage {
+    /// `Trainer::fit` (train + validation data).
+    Fit,
+    /// `Trainer::validate`.
+    Validate,
+    /// `Trainer::test`.
+    Test,
+    /// `Trainer::predict`.
+    Predict,
+}
+
+/// The data side of a run, as Lightning's `LightningDataModule`: download once in
+/// `prepare_data`, build datasets in `setup`, hand out loaders.
+pub trait DataModule {
+    /// The batch type the loaders yield.
+    type Batch: crate::Batch;
+
+    /// Downloads or prepares data on disk. Called once per `fit`/`validate`/`test`/`predict`.
+    fn prepare_data(&mut self) -> Result<()> {
+        Ok(())
+    }
+    /// Builds the datasets a stage needs.
+    fn setup(&mut self, stage: SetupStage) -> Result<()> {
+        let _ = stage;
+        Ok(())
+    }
+    /// The shuffled training loader.
+    fn train_dataloader(&self) -> Result<Loader<Self::Batch>>;
+    /// The validation loader (`None`: no validation).
+    fn val_dataloader(&self) -> Result<Option<Loader<Self::Batch>>> {
+        Ok(None)
+    }
+    /// The test loader (`None`: `Trainer::test` is an error).
+    fn test_dataloader(&self) -> Result<Option<Loader<Self::Batch>>> {
+        Ok(None)
+    }
+    /// The prediction loader (`None`: `Trainer::predict` is an error).
+    fn predict_dataloader(&self) -> Result<Option<Loader<Self::Batch>>> {
+        Ok(None)
+    }
+}

@@ -1,0 +1,108 @@
+//! The one error type of fulmen. Every variant says what went wrong and what to do about it.
+
+use std::path::PathBuf;
+
+/// Result with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in fulmen, each with a message that names the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A hyperparameter failed `validate()`.
+    #[error("hyperparameter `{field}` = {value} is invalid: {reason}")]
+    Hyperparameter {
+        /// The field name.
+        field: String,
+        /// The offending value, as text.
+        value: String,
+        /// What the value must be.
+        reason: String,
+    },
+    /// A layer chain that cannot produce the shapes it claims.
+    #[error("layer `{layer}`: {reason}")]
+    Shape {
+        /// The field name of the layer.
+        layer: String,
+        /// What is wrong and what to change.
+        reason: String,
+    },
+    /// A Trainer option that makes no sense.
+    #[error("invalid Trainer configuration: {0}")]
+    Config(String),
+    /// A monitored or requested metric that was never logged.
+    #[error("metric `{name}` was not logged; logged metrics are: [{available}]. {hint}")]
+    MissingMetric {
+        /// The requested metric.
+        name: String,
+        /// The metrics that were available, comma separated.
+        available: String,
+        /// How to fix it.
+        hint: String,
+    },
+    /// The requested accelerator is not available in this build or on this machine.
+    #[error("accelerator `{requested}` is not available: {reason}")]
+    Accelerator {
+        /// The accelerator asked for.
+        requested: String,
+        /// Why not and how to get it.
+        reason: String,
+    },
+    /// A dataset could not be downloaded, verified or read.
+    #[error("{0}")]
+    Data(String),
+    /// Logging a value failed (bad name, non-scalar tensor...).
+    #[error("log(\"{name}\"): {reason}")]
+    Log {
+        /// The metric name.
+        name: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A non-finite loss was produced.
+    #[error("the training loss is {value} at global step {step} (epoch {epoch}); lower the learning rate or check the inputs")]
+    NonFiniteLoss {
+        /// The loss value.
+        value: f64,
+        /// Global step at which it happened.
+        step: u64,
+        /// Epoch at which it happened.
+        epoch: u64,
+    },
+    /// A checkpoint that cannot be read or does not fit the model.
+    #[error("checkpoint {path}: {reason}")]
+    Checkpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A file-system error, with the path involved.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What fulmen was doing.
+        action: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// Serializing or parsing hyperparameters or metadata failed.
+    #[error("{0}")]
+    Serde(String),
+    /// An error raised by a user's step, hook or callback.
+    #[error("{0}")]
+    User(String),
+}
+
+impl Error {
+    /// Wraps an I/O error with what was being done and to which path.
+    pub fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { action, path, source }
+    }
+
+    /// An error from user code (a step, hook or callback), with its message.
+    pub fn user(message: impl std::fmt::Display) -> Self {
+        Error::User(message.to_string())
+    }
+}

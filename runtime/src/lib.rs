@@ -1,0 +1,31 @@
+//! fulmen's runtime: the `LightningModule` trait, the `Trainer` and its loops, callbacks,
+//! loggers, metrics, data modules and checkpoints. Users depend on the `fulmen` facade crate.
+
+pub mod accelerator;
+pub mod callbacks;
+pub mod checkpoint;
+pub mod data;
+mod error;
+pub mod fs;
+pub mod hparams;
+pub mod loggers;
+pub mod loss;
+pub mod metrics;
+pub mod module;
+pub mod optim;
+pub mod progress;
+pub mod rng;
+pub mod shape;
+pub mod summary;
+pub mod trainer;
+
+pub use accelerator::{Accelerator, seed_everything};
+pub use callbacks::{Callback, EarlyStopping, Mode, ModelCheckpoint, TrainerView};
+pub use checkpoint::{Checkpoint, FromHparams};
+pub use data::{ClassificationBatch, Cifar10DataModule, DataModule, SetupStage, SyntheticDataModule};
+pub use error::{Error, Result};
+pub use hparams::Hyperparameters;
+pub use loggers::{CsvLogger, Logger, RunStatus};
+pub use module::{Batch, LightningModule, LogOptions, LogValue, Metrics, Reduce, Stage, StepContext};
+pub use optim::{OptimizerConfig, adam, adamw, sgd};
+pub use trainer::{Limit, Trainer, TrainerBuilder, TrainerConfig, TrainerState, metrics_table};

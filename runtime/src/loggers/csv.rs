@@ -1,0 +1,112 @@
+//! `CsvLogger`: Lightning's layout, `<save_dir>/<name>/version_N/metrics.csv` + `hparams.yaml`.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use super::{Logger, RunStatus, next_version};
+use crate::error::Result;
+use crate::fs::atomic_write;
+use crate::hparams::to_yaml;
+use crate::module::Metrics;
+
+/// Writes metrics as CSV rows (one per `log_metrics` call, sorted columns, `step` included) and
+/// the hyperparameters as `hparams.yaml`, as Lightning's `CSVLogger` does.
+#[derive(Debug)]
+pub struct CsvLogger {
+    save_dir: Option<PathBuf>,
+    name: String,
+    version: Option<u32>,
+    rows: Vec<Metrics>,
+    columns: BTreeSet<String>,
+    dirty: bool,
+}
+
+impl CsvLogger {
+    /// A logger writing under `save_dir/lightning_logs`.
+    pub fn new(save_dir: impl Into<PathBuf>) -> Self {
+        CsvLogger { save_dir: Some(save_dir.into()), ..Self::default_root() }
+    }
+
+    /// A logger that writes under the Trainer's `default_root_dir`.
+    pub fn default_root() -> Self {
+        CsvLogger { save_dir: None, name: "lightning_logs".into(), version: None, rows: Vec::new(), columns: BTreeSet::new(), dirty: false }
+    }
+
+    /// Sets the experiment name (default `lightning_logs`).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Writes to `version_N` instead of the next free version.
+    pub fn version(mut self, version: u32) -> Self {
+        self.version = Some(version);
+        self
+    }
+
+    fn dir(&mut self) -> Result<PathBuf> {
+        let base = self.save_dir.clone().unwrap_or_else(|| PathBuf::from(".")).join(&self.name);
+        let version = match self.version {
+            Some(v) => v,
+            None => *self.version.insert(next_version(&base)?),
+        };
+        let dir = base.join(format!("version_{version}"));
+        std::fs::create_dir_all(&dir).map_err(crate::Error::io("cannot create", &dir))?;
+        Ok(dir)
+    }
+
+    fn render(&self) -> String {
+        let mut out = self.columns.iter().cloned().collect::<Vec<_>>().join(",");
+        out.push('\n');
+        for row in &self.rows {
+            let cells: Vec<String> = self.columns.iter().map(|c| row.get(c).map(|v| format_cell(*v)).unwrap_or_default()).collect();
+            out.push_str(&cells.join(","));
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// Integers as integers (`epoch`, `step`), other values with full precision.
+fn format_cell(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 { format!("{v:.0}") } else { format!("{v}") }
+}
+
+impl Logger for CsvLogger {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn set_default_root(&mut self, root: &Path) {
+        self.save_dir.get_or_insert_with(|| root.to_path_buf());
+    }
+    fn log_dir(&mut self) -> Result<Option<PathBuf>> {
+        self.dir().map(Some)
+    }
+    fn log_hyperparams(&mut self, hparams: &serde_json::Value) -> Result<()> {
+        let path = self.dir()?.join("hparams.yaml");
+        atomic_write(&path, to_yaml(hparams)?.as_bytes())
+    }
+    fn log_metrics(&mut self, metrics: &Metrics, step: u64) -> Result<()> {
+        let mut row = metrics.clone();
+        row.insert("step".into(), step as f64);
+        self.columns.extend(row.keys().cloned());
+        self.rows.push(row);
+        self.dirty = true;
+        if self.rows.len() % 100 == 0 {
+            self.flush()?;
+        }
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<()> {
+        if !self.dirty {
+            return Ok(());
+        }
+        let path = self.dir()?.join("metrics.csv");
+        atomic_write(&path, self.render().as_bytes())?;
+        self.dirty = false;
+        Ok(())
+    }
+    fn finalize(&mut self, _status: RunStatus) -> Result<()> {
+        self.flush()
+    }
+}

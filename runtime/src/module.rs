@@ -1,0 +1,356 @@
+//! The `LightningModule` trait and the step context through which steps `log` values.
+
+use std::collections::BTreeMap;
+
+use burn::module::Module;
+use burn::tensor::Tensor;
+
+use crate::error::{Error, Result};
+use crate::optim::OptimizerConfig;
+
+/// A batch that knows how many samples it holds (epoch means are weighted by it).
+pub trait Batch: Clone + Send + Sync + 'static {
+    /// Number of samples in the batch.
+    fn batch_size(&self) -> usize;
+}
+
+/// The stage a step runs in; it picks `log`'s defaults and the metric-name prefix of generated steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Stage {
+    /// `training_step`.
+    Train,
+    /// `validation_step`, also during the sanity check.
+    Validation,
+    /// `test_step`.
+    Test,
+    /// `predict_step`.
+    Predict,
+}
+
+impl Stage {
+    /// The prefix generated steps put before metric names (`train`, `val`, `test`, `predict`).
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Stage::Train => "train",
+            Stage::Validation => "val",
+            Stage::Test => "test",
+            Stage::Predict => "predict",
+        }
+    }
+}
+
+/// A model that the [`Trainer`](crate::Trainer) can fit, validate, test and predict with.
+///
+/// `#[derive(LightningModule)]` writes this impl from layer specs; every method can also be
+/// written by hand. Hooks are empty by default and run before the callbacks' hooks of the same name.
+pub trait LightningModule: Module + Sized + 'static {
+    /// What the data loaders yield.
+    type Batch: Batch;
+    /// Input of [`forward`](Self::forward).
+    type Input;
+    /// Output of [`forward`](Self::forward).
+    type Output;
+    /// What [`predict_step`](Self::predict_step) returns for one batch.
+    type Prediction: Send + 'static;
+
+    /// The model's computation.
+    fn forward(&self, input: Self::Input) -> Self::Output;
+
+    /// One training step: returns the loss to minimise (and logs through `ctx`).
+    fn training_step(&self, batch: Self::Batch, ctx: &mut StepContext) -> Result<Tensor<1>>;
+
+    /// One validation step. The default logs nothing.
+    fn validation_step(&self, batch: Self::Batch, ctx: &mut StepContext) -> Result<()> {
+        let _ = (batch, ctx);
+        Ok(())
+    }
+
+    /// One test step. The default logs nothing.
+    fn test_step(&self, batch: Self::Batch, ctx: &mut StepContext) -> Result<()> {
+        let _ = (batch, ctx);
+        Ok(())
+    }
+
+    /// One prediction step.
+    fn predict_step(&self, batch: Self::Batch, ctx: &mut StepContext) -> Result<Self::Prediction> {
+        let _ = (batch, ctx);
+        Err(Error::Config(format!(
+            "{} has no predict_step: implement `predict_step` to use Trainer::predict",
+            std::any::type_name::<Self>()
+        )))
+    }
+
+    /// The optimizer (and its learning rate) used by `fit`.
+    fn configure_optimizers(&self) -> OptimizerConfig;
+
+    /// The hyperparameters as a JSON object, saved to `hparams.yaml`, loggers and checkpoints.
+    fn hparams(&self) -> Option<serde_json::Value> {
+        None
+    }
+
+    /// Called when `fit` starts, before the sanity check.
+    fn on_fit_start(&mut self) -> Result<()> {
+        Ok(())
+    }
+    /// Called when `fit` ends.
+    fn on_fit_end(&mut self) -> Result<()> {
+        Ok(())
+    }
+    /// Called at the start of every training epoch.
+    fn on_train_epoch_start(&mut self, epoch: u64) -> Result<()> {
+        let _ = epoch;
+        Ok(())
+    }
+    /// Called at the end of every training epoch, after its epoch-level metrics are computed.
+    fn on_train_epoch_end(&mut self, epoch: u64) -> Result<()> {
+        let _ = epoch;
+        Ok(())
+    }
+    /// Called at the start of every validation epoch.
+    fn on_validation_epoch_start(&mut self) -> Result<()> {
+        Ok(())
+    }
+    /// Called at the end of every validation epoch, after its epoch-level metrics are computed.
+    fn on_validation_epoch_end(&mut self) -> Result<()> {
+        Ok(())
+    }
+    /// Called at the start of the test epoch.
+    fn on_test_epoch_start(&mut self) -> Result<()> {
+        Ok(())
+    }
+    /// Called at the end of the test epoch.
+    fn on_test_epoch_end(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// How a logged epoch value is reduced over the epoch's steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reduce {
+    /// Batch-size-weighted mean (Lightning's default).
+    Mean,
+    /// Sum over steps.
+    Sum,
+    /// Maximum over steps.
+    Max,
+    /// Minimum over steps.
+    Min,
+}
+
+/// Options of one `log` call, with Lightning's names. Unset `on_step`/`on_epoch` take the
+/// stage's defaults: training logs per step, validation and test per epoch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogOptions {
+    /// Write the value of every step (`None`: the stage's default).
+    pub on_step: Option<bool>,
+    /// Write the epoch's reduced value (`None`: the stage's default).
+    pub on_epoch: Option<bool>,
+    /// Show the value in the progress bar.
+    pub prog_bar: bool,
+    /// Send the value to the loggers.
+    pub logger: bool,
+    /// Weight of this value in the epoch mean (`None`: the batch's size).
+    pub batch_size: Option<usize>,
+    /// How the epoch value is reduced.
+    pub reduce: Reduce,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions { on_step: None, on_epoch: None, prog_bar: false, logger: true, batch_size: None, reduce: Reduce::Mean }
+    }
+}
+
+impl LogOptions {
+    /// The defaults (same as `LogOptions::default()`).
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Sets `on_step`.
+    pub fn on_step(mut self, on: bool) -> Self {
+        self.on_step = Some(on);
+        self
+    }
+    /// Sets `on_epoch`.
+    pub fn on_epoch(mut self, on: bool) -> Self {
+        self.on_epoch = Some(on);
+        self
+    }
+    /// Sets `prog_bar`.
+    pub fn prog_bar(mut self, on: bool) -> Self {
+        self.prog_bar = on;
+        self
+    }
+    /// Sets `logger`.
+    pub fn logger(mut self, on: bool) -> Self {
+        self.logger = on;
+        self
+    }
+    /// Sets the weight of this value in the epoch mean.
+    pub fn batch_size(mut self, n: usize) -> Self {
+        self.batch_size = Some(n);
+        self
+    }
+    /// Sets the epoch reduction.
+    pub fn reduce(mut self, reduce: Reduce) -> Self {
+        self.reduce = reduce;
+        self
+    }
+
+    /// `(on_step, on_epoch)` after the stage's defaults are applied.
+    pub fn resolve(&self, stage: Stage) -> (bool, bool) {
+        let (step, epoch) = match stage {
+            Stage::Train => (true, false),
+            _ => (false, true),
+        };
+        (self.on_step.unwrap_or(step), self.on_epoch.unwrap_or(epoch))
+    }
+}
+
+/// A value passed to `log`: a one-element tensor that stays on its device, or a host number.
+#[derive(Debug, Clone)]
+pub enum LogValue {
+    /// A scalar tensor; read to the host only when the value is written or shown.
+    Tensor(Tensor<1>),
+    /// A host value.
+    Scalar(f64),
+}
+
+impl From<Tensor<1>> for LogValue {
+    fn from(t: Tensor<1>) -> Self {
+        LogValue::Tensor(t)
+    }
+}
+impl From<&Tensor<1>> for LogValue {
+    fn from(t: &Tensor<1>) -> Self {
+        LogValue::Tensor(t.clone())
+    }
+}
+impl From<f64> for LogValue {
+    fn from(v: f64) -> Self {
+        LogValue::Scalar(v)
+    }
+}
+impl From<f32> for LogValue {
+    fn from(v: f32) -> Self {
+        LogValue::Scalar(v as f64)
+    }
+}
+
+/// One value logged in one step.
+#[derive(Debug, Clone)]
+pub struct Logged {
+    /// The name as given to `log`.
+    pub name: String,
+    /// The value (detached from the autodiff graph).
+    pub value: LogValue,
+    /// Resolved `on_step`.
+    pub on_step: bool,
+    /// Resolved `on_epoch`.
+    pub on_epoch: bool,
+    /// Show in the progress bar.
+    pub prog_bar: bool,
+    /// Send to loggers.
+    pub logger: bool,
+    /// Weight in the epoch mean.
+    pub weight: usize,
+    /// Epoch reduction.
+    pub reduce: Reduce,
+}
+
+/// What a step sees of the run: its stage, position, and `log`.
+#[derive(Debug)]
+pub struct StepContext {
+    stage: Stage,
+    batch_idx: usize,
+    batch_size: usize,
+    epoch: u64,
+    global_step: u64,
+    logged: Vec<Logged>,
+}
+
+impl StepContext {
+    /// A context for one step (the Trainer makes these; tests may too).
+    pub fn new(stage: Stage, batch_idx: usize, batch_size: usize, epoch: u64, global_step: u64) -> Self {
+        StepContext { stage, batch_idx, batch_size, epoch, global_step, logged: Vec::new() }
+    }
+
+    /// The stage this step runs in.
+    pub fn stage(&self) -> Stage {
+        self.stage
+    }
+    /// Index of the batch within the epoch.
+    pub fn batch_idx(&self) -> usize {
+        self.batch_idx
+    }
+    /// Number of samples in the current batch.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+    /// The current epoch (0-based).
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+    /// Optimizer steps taken so far.
+    pub fn global_step(&self) -> u64 {
+        self.global_step
+    }
+
+    /// Logs `value` under `name` with the stage's defaults (Lightning's `self.log(name, value)`).
+    pub fn log(&mut self, name: &str, value: impl Into<LogValue>) -> Result<()> {
+        self.log_with(name, value, LogOptions::default())
+    }
+
+    /// Logs `value` under `name` with explicit options.
+    pub fn log_with(&mut self, name: &str, value: impl Into<LogValue>, options: LogOptions) -> Result<()> {
+        let fail = |reason: String| Error::Log { name: name.to_string(), reason };
+        if name.is_empty() || name.chars().any(|c| c.is_control()) {
+            return Err(fail("metric names must be non-empty and printable".into()));
+        }
+        if self.logged.iter().any(|l| l.name == name) {
+            return Err(fail("logged twice in the same step; log each name once per step".into()));
+        }
+        if self.stage == Stage::Predict {
+            return Err(fail("predict_step cannot log; return the values instead".into()));
+        }
+        let value = match value.into() {
+            LogValue::Tensor(t) => {
+                let n = t.dims()[0];
+                if n != 1 {
+                    return Err(fail(format!("expected a one-element tensor, got {n} elements; reduce it first (e.g. .mean())")));
+                }
+                LogValue::Tensor(t.detach())
+            }
+            scalar => scalar,
+        };
+        let (on_step, on_epoch) = options.resolve(self.stage);
+        if !on_step && !on_epoch {
+            return Err(fail("on_step and on_epoch are both false, so the value would go nowhere".into()));
+        }
+        let weight = options.batch_size.unwrap_or(self.batch_size);
+        self.logged.push(Logged {
+            name: name.to_string(),
+            value,
+            on_step,
+            on_epoch,
+            prog_bar: options.prog_bar,
+            logger: options.logger,
+            weight,
+            reduce: options.reduce,
+        });
+        Ok(())
+    }
+
+    /// The values logged in this step, in call order.
+    pub fn logged(&self) -> &[Logged] {
+        &self.logged
+    }
+
+    /// Takes the values logged in this step.
+    pub fn take_logged(&mut self) -> Vec<Logged> {
+        std::mem::take(&mut self.logged)
+    }
+}
+
+/// Host-side metric values by name.
+pub type Metrics = BTreeMap<String, f64>;

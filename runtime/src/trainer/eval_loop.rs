@@ -1,0 +1,102 @@
+//! Evaluation loops: validation and test (no gradients, metrics reduced per epoch) and predict.
+
+
+use super::fit_loop::estimate_batches;
+use super::results::{EpochResults, EpochValue};
+use super::{Trainer, metrics_table};
+use crate::data::Loader;
+use crate::error::{Error, Result};
+use crate::progress::Bar;
+use crate::module::{Batch, LightningModule, Metrics, Stage, StepContext};
+
+impl<M: LightningModule> Trainer<M> {
+    /// Runs `stage`'s step over `loader` (at most `limit` batches, else the configured limit)
+    /// and returns the epoch values.
+    pub(super) fn evaluate(&mut self, model: &M, loader: &Loader<M::Batch>, stage: Stage, limit: Option<usize>) -> Result<Vec<EpochValue>> {
+        let configured = match stage {
+            Stage::Test => self.config.limit_test_batches,
+            _ => self.config.limit_val_batches,
+        };
+        let title = match (stage, self.state.sanity_checking) {
+            (_, true) => "Sanity Checking",
+            (Stage::Test, _) => "Testing",
+            _ => "Validation",
+        };
+        let mut results = EpochResults::default();
+        let mut iter = loader.iter();
+        let mut bound = limit;
+        let mut batch_idx = 0usize;
+        while bound.is_none_or(|l| batch_idx < l) {
+            let Some(batch) = iter.next() else { break };
+            let batch = batch.map_err(|e| Error::Data(format!("the {} loader failed at batch {batch_idx}: {e}", stage.prefix())))?;
+            if batch_idx == 0 {
+                let total = estimate_batches(loader, batch.batch_size());
+                let configured = configured.batches(Some(total)).unwrap_or(total);
+                bound = Some(bound.map_or(configured, |l| l.min(configured)));
+                self.bars.start(Bar::Eval, title.to_string(), bound.map(|b| b as u64));
+                if bound == Some(0) {
+                    break;
+                }
+            }
+            let mut ctx = StepContext::new(stage, batch_idx, batch.batch_size(), self.state.epoch, self.state.global_step);
+            match stage {
+                Stage::Test => model.test_step(batch, &mut ctx)?,
+                _ => model.validation_step(batch, &mut ctx)?,
+            }
+            results.record(ctx.take_logged())?;
+            batch_idx += 1;
+            self.bars.set_position(Bar::Eval, batch_idx as u64);
+        }
+        self.bars.finish(Bar::Eval);
+        Ok(results.epoch_values())
+    }
+
+    /// `validate` and `test`: one evaluation epoch, logged and printed as a table.
+    pub(super) fn run_evaluation(&mut self, model: &M, loader: Loader<M::Batch>, stage: Stage) -> Result<Metrics> {
+        let model = model.valid().to_device(&self.device);
+        let loader = loader.to_device(&self.device);
+        self.start_loggers(model.hparams())?;
+        self.state.stage = Some(stage);
+        let values = self.evaluate(&model, &loader, stage, None)?;
+        let metrics: Metrics = values.iter().map(|v| (v.name.clone(), v.value)).collect();
+        self.publish_epoch(values, stage)?;
+        let mut view_model = model;
+        match stage {
+            Stage::Test => self.dispatch(&mut view_model, None, |m| m.on_test_epoch_end(), |cb, v| cb.on_test_epoch_end(v))?,
+            _ => self.dispatch(&mut view_model, None, |m| m.on_validation_epoch_end(), |cb, v| cb.on_validation_epoch_end(v))?,
+        }
+        for logger in &mut self.loggers {
+            logger.flush()?;
+        }
+        self.state.stage = None;
+        let title = if stage == Stage::Test { "Test metric" } else { "Validate metric" };
+        println!("{}", metrics_table(title, &metrics));
+        Ok(metrics)
+    }
+
+    /// `predict`: `predict_step` over the loader, no logging.
+    pub(super) fn run_predict(&mut self, model: &M, loader: Loader<M::Batch>) -> Result<Vec<M::Prediction>> {
+        let model = model.valid().to_device(&self.device);
+        let loader = loader.to_device(&self.device);
+        self.state.stage = Some(Stage::Predict);
+        let mut out = Vec::new();
+        let mut bound = None;
+        for (batch_idx, batch) in loader.iter().enumerate() {
+            let batch = batch.map_err(|e| Error::Data(format!("the predict loader failed at batch {batch_idx}: {e}")))?;
+            if bound.is_none() {
+                let total = estimate_batches(&loader, batch.batch_size());
+                bound = Some(self.config.limit_predict_batches.batches(Some(total)).unwrap_or(total));
+                self.bars.start(Bar::Eval, "Predicting".into(), bound.map(|b| b as u64));
+            }
+            if bound.is_some_and(|b| batch_idx >= b) {
+                break;
+            }
+            let mut ctx = StepContext::new(Stage::Predict, batch_idx, batch.batch_size(), self.state.epoch, self.state.global_step);
+            out.push(model.predict_step(batch, &mut ctx)?);
+            self.bars.set_position(Bar::Eval, batch_idx as u64 + 1);
+        }
+        self.bars.finish(Bar::Eval);
+        self.state.stage = None;
+        Ok(out)
+    }
+}

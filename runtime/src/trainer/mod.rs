@@ -1,0 +1,241 @@
+//! The `Trainer`: builder, options, and the fit/validate/test/predict entry points.
+//! The loops live in `fit_loop.rs` and `eval_loop.rs`; hook dispatch in `hooks.rs`.
+
+use std::path::PathBuf;
+
+use burn::tensor::Device;
+
+use crate::accelerator::Accelerator;
+use crate::callbacks::Callback;
+use crate::data::{DataModule, SetupStage};
+use crate::error::{Error, Result};
+use crate::loggers::{CsvLogger, Logger};
+use crate::module::{LightningModule, Metrics};
+use crate::progress::ProgressBars;
+
+mod config;
+mod eval_loop;
+mod fit_loop;
+mod hooks;
+mod results;
+mod state;
+
+pub use config::{Limit, TrainerConfig};
+pub use results::{EpochResults, EpochValue, Target};
+pub use state::TrainerState;
+
+/// Runs a [`LightningModule`] on a [`DataModule`]: `fit`, `validate`, `test`, `predict`.
+pub struct Trainer<M: LightningModule> {
+    config: TrainerConfig,
+    device: Device,
+    callbacks: Vec<Box<dyn Callback<M>>>,
+    loggers: Vec<Box<dyn Logger>>,
+    state: TrainerState,
+    bars: ProgressBars,
+}
+
+/// Builds a [`Trainer`]; every option has Lightning's default.
+pub struct TrainerBuilder<M: LightningModule> {
+    config: TrainerConfig,
+    callbacks: Vec<Box<dyn Callback<M>>>,
+    loggers: Vec<Box<dyn Logger>>,
+    default_logger: bool,
+}
+
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident: $ty:ty => $field:ident $(($wrap:path))?;)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(mut self, value: $ty) -> Self {
+                self.config.$field = setters!(@wrap value $(, $wrap)?);
+                self
+            }
+        )*
+    };
+    (@wrap $v:ident) => { $v };
+    (@wrap $v:ident, $wrap:path) => { $wrap($v) };
+}
+
+impl<M: LightningModule> TrainerBuilder<M> {
+    setters! {
+        /// Stop after this many epochs.
+        max_epochs: u64 => max_epochs (Some);
+        /// Stop after this many optimizer steps.
+        max_steps: u64 => max_steps (Some);
+        /// Where to train (default `auto`).
+        accelerator: Accelerator => accelerator;
+        /// How many devices (default 1).
+        devices: usize => devices;
+        /// Run `n` batches of each stage once, without loggers or checkpoints, to find bugs fast.
+        fast_dev_run: usize => fast_dev_run;
+        /// Validate every n epochs (default 1).
+        check_val_every_n_epoch: u64 => check_val_every_n_epoch;
+        /// Validation batches run before training (default 2).
+        num_sanity_val_steps: usize => num_sanity_val_steps;
+        /// Write step metrics every n steps (default 50).
+        log_every_n_steps: u64 => log_every_n_steps;
+        /// Refresh the progress bar's metrics every n batches (default 20).
+        progress_bar_refresh_rate: u64 => progress_bar_refresh_rate;
+        /// Seed Burn's generator when fit starts.
+        seed: u64 => seed (Some);
+        /// Show the progress bar (default true).
+        enable_progress_bar: bool => enable_progress_bar;
+        /// Print the model summary at fit start (default true).
+        enable_model_summary: bool => enable_model_summary;
+    }
+
+    /// Where logs and checkpoints go (default: the working directory).
+    pub fn default_root_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.config.default_root_dir = dir.into();
+        self
+    }
+    /// Training batches per epoch: a count (`10`) or a fraction (`0.25`).
+    pub fn limit_train_batches(mut self, limit: impl Into<Limit>) -> Self {
+        self.config.limit_train_batches = limit.into();
+        self
+    }
+    /// Validation batches per run: a count or a fraction.
+    pub fn limit_val_batches(mut self, limit: impl Into<Limit>) -> Self {
+        self.config.limit_val_batches = limit.into();
+        self
+    }
+    /// Test batches: a count or a fraction.
+    pub fn limit_test_batches(mut self, limit: impl Into<Limit>) -> Self {
+        self.config.limit_test_batches = limit.into();
+        self
+    }
+    /// Predict batches: a count or a fraction.
+    pub fn limit_predict_batches(mut self, limit: impl Into<Limit>) -> Self {
+        self.config.limit_predict_batches = limit.into();
+        self
+    }
+    /// Adds a callback; callbacks run in the order added, after the module's own hook.
+    pub fn callback(mut self, callback: impl Callback<M> + 'static) -> Self {
+        self.callbacks.push(Box::new(callback));
+        self
+    }
+    /// Adds a logger (the default CSV logger is used only when none is added).
+    pub fn logger(mut self, logger: impl Logger + 'static) -> Self {
+        self.loggers.push(Box::new(logger));
+        self
+    }
+    /// Disables logging entirely (no default CSV logger).
+    pub fn no_logger(mut self) -> Self {
+        self.default_logger = false;
+        self.loggers.clear();
+        self
+    }
+    /// Replaces every option at once.
+    pub fn config(mut self, config: TrainerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Checks the options and picks the device.
+    pub fn build(self) -> Result<Trainer<M>> {
+        let config = self.config.resolved()?;
+        let device = config.accelerator.device(config.devices)?;
+        let mut loggers = self.loggers;
+        if config.fast_dev_run > 0 {
+            loggers.clear();
+        } else if loggers.is_empty() && self.default_logger {
+            loggers.push(Box::new(CsvLogger::default_root()));
+        }
+        for logger in &mut loggers {
+            logger.set_default_root(&config.default_root_dir);
+        }
+        let state = TrainerState { default_root_dir: config.default_root_dir.clone(), ..TrainerState::default() };
+        let bars = ProgressBars::new(config.enable_progress_bar);
+        Ok(Trainer { config, device, callbacks: self.callbacks, loggers, state, bars })
+    }
+}
+
+impl<M: LightningModule> Trainer<M> {
+    /// A builder with Lightning's defaults.
+    pub fn builder() -> TrainerBuilder<M> {
+        TrainerBuilder { config: TrainerConfig::default(), callbacks: Vec::new(), loggers: Vec::new(), default_logger: true }
+    }
+
+    /// The device this Trainer runs on (build the model here to avoid a copy).
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+    /// The options in force.
+    pub fn config(&self) -> &TrainerConfig {
+        &self.config
+    }
+    /// Position and latest metrics.
+    pub fn state(&self) -> &TrainerState {
+        &self.state
+    }
+    /// Latest value of every logged metric.
+    pub fn callback_metrics(&self) -> &Metrics {
+        &self.state.callback_metrics
+    }
+    /// The loggers.
+    pub fn loggers_mut(&mut self) -> &mut [Box<dyn Logger>] {
+        &mut self.loggers
+    }
+
+    /// Trains `model` on `dm`'s data and returns the trained model (on this Trainer's device,
+    /// without autodiff). Validation runs every `check_val_every_n_epoch` epochs.
+    pub fn fit<D: DataModule<Batch = M::Batch>>(&mut self, model: M, dm: &mut D) -> Result<M> {
+        dm.prepare_data()?;
+        dm.setup(SetupStage::Fit)?;
+        let result = self.run_fit(model, dm);
+        let status = if result.is_ok() { crate::loggers::RunStatus::Success } else { crate::loggers::RunStatus::Failed };
+        if result.is_err() {
+            self.bars.clear();
+        }
+        let finalized = self.finalize_loggers(status);
+        let model = result?;
+        finalized?;
+        Ok(model)
+    }
+
+    /// Runs the validation loop once and returns its epoch metrics.
+    pub fn validate<D: DataModule<Batch = M::Batch>>(&mut self, model: &M, dm: &mut D) -> Result<Metrics> {
+        dm.prepare_data()?;
+        dm.setup(SetupStage::Validate)?;
+        let loader = dm.val_dataloader()?.ok_or_else(|| Error::Config("the data module has no val_dataloader".into()))?;
+        self.run_evaluation(model, loader, crate::module::Stage::Validation)
+    }
+
+    /// Runs the test loop once, prints the results table and returns the test metrics.
+    pub fn test<D: DataModule<Batch = M::Batch>>(&mut self, model: &M, dm: &mut D) -> Result<Metrics> {
+        dm.prepare_data()?;
+        dm.setup(SetupStage::Test)?;
+        let loader = dm.test_dataloader()?.ok_or_else(|| Error::Config("the data module has no test_dataloader".into()))?;
+        self.run_evaluation(model, loader, crate::module::Stage::Test)
+    }
+
+    /// Runs `predict_step` over the predict loader and returns one prediction per batch.
+    pub fn predict<D: DataModule<Batch = M::Batch>>(&mut self, model: &M, dm: &mut D) -> Result<Vec<M::Prediction>> {
+        dm.prepare_data()?;
+        dm.setup(SetupStage::Predict)?;
+        let loader = dm.predict_dataloader()?.ok_or_else(|| Error::Config("the data module has no predict_dataloader".into()))?;
+        self.run_predict(model, loader)
+    }
+
+    fn finalize_loggers(&mut self, status: crate::loggers::RunStatus) -> Result<()> {
+        let mut first_error = None;
+        for logger in &mut self.loggers {
+            if let Err(e) = logger.finalize(status) {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// Renders metrics as Lightning's results table.
+pub fn metrics_table(title: &str, metrics: &Metrics) -> String {
+    let width = metrics.keys().map(|k| k.len()).max().unwrap_or(0).max(title.len()) + 4;
+    let rule = "─".repeat(width + 16);
+    let mut out = format!("{rule}\n{title:^width$}{:>16}\n{rule}\n", "DataLoader 0");
+    for (k, v) in metrics {
+        out.push_str(&format!("{k:^width$}{v:>16.6}\n"));
+    }
+    out.push_str(&rule);
+    out
+}

@@ -1,0 +1,226 @@
+//! Lightning's `log` semantics for one stage's epoch: step values kept on the device until they
+//! are written or shown, epoch values reduced on the device (batch-size-weighted means), and the
+//! `name_step` / `name_epoch` split when a value is logged both ways.
+
+use burn::tensor::{Tensor, Transaction};
+
+use crate::error::{Error, Result};
+use crate::module::{LogValue, Logged, Metrics, Reduce};
+
+#[derive(Debug)]
+struct Entry {
+    name: String,
+    on_step: bool,
+    on_epoch: bool,
+    prog_bar: bool,
+    logger: bool,
+    reduce: Reduce,
+    /// Latest step value, not yet read to the host.
+    last: Option<LogValue>,
+    /// Latest step value read to the host.
+    last_host: Option<f64>,
+    /// Device-side reduction of tensor values (weighted sum for `Mean`).
+    device_acc: Option<Tensor<1>>,
+    /// Host-side reduction of scalar values.
+    host_acc: Option<f64>,
+    weight: usize,
+}
+
+/// The values one stage logged in the current epoch.
+#[derive(Debug, Default)]
+pub struct EpochResults {
+    entries: Vec<Entry>,
+}
+
+/// Which of an entry's values a read asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// Values bound for the loggers.
+    Logger,
+    /// Values bound for the progress bar.
+    ProgBar,
+}
+
+impl EpochResults {
+    /// Adds one step's logged values.
+    pub fn record(&mut self, logged: Vec<Logged>) -> Result<()> {
+        for l in logged {
+            let index = match self.entries.iter().position(|e| e.name == l.name) {
+                Some(i) => {
+                    let e = &self.entries[i];
+                    if (e.on_step, e.on_epoch, e.reduce) != (l.on_step, l.on_epoch, l.reduce) {
+                        return Err(Error::Log {
+                            name: l.name,
+                            reason: "logged with different on_step/on_epoch/reduce options in the same epoch; use the same options every step".into(),
+                        });
+                    }
+                    i
+                }
+                None => {
+                    self.entries.push(Entry {
+                        name: l.name.clone(),
+                        on_step: l.on_step,
+                        on_epoch: l.on_epoch,
+                        prog_bar: l.prog_bar,
+                        logger: l.logger,
+                        reduce: l.reduce,
+                        last: None,
+                        last_host: None,
+                        device_acc: None,
+                        host_acc: None,
+                        weight: 0,
+                    });
+                    self.entries.len() - 1
+                }
+            };
+            let e = &mut self.entries[index];
+            if l.on_epoch {
+                e.weight += l.weight;
+                match &l.value {
+                    LogValue::Tensor(t) => {
+                        let term = match l.reduce {
+                            Reduce::Mean => t.clone().mul_scalar(l.weight as f64),
+                            _ => t.clone(),
+                        };
+                        e.device_acc = Some(match e.device_acc.take() {
+                            None => term,
+                            Some(acc) => combine_tensor(acc, term, l.reduce),
+                        });
+                    }
+                    LogValue::Scalar(v) => {
+                        let term = if l.reduce == Reduce::Mean { v * l.weight as f64 } else { *v };
+                        e.host_acc = Some(match e.host_acc {
+                            None => term,
+                            Some(acc) => combine_host(acc, term, l.reduce),
+                        });
+                    }
+                }
+            }
+            if l.on_step {
+                e.last = Some(l.value);
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the latest step values bound for `target` (one device sync for all of them).
+    /// Names get a `_step` suffix when the value is also logged per epoch.
+    pub fn step_values(&mut self, target: Target) -> Metrics {
+        let wanted = |e: &Entry| {
+            e.on_step
+                && match target {
+                    Target::Logger => e.logger,
+                    Target::ProgBar => e.prog_bar,
+                }
+        };
+        let mut pending = Vec::new();
+        for (i, e) in self.entries.iter().enumerate() {
+            if wanted(e)
+                && let Some(LogValue::Tensor(t)) = &e.last
+            {
+                pending.push((i, t.clone()));
+            }
+        }
+        for (i, value) in read_all(pending) {
+            self.entries[i].last_host = Some(value);
+            self.entries[i].last = None;
+        }
+        let mut out = Metrics::new();
+        for e in self.entries.iter_mut() {
+            if let Some(LogValue::Scalar(v)) = e.last.take() {
+                e.last_host = Some(v);
+            }
+            if wanted(e)
+                && let Some(v) = e.last_host
+            {
+                out.insert(step_name(e), v);
+            }
+        }
+        out
+    }
+
+    /// Forgets step values already handed out, so a row holds only values logged since.
+    pub fn clear_step_values(&mut self) {
+        for e in &mut self.entries {
+            e.last_host = None;
+            e.last = None;
+        }
+    }
+
+    /// The epoch's reduced values (one device sync), by output name, with their routing.
+    pub fn epoch_values(&self) -> Vec<EpochValue> {
+        let pending: Vec<(usize, Tensor<1>)> =
+            self.entries.iter().enumerate().filter_map(|(i, e)| Some((i, e.device_acc.clone()?))).collect();
+        let mut device: Vec<Option<f64>> = vec![None; self.entries.len()];
+        for (i, v) in read_all(pending) {
+            device[i] = Some(v);
+        }
+        self.entries
+            .iter()
+            .zip(device)
+            .filter(|(e, _)| e.on_epoch && e.weight > 0)
+            .map(|(e, dev)| {
+                let reduced = match (dev, e.host_acc) {
+                    (Some(a), Some(b)) => combine_host(a, b, e.reduce),
+                    (Some(a), None) | (None, Some(a)) => a,
+                    (None, None) => f64::NAN,
+                };
+                let value = if e.reduce == Reduce::Mean { reduced / e.weight as f64 } else { reduced };
+                let name = if e.on_step { format!("{}_epoch", e.name) } else { e.name.clone() };
+                EpochValue { name, base: e.name.clone(), value, logger: e.logger, prog_bar: e.prog_bar }
+            })
+            .collect()
+    }
+}
+
+/// One reduced epoch value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochValue {
+    /// Name written to loggers (`x` or `x_epoch`).
+    pub name: String,
+    /// The name passed to `log`.
+    pub base: String,
+    /// The value.
+    pub value: f64,
+    /// Send to loggers.
+    pub logger: bool,
+    /// Show in the progress bar.
+    pub prog_bar: bool,
+}
+
+fn step_name(e: &Entry) -> String {
+    if e.on_epoch { format!("{}_step", e.name) } else { e.name.clone() }
+}
+
+fn combine_tensor(acc: Tensor<1>, term: Tensor<1>, reduce: Reduce) -> Tensor<1> {
+    match reduce {
+        Reduce::Mean | Reduce::Sum => acc + term,
+        Reduce::Max => acc.max_pair(term),
+        Reduce::Min => acc.min_pair(term),
+    }
+}
+
+fn combine_host(acc: f64, term: f64, reduce: Reduce) -> f64 {
+    match reduce {
+        Reduce::Mean | Reduce::Sum => acc + term,
+        Reduce::Max => acc.max(term),
+        Reduce::Min => acc.min(term),
+    }
+}
+
+/// Reads several one-element tensors to the host in one transaction.
+fn read_all(pending: Vec<(usize, Tensor<1>)>) -> Vec<(usize, f64)> {
+    if pending.is_empty() {
+        return Vec::new();
+    }
+    let mut tx = Transaction::default();
+    let indices: Vec<usize> = pending.iter().map(|(i, _)| *i).collect();
+    for (_, t) in pending {
+        tx = tx.register(t);
+    }
+    indices
+        .into_iter()
+        .zip(tx.execute())
+        .map(|(i, data)| (i, data.iter::<f64>().next().unwrap_or(f64::NAN)))
+        .collect()
+}

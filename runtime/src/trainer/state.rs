@@ -1,0 +1,49 @@
+//! What the Trainer knows about the run, as callbacks see it.
+
+use std::path::PathBuf;
+
+use crate::module::{Metrics, Stage};
+
+/// The run's position and its latest metrics (Lightning's trainer attributes).
+#[derive(Debug, Clone, Default)]
+pub struct TrainerState {
+    /// Current epoch (0-based); after fit, the number of epochs run.
+    pub epoch: u64,
+    /// Optimizer steps taken.
+    pub global_step: u64,
+    /// The stage running now.
+    pub stage: Option<Stage>,
+    /// True during the sanity validation pass before training.
+    pub sanity_checking: bool,
+    /// Latest values of every logged metric (what callbacks monitor).
+    pub callback_metrics: Metrics,
+    /// Latest values sent to the loggers.
+    pub logged_metrics: Metrics,
+    /// Latest values shown in the progress bar.
+    pub progress_bar_metrics: Metrics,
+    /// Set by a callback (EarlyStopping) to end `fit` after the current epoch.
+    pub should_stop: bool,
+    /// The first logger's version folder (checkpoints go under it).
+    pub log_dir: Option<PathBuf>,
+    /// The Trainer's `default_root_dir`.
+    pub default_root_dir: PathBuf,
+    /// Whether this `fit` runs a validation loop.
+    pub validation_enabled: bool,
+    /// Why `fit` was asked to stop early (set by EarlyStopping).
+    pub stop_reason: Option<String>,
+    /// The best checkpoint ModelCheckpoint has written, if any.
+    pub best_model_path: Option<PathBuf>,
+    /// The last checkpoint written, if any.
+    pub last_model_path: Option<PathBuf>,
+}
+
+impl TrainerState {
+    /// A metric from `callback_metrics`, or an error listing what is available.
+    pub fn metric(&self, name: &str, hint: &str) -> crate::Result<f64> {
+        self.callback_metrics.get(name).copied().ok_or_else(|| crate::Error::MissingMetric {
+            name: name.to_string(),
+            available: self.callback_metrics.keys().cloned().collect::<Vec<_>>().join(", "),
+            hint: hint.to_string(),
+        })
+    }
+}

@@ -1,0 +1,1 @@
+pub use fulmen_runtime::*;
