@@ -1,1 +1,41 @@
+//! # fulmen — PyTorch Lightning for Rust, on Burn
+//!
+//! Annotate a Burn model with `#[derive(LightningModule)]` and its config with
+//! `#[hyperparameters]`, then hand both to a [`Trainer`]:
+//!
+//! ```ignore
+//! use fulmen::prelude::*;
+//! let mut trainer = Trainer::builder().max_epochs(3).build()?;
+//! let model = LitModel::new(LitConfig::new([3, 32, 32], 10), trainer.device())?;
+//! let model = trainer.fit(model, &mut dm)?;
+//! trainer.test(&model, &mut dm)?;
+//! ```
+
+pub use fulmen_macros::{LightningModule, hyperparameters};
 pub use fulmen_runtime::*;
+
+/// Burn, as fulmen uses it (so user crates need no second dependency).
+pub use fulmen_runtime::burn_reexport as burn;
+
+/// Everything a training script needs.
+pub mod prelude {
+    /// Burn's `#[derive(Module)]` expands to `burn::...` paths; this makes them resolve in
+    /// crates that depend on fulmen alone.
+    pub use crate::burn;
+    pub use crate::burn::module::Module;
+    pub use crate::burn::nn::conv::Conv2d;
+    pub use crate::burn::nn::{BatchNorm, Linear};
+    pub use crate::burn::tensor::{Device, Int, Tensor};
+    pub use crate::{
+        Accelerator, Batch, Callback, Cifar10DataModule, ClassificationBatch, CsvLogger, DataModule, EarlyStopping,
+        FromHparams, Hyperparameters, LightningModule, LogOptions, Mode, ModelCheckpoint, Result, SetupStage, Stage,
+        StepContext, SyntheticDataModule, Trainer, TrainerView, hyperparameters,
+    };
+}
+
+/// Paths used by the macros' generated code. Not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use fulmen_runtime::burn_reexport as burn;
+    pub use fulmen_runtime::*;
+}

@@ -15,7 +15,9 @@ pub mod module;
 pub mod optim;
 pub mod progress;
 pub mod rng;
+pub mod nn;
 pub mod shape;
+pub mod steps;
 pub mod summary;
 pub mod trainer;
 
@@ -29,3 +31,10 @@ pub use loggers::{CsvLogger, Logger, RunStatus};
 pub use module::{Batch, LightningModule, LogOptions, LogValue, Metrics, Reduce, Stage, StepContext};
 pub use optim::{OptimizerConfig, adam, adamw, sgd};
 pub use trainer::{Limit, Trainer, TrainerBuilder, TrainerConfig, TrainerState, metrics_table};
+
+/// The Burn crate fulmen is built on.
+pub use burn as burn_reexport;
+/// serde, for the `#[hyperparameters]` expansion.
+pub use serde;
+/// serde_json, for hyperparameter values.
+pub use serde_json;

@@ -1,5 +1,6 @@
-//! A seeded, learnable stand-in for CIFAR-10: ten classes of 3x32x32 images (five shapes in two
-//! colours, at random positions and sizes, on noisy backgrounds), generated on the fly.
+//! A seeded, learnable stand-in for CIFAR-10: ten classes of 3x32x32 images (five shapes: square,
+//! ring, horizontal bar, vertical bar, diagonal cross; in two colours), at random positions and
+//! sizes on noisy backgrounds, generated on the fly.
 
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataset::{Dataset, DatasetError};
@@ -11,8 +12,8 @@ use crate::rng::SplitMix64;
 
 /// Class names of [`SyntheticImages`], by class index.
 pub const SYNTHETIC_CLASSES: [&str; 10] = [
-    "red square", "red disc", "red hbar", "red vbar", "red cross",
-    "blue square", "blue disc", "blue hbar", "blue vbar", "blue cross",
+    "red square", "red ring", "red hbar", "red vbar", "red cross",
+    "blue square", "blue ring", "blue hbar", "blue vbar", "blue cross",
 ];
 
 const SIDE: usize = 32;
@@ -35,9 +36,9 @@ impl SyntheticImages {
         let mut rng = SplitMix64::new(self.seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let label = (index + (self.seed % 10) as usize) % 10;
         let (shape, blue) = (label % 5, label >= 5);
-        let cx = 16.0 + rng.uniform(-6.0, 6.0);
-        let cy = 16.0 + rng.uniform(-6.0, 6.0);
-        let r = rng.uniform(5.0, 9.0);
+        let cx = 16.0 + rng.uniform(-5.0, 5.0);
+        let cy = 16.0 + rng.uniform(-5.0, 5.0);
+        let r = rng.uniform(7.0, 10.0);
         let fg = if blue {
             [rng.uniform(20.0, 80.0), rng.uniform(60.0, 130.0), rng.uniform(190.0, 250.0)]
         } else {
@@ -49,16 +50,17 @@ impl SyntheticImages {
         for y in 0..SIDE {
             for x in 0..SIDE {
                 let (dx, dy) = (x as f64 + 0.5 - cx, y as f64 + 0.5 - cy);
+                let dist = (dx * dx + dy * dy).sqrt();
                 let inside = match shape {
-                    0 => dx.abs() <= r * 0.85 && dy.abs() <= r * 0.85,
-                    1 => dx * dx + dy * dy <= r * r,
-                    2 => dy.abs() <= r * 0.3 && dx.abs() <= r * 1.3,
-                    3 => dx.abs() <= r * 0.3 && dy.abs() <= r * 1.3,
-                    _ => ((dx - dy).abs() <= 2.0 || (dx + dy).abs() <= 2.0) && dx.abs() <= r && dy.abs() <= r,
+                    0 => dx.abs() <= r * 0.8 && dy.abs() <= r * 0.8,
+                    1 => (dist - r * 0.75).abs() <= 1.6,
+                    2 => dy.abs() <= 2.0 && dx.abs() <= r * 1.3,
+                    3 => dx.abs() <= 2.0 && dy.abs() <= r * 1.3,
+                    _ => ((dx - dy).abs() <= 2.2 || (dx + dy).abs() <= 2.2) && dx.abs() <= r && dy.abs() <= r,
                 };
                 let base = if inside { fg } else { bg };
                 for c in 0..3 {
-                    let v = base[c] + rng.uniform(-28.0, 28.0);
+                    let v = base[c] + rng.uniform(-20.0, 20.0);
                     pixels[c * SIDE * SIDE + y * SIDE + x] = v.round().clamp(0.0, 255.0) as u8;
                 }
             }

@@ -1,0 +1,168 @@
+//! The tutorial "Image Classification using PyTorch Lightning and Weights & Biases", in Rust:
+//! CIFAR-10, a 4-conv CNN, EarlyStopping + ModelCheckpoint, ~70% test accuracy.
+//!
+//! ```text
+//! cargo run --release --example cifar                       # CIFAR-10 (downloaded once into ./data)
+//! cargo run --release --example cifar -- --synthetic --max-epochs 3   # no download
+//! cargo run --release --example cifar -- --fast-dev-run     # one batch of everything
+//! ```
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Parser;
+use fulmen::prelude::*;
+
+/// The model's hyperparameters, saved to hparams.yaml and into every checkpoint.
+#[hyperparameters]
+pub struct LitConfig {
+    /// Shape of one image.
+    pub input_shape: [usize; 3],
+    /// Number of classes.
+    pub num_classes: usize,
+    /// Adam's learning rate.
+    #[hparam(default = 2e-4, range = 1e-6..=1.0)]
+    pub learning_rate: f64,
+}
+
+/// The tutorial's CNN: fc1's input size (64·5·5 for 3×32×32) is inferred from the conv chain.
+#[derive(Module, LightningModule, Debug)]
+#[lightning(
+    hparams = LitConfig,
+    input_shape = input_shape,
+    loss = nll,
+    metrics(accuracy),
+    optimizer = adam(lr = learning_rate)
+)]
+pub struct LitModel {
+    #[layer(conv2d(3 -> 32, kernel = 3), relu)]
+    conv1: Conv2d,
+    #[layer(conv2d(32 -> 32, kernel = 3), relu, max_pool(2))]
+    conv2: Conv2d,
+    #[layer(conv2d(32 -> 64, kernel = 3), relu)]
+    conv3: Conv2d,
+    #[layer(conv2d(64 -> 64, kernel = 3), relu, max_pool(2))]
+    conv4: Conv2d,
+    #[layer(linear(auto -> 512), relu)]
+    fc1: Linear,
+    #[layer(linear(512 -> 128), relu)]
+    fc2: Linear,
+    #[layer(linear(128 -> num_classes), log_softmax)]
+    fc3: Linear,
+    #[module(skip)]
+    hparams: LitConfig,
+}
+
+/// Train the tutorial's CNN on CIFAR-10 (or on generated images with --synthetic).
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Where CIFAR-10 is downloaded and extracted.
+    #[arg(long, default_value = "./data")]
+    data_dir: std::path::PathBuf,
+    /// Images per batch.
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// Upper bound on epochs (EarlyStopping on val_loss usually stops sooner).
+    #[arg(long, default_value_t = 50)]
+    max_epochs: u64,
+    /// auto, cpu, cuda or wgpu.
+    #[arg(long, default_value = "auto")]
+    accelerator: String,
+    /// Run one batch of train, validation and test, then stop.
+    #[arg(long)]
+    fast_dev_run: bool,
+    /// Seed for weights, shuffling and the train/validation split.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Train on generated images (10 classes of coloured shapes) instead of CIFAR-10.
+    #[arg(long)]
+    synthetic: bool,
+    /// A mirror of cifar-10-binary.tar.gz (also FULMEN_CIFAR10_URL).
+    #[arg(long)]
+    cifar_url: Option<String>,
+    /// Adam's learning rate.
+    #[arg(long, default_value_t = 2e-4)]
+    learning_rate: f64,
+    /// Where lightning_logs/ goes.
+    #[arg(long, default_value = ".")]
+    default_root_dir: std::path::PathBuf,
+    /// Data loader worker threads.
+    #[arg(long, default_value_t = 2)]
+    num_workers: usize,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> fulmen::Result<()> {
+    let mut trainer = Trainer::builder()
+        .max_epochs(args.max_epochs)
+        .accelerator(args.accelerator.parse()?)
+        .seed(args.seed)
+        .fast_dev_run(usize::from(args.fast_dev_run))
+        .default_root_dir(&args.default_root_dir)
+        .callback(EarlyStopping::new("val_loss"))
+        .callback(ModelCheckpoint::monitor("val_loss"))
+        .build()?;
+    fulmen::seed_everything(args.seed, trainer.device());
+    let config = LitConfig::new([3, 32, 32], 10).with_learning_rate(args.learning_rate);
+    let model = LitModel::new(config, trainer.device())?;
+
+    if args.synthetic {
+        let dm = SyntheticDataModule::new(args.seed).batch_size(args.batch_size).num_workers(args.num_workers);
+        return fit_and_test(&mut trainer, model, dm);
+    }
+    let mut dm = Cifar10DataModule::new(&args.data_dir).batch_size(args.batch_size).num_workers(args.num_workers).seed(args.seed);
+    if let Some(url) = &args.cifar_url {
+        dm = dm.url(url);
+    }
+    if let Err(e) = dm.prepare_data() {
+        return Err(fulmen::Error::Data(format!(
+            "could not get CIFAR-10 from {url}: {e}\n\
+             Three ways out:\n  \
+             1. put cifar-10-binary.tar.gz (or its extracted cifar-10-batches-bin/ folder) into {dir}\n  \
+             2. download from a mirror: --cifar-url URL (or FULMEN_CIFAR10_URL=URL)\n  \
+             3. train on generated images instead: --synthetic",
+            url = dm.source_url(),
+            dir = args.data_dir.display()
+        )));
+    }
+    fit_and_test(&mut trainer, model, dm)
+}
+
+fn fit_and_test<D: DataModule<Batch = ClassificationBatch<4>>>(
+    trainer: &mut Trainer<LitModel>,
+    model: LitModel,
+    mut dm: D,
+) -> fulmen::Result<()> {
+    let start = Instant::now();
+    let fitted = trainer.fit(model, &mut dm)?;
+    let fit_time = start.elapsed();
+    // As Lightning's `trainer.test()`: evaluate the best checkpoint when there is one.
+    let model = match trainer.state().best_model_path.clone() {
+        Some(path) => {
+            println!("Testing the best checkpoint {}", path.display());
+            LitModel::load_from_checkpoint(&path, trainer.device())?
+        }
+        None => fitted,
+    };
+    trainer.test(&model, &mut dm)?;
+    let state = trainer.state();
+    println!(
+        "Trained {} epochs ({} steps) in {:.1}s{}",
+        state.epoch,
+        state.global_step,
+        fit_time.as_secs_f64(),
+        state.log_dir.as_ref().map(|d| format!("; logs in {}", d.display())).unwrap_or_default()
+    );
+    Ok(())
+}

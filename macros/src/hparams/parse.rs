@@ -1,0 +1,191 @@
+//! The hyperparameter struct as the macro sees it, and the compile-time checks on it.
+
+use darling::FromMeta;
+
+/// Options of one field's `#[hparam(...)]`.
+#[derive(Debug, Default, FromMeta)]
+struct HparamOptions {
+    default: Option<syn::Expr>,
+    range: Option<syn::Expr>,
+}
+
+/// An inclusive or half-open numeric range from `range = LOW..=HIGH` (either end may be open).
+#[derive(Debug, Clone)]
+pub struct Range {
+    /// Lower bound.
+    pub low: Option<syn::Expr>,
+    /// Upper bound.
+    pub high: Option<syn::Expr>,
+    /// `..=` rather than `..`.
+    pub inclusive: bool,
+    /// The range as written, for messages.
+    pub text: String,
+    /// The expression, for spans.
+    pub expr: syn::Expr,
+}
+
+/// One field.
+#[derive(Debug)]
+pub struct HparamField {
+    /// The field with `#[hparam]` removed.
+    pub field: syn::Field,
+    /// Its name.
+    pub ident: syn::Ident,
+    /// Default value, which makes the field optional in `new()` and in YAML.
+    pub default: Option<syn::Expr>,
+    /// Allowed range.
+    pub range: Option<Range>,
+}
+
+/// The whole struct.
+#[derive(Debug)]
+pub struct HparamStruct {
+    /// The input with the fields' `#[hparam]` attributes removed.
+    pub input: syn::DeriveInput,
+    /// The named fields.
+    pub fields: Vec<HparamField>,
+}
+
+const NUMERIC: [&str; 14] = ["f32", "f64", "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize"];
+
+/// The primitive name of a field type (`f64`, `usize`...), if it is a plain path.
+pub fn primitive(ty: &syn::Type) -> Option<String> {
+    match ty {
+        syn::Type::Path(p) if p.qself.is_none() && p.path.segments.len() == 1 => Some(p.path.segments[0].ident.to_string()),
+        _ => None,
+    }
+}
+
+/// Whether a field type is a float primitive.
+pub fn is_float(ty: &syn::Type) -> bool {
+    matches!(primitive(ty).as_deref(), Some("f32" | "f64"))
+}
+
+impl HparamStruct {
+    /// Parses and checks, collecting every error.
+    pub fn parse(input: &syn::DeriveInput) -> darling::Result<Self> {
+        let mut errors = darling::Error::accumulator();
+        let mut input = input.clone();
+        if !input.generics.params.is_empty() {
+            errors.push(
+                darling::Error::custom("#[hyperparameters] structs cannot be generic: hyperparameters are saved and loaded as plain values")
+                    .with_span(&input.generics),
+            );
+        }
+        let data = match &mut input.data {
+            syn::Data::Struct(data) => data,
+            syn::Data::Enum(e) => {
+                return Err(darling::Error::custom("#[hyperparameters] goes on a struct with named fields, not an enum; wrap the enum in a struct field")
+                    .with_span(&e.enum_token));
+            }
+            syn::Data::Union(u) => {
+                return Err(darling::Error::custom("#[hyperparameters] goes on a struct with named fields, not a union").with_span(&u.union_token));
+            }
+        };
+        let syn::Fields::Named(named) = &mut data.fields else {
+            return Err(darling::Error::custom("#[hyperparameters] needs named fields (`struct Config { lr: f64 }`): each field is a named setting in hparams.yaml")
+                .with_span(&data.fields));
+        };
+        let mut fields = Vec::new();
+        for field in named.named.iter_mut() {
+            let ident = field.ident.clone().expect("named field");
+            let mut options = HparamOptions::default();
+            let mut seen = false;
+            let mut kept = Vec::new();
+            for attr in field.attrs.drain(..) {
+                if !attr.path().is_ident("hparam") {
+                    kept.push(attr);
+                    continue;
+                }
+                if seen {
+                    errors.push(darling::Error::custom("duplicate #[hparam] attribute; put every option in one #[hparam(...)]").with_span(&attr));
+                    continue;
+                }
+                seen = true;
+                if let Some(o) = errors.handle(HparamOptions::from_meta(&attr.meta)) {
+                    options = o;
+                }
+            }
+            field.attrs = kept;
+            let range = options.range.as_ref().and_then(|r| errors.handle(parse_range(r)));
+            let checked = HparamField { field: field.clone(), ident, default: options.default, range };
+            errors.handle(checked.check());
+            fields.push(checked);
+        }
+        errors.finish_with(HparamStruct { input, fields })
+    }
+}
+
+fn parse_range(expr: &syn::Expr) -> darling::Result<Range> {
+    let syn::Expr::Range(r) = expr else {
+        return Err(darling::Error::custom("`range` takes a range such as `1e-6..=1.0`, `1..`, or `..=10`").with_span(expr));
+    };
+    let inclusive = matches!(r.limits, syn::RangeLimits::Closed(_));
+    let text = quote::quote!(#expr).to_string().replace(' ', "");
+    Ok(Range { low: r.start.as_deref().cloned(), high: r.end.as_deref().cloned(), inclusive, text, expr: expr.clone() })
+}
+
+/// A numeric literal's value (with an optional leading minus), if the expression is one.
+pub fn literal_value(expr: &syn::Expr) -> Option<f64> {
+    match expr {
+        syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Float(f), .. }) => f.base10_parse().ok(),
+        syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(i), .. }) => i.base10_parse::<f64>().ok(),
+        syn::Expr::Unary(syn::ExprUnary { op: syn::UnOp::Neg(_), expr, .. }) => literal_value(expr).map(|v| -v),
+        syn::Expr::Paren(p) => literal_value(&p.expr),
+        _ => None,
+    }
+}
+
+/// `f64::NAN`, `f32::INFINITY`, `f64::NEG_INFINITY`, `1.0 / 0.0`...: a default that can never be valid.
+fn non_finite(expr: &syn::Expr) -> bool {
+    match expr {
+        syn::Expr::Path(p) => p.path.segments.last().is_some_and(|s| matches!(s.ident.to_string().as_str(), "NAN" | "INFINITY" | "NEG_INFINITY")),
+        syn::Expr::Unary(u) => non_finite(&u.expr),
+        syn::Expr::Binary(syn::ExprBinary { op: syn::BinOp::Div(_), right, .. }) => literal_value(right) == Some(0.0),
+        syn::Expr::Paren(p) => non_finite(&p.expr),
+        _ => false,
+    }
+}
+
+impl HparamField {
+    fn check(&self) -> darling::Result<()> {
+        let mut errors = darling::Error::accumulator();
+        let ty = &self.field.ty;
+        let name = &self.ident;
+        if let Some(default) = &self.default
+            && is_float(ty)
+            && non_finite(default)
+        {
+            errors.push(darling::Error::custom(format!("default of `{name}` is not a finite number; hyperparameters must be finite")).with_span(default));
+        }
+        if let Some(range) = &self.range {
+            let numeric = primitive(ty).is_some_and(|p| NUMERIC.contains(&p.as_str()));
+            if !numeric {
+                errors.push(
+                    darling::Error::custom(format!(
+                        "`range` needs a numeric field, but `{name}` is `{}`; remove `range` or use a number type",
+                        quote::quote!(#ty).to_string().replace(' ', "")
+                    ))
+                    .with_span(ty),
+                );
+            }
+            let (low, high) = (range.low.as_ref().and_then(literal_value), range.high.as_ref().and_then(literal_value));
+            if let (Some(l), Some(h)) = (low, high)
+                && (l > h || (l == h && !range.inclusive))
+            {
+                errors.push(darling::Error::custom(format!("range `{}` of `{name}` is empty: its start is not below its end", range.text)).with_span(&range.expr));
+            }
+            if let Some(value) = self.default.as_ref().and_then(literal_value) {
+                let below = low.is_some_and(|l| value < l);
+                let above = high.is_some_and(|h| if range.inclusive { value > h } else { value >= h });
+                if below || above {
+                    errors.push(
+                        darling::Error::custom(format!("default {value} of `{name}` is outside its range `{}`", range.text))
+                            .with_span(self.default.as_ref().expect("checked")),
+                    );
+                }
+            }
+        }
+        errors.finish()
+    }
+}

@@ -1,0 +1,344 @@
+//! The `#[layer(...)]` grammar: a comma-separated chain of ops, the first of which builds the
+//! field's module (`conv2d(3 -> 32, kernel = 3)`, `linear(auto -> 512)`, `batch_norm`), the rest
+//! applied after it (`relu`, `max_pool(2)`, `log_softmax`, ...).
+
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{Ident, LitInt, Token};
+
+/// A size: a literal, a hparams field, or `auto` (inferred from the shapes).
+#[derive(Debug, Clone)]
+pub enum Size {
+    /// Inferred (`auto`).
+    Auto(Ident),
+    /// A literal.
+    Lit(LitInt),
+    /// A field of the hyperparameters.
+    Field(Ident),
+}
+
+impl Parse for Size {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        if input.peek(LitInt) {
+            return Ok(Size::Lit(input.parse()?));
+        }
+        let ident: Ident = input.parse().map_err(|e| syn::Error::new(e.span(), "expected a size: a number, a hyperparameter field, or `auto`"))?;
+        Ok(if ident == "auto" { Size::Auto(ident) } else { Size::Field(ident) })
+    }
+}
+
+/// One argument of an op.
+#[derive(Debug, Clone)]
+pub enum Arg {
+    /// `in -> out`.
+    Sizes(Size, Size),
+    /// `key = value`.
+    Named(Ident, syn::Expr),
+    /// A bare value.
+    Positional(syn::Expr),
+}
+
+impl Parse for Arg {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let fork = input.fork();
+        if fork.parse::<Size>().is_ok() && fork.peek(Token![->]) {
+            let from: Size = input.parse()?;
+            input.parse::<Token![->]>()?;
+            return Ok(Arg::Sizes(from, input.parse()?));
+        }
+        if input.peek(Ident) && input.peek2(Token![=]) && !input.peek2(Token![==]) {
+            let key: Ident = input.parse()?;
+            input.parse::<Token![=]>()?;
+            return Ok(Arg::Named(key, input.parse()?));
+        }
+        Ok(Arg::Positional(input.parse()?))
+    }
+}
+
+/// One op as written: `name` or `name(args)`.
+#[derive(Debug, Clone)]
+pub struct RawOp {
+    /// The op name.
+    pub name: Ident,
+    /// Its arguments.
+    pub args: Vec<Arg>,
+}
+
+impl Parse for RawOp {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let name: Ident = input.parse()?;
+        let mut args = Vec::new();
+        if input.peek(syn::token::Paren) {
+            let content;
+            syn::parenthesized!(content in input);
+            args = Punctuated::<Arg, Token![,]>::parse_terminated(&content)?.into_iter().collect();
+        }
+        Ok(RawOp { name, args })
+    }
+}
+
+/// The chain in one `#[layer(...)]`.
+#[derive(Debug, Clone)]
+pub struct RawLayer(pub Vec<RawOp>);
+
+impl Parse for RawLayer {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        Ok(RawLayer(Punctuated::<RawOp, Token![,]>::parse_terminated(input)?.into_iter().collect()))
+    }
+}
+
+/// Padding of a window.
+#[derive(Debug, Clone)]
+pub enum Pad {
+    /// None.
+    Valid,
+    /// Keep the size.
+    Same,
+    /// Explicit, per side.
+    Explicit(Size),
+}
+
+/// A window's geometry.
+#[derive(Debug, Clone)]
+pub struct WindowSpec {
+    /// Kernel side.
+    pub kernel: Size,
+    /// Stride.
+    pub stride: Size,
+    /// Padding.
+    pub padding: Pad,
+    /// Dilation.
+    pub dilation: Size,
+}
+
+/// An op after semantic checks.
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// Builds a `Conv2d`.
+    Conv2d { input: Size, output: Size, window: WindowSpec, groups: Size, bias: bool },
+    /// Builds a `Linear`.
+    Linear { input: Size, output: Size, bias: bool },
+    /// Builds a `BatchNorm` over the incoming channels.
+    BatchNorm,
+    /// Max pooling.
+    MaxPool(WindowSpec),
+    /// Average pooling.
+    AvgPool(WindowSpec),
+    /// Adaptive average pooling to `[h, w]`.
+    AdaptiveAvgPool(Size, Size),
+    /// Flatten `[B, C, H, W]` to `[B, C*H*W]`.
+    Flatten,
+    /// An activation: `relu`, `gelu`, `silu`, `sigmoid`, `tanh`, `softmax`, `log_softmax`,
+    /// `leaky_relu(slope)`.
+    Activation(Ident, Option<syn::Expr>),
+}
+
+impl Op {
+    /// The Burn type the op's field must have, for module-building ops.
+    pub fn module_type(&self) -> Option<&'static str> {
+        match self {
+            Op::Conv2d { .. } => Some("Conv2d"),
+            Op::Linear { .. } => Some("Linear"),
+            Op::BatchNorm => Some("BatchNorm"),
+            _ => None,
+        }
+    }
+}
+
+/// Every op name, for suggestions.
+pub const OP_NAMES: [&str; 16] = [
+    "conv2d", "linear", "batch_norm", "max_pool", "avg_pool", "adaptive_avg_pool", "flatten", "relu", "leaky_relu", "gelu",
+    "silu", "sigmoid", "tanh", "softmax", "log_softmax", "dropout",
+];
+
+const ACTIVATIONS: [&str; 8] = ["relu", "leaky_relu", "gelu", "silu", "sigmoid", "tanh", "softmax", "log_softmax"];
+
+struct ArgReader<'a> {
+    op: &'a RawOp,
+    positional: Vec<&'a syn::Expr>,
+    sizes: Option<(Size, Size)>,
+    named: Vec<(&'a Ident, &'a syn::Expr)>,
+    errors: darling::error::Accumulator,
+}
+
+impl<'a> ArgReader<'a> {
+    fn new(op: &'a RawOp, allowed: &[&str]) -> Self {
+        let mut reader = ArgReader { op, positional: Vec::new(), sizes: None, named: Vec::new(), errors: darling::Error::accumulator() };
+        for arg in &op.args {
+            match arg {
+                Arg::Sizes(a, b) => reader.sizes = Some((a.clone(), b.clone())),
+                Arg::Positional(e) => reader.positional.push(e),
+                Arg::Named(key, value) => {
+                    let name = key.to_string();
+                    if !allowed.contains(&name.as_str()) {
+                        reader.errors.push(darling::Error::unknown_field_with_alts(&name, allowed.iter()).with_span(key));
+                    } else if reader.named.iter().any(|(k, _)| *k == key) {
+                        reader.errors.push(darling::Error::duplicate_field(&name).with_span(key));
+                    } else {
+                        reader.named.push((key, value));
+                    }
+                }
+            }
+        }
+        reader
+    }
+
+    fn named(&self, key: &str) -> Option<&'a syn::Expr> {
+        self.named.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+    }
+
+    fn size(&mut self, key: &str, position: Option<usize>, default: Option<u64>) -> Size {
+        let expr = self.named(key).or_else(|| position.and_then(|p| self.positional.get(p).copied()));
+        match expr {
+            Some(e) => match expr_size(e) {
+                Some(size) => size,
+                None => {
+                    self.errors.push(darling::Error::custom(format!("`{key}` must be a number or a hyperparameter field")).with_span(e));
+                    Size::Lit(LitInt::new("1", e.span()))
+                }
+            },
+            None => match default {
+                Some(d) => Size::Lit(LitInt::new(&d.to_string(), self.op.name.span())),
+                None => {
+                    self.errors.push(darling::Error::custom(format!("`{}` needs `{key} = ...`", self.op.name)).with_span(&self.op.name));
+                    Size::Lit(LitInt::new("1", self.op.name.span()))
+                }
+            },
+        }
+    }
+
+    fn flag(&mut self, key: &str, default: bool) -> bool {
+        match self.named(key) {
+            None => default,
+            Some(syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Bool(b), .. })) => b.value,
+            Some(e) => {
+                self.errors.push(darling::Error::custom(format!("`{key}` must be `true` or `false`")).with_span(e));
+                default
+            }
+        }
+    }
+
+    fn padding(&mut self, allow_same: bool) -> Pad {
+        match self.named("padding") {
+            None => Pad::Valid,
+            Some(syn::Expr::Path(p)) if p.path.is_ident("valid") => Pad::Valid,
+            Some(syn::Expr::Path(p)) if p.path.is_ident("same") && allow_same => Pad::Same,
+            Some(e) => match expr_size(e) {
+                Some(size) if !matches!(size, Size::Auto(_)) => Pad::Explicit(size),
+                _ => {
+                    let options = if allow_same { "a number, `same` or `valid`" } else { "a number or `valid`" };
+                    self.errors.push(darling::Error::custom(format!("`padding` must be {options}")).with_span(e));
+                    Pad::Valid
+                }
+            },
+        }
+    }
+
+    fn sizes(&mut self) -> (Size, Size) {
+        self.sizes.take().unwrap_or_else(|| {
+            self.errors.push(darling::Error::custom(format!("`{}` needs its sizes as `in -> out` (each a number, a hyperparameter field or `auto`)", self.op.name)).with_span(&self.op.name));
+            (Size::Auto(self.op.name.clone()), Size::Lit(LitInt::new("1", self.op.name.span())))
+        })
+    }
+
+    fn no_sizes(&mut self) {
+        if self.sizes.is_some() {
+            self.errors.push(darling::Error::custom(format!("`{}` takes no `in -> out` sizes", self.op.name)).with_span(&self.op.name));
+        }
+    }
+
+    fn max_positional(&mut self, n: usize) {
+        if let Some(extra) = self.positional.get(n) {
+            self.errors.push(darling::Error::custom(format!("`{}` takes at most {n} unnamed argument(s)", self.op.name)).with_span(*extra));
+        }
+    }
+}
+
+fn expr_size(expr: &syn::Expr) -> Option<Size> {
+    match expr {
+        syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(i), .. }) => Some(Size::Lit(i.clone())),
+        syn::Expr::Path(p) => p.path.get_ident().map(|i| if i == "auto" { Size::Auto(i.clone()) } else { Size::Field(i.clone()) }),
+        _ => None,
+    }
+}
+
+impl RawOp {
+    /// Checks the op's name and arguments.
+    pub fn resolve(&self) -> darling::Result<Op> {
+        let name = self.name.to_string();
+        let op = match name.as_str() {
+            "conv2d" => {
+                let mut r = ArgReader::new(self, &["kernel", "stride", "padding", "dilation", "groups", "bias"]);
+                let (input, output) = r.sizes();
+                let window = WindowSpec {
+                    kernel: r.size("kernel", Some(0), None),
+                    stride: r.size("stride", None, Some(1)),
+                    padding: r.padding(true),
+                    dilation: r.size("dilation", None, Some(1)),
+                };
+                let groups = r.size("groups", None, Some(1));
+                let bias = r.flag("bias", true);
+                r.max_positional(1);
+                if let Size::Auto(auto) = &output {
+                    r.errors.push(darling::Error::custom("the output channels of a conv2d cannot be `auto`; write a number or a hyperparameter field").with_span(auto));
+                }
+                r.errors.finish_with(Op::Conv2d { input, output, window, groups, bias })
+            }
+            "linear" => {
+                let mut r = ArgReader::new(self, &["bias"]);
+                let (input, output) = r.sizes();
+                let bias = r.flag("bias", true);
+                r.max_positional(0);
+                if let Size::Auto(auto) = &output {
+                    r.errors.push(darling::Error::custom("the output size of a linear layer cannot be `auto`; write a number or a hyperparameter field").with_span(auto));
+                }
+                r.errors.finish_with(Op::Linear { input, output, bias })
+            }
+            "max_pool" | "avg_pool" => {
+                let mut r = ArgReader::new(self, &["kernel", "stride", "padding", "dilation"]);
+                r.no_sizes();
+                let kernel = r.size("kernel", Some(0), None);
+                let stride = match r.named("stride") {
+                    Some(_) => r.size("stride", None, None),
+                    None => kernel.clone(),
+                };
+                let padding = r.padding(false);
+                let dilation = r.size("dilation", None, Some(1));
+                r.max_positional(1);
+                let window = WindowSpec { kernel, stride, padding, dilation };
+                let op = if name == "max_pool" { Op::MaxPool(window) } else { Op::AvgPool(window) };
+                r.errors.finish_with(op)
+            }
+            "adaptive_avg_pool" => {
+                let mut r = ArgReader::new(self, &[]);
+                r.no_sizes();
+                let h = r.size("output", Some(0), None);
+                let w = if r.positional.len() > 1 { r.size("output", Some(1), None) } else { h.clone() };
+                r.max_positional(2);
+                r.errors.finish_with(Op::AdaptiveAvgPool(h, w))
+            }
+            "batch_norm" | "flatten" => {
+                let mut r = ArgReader::new(self, &[]);
+                r.no_sizes();
+                r.max_positional(0);
+                r.errors.finish_with(if name == "flatten" { Op::Flatten } else { Op::BatchNorm })
+            }
+            "dropout" => {
+                return Err(darling::Error::custom("`dropout` is not available in layer specs yet; apply dropout in a hand-written forward (`forward = ...`)").with_span(&self.name));
+            }
+            activation if ACTIVATIONS.contains(&activation) => {
+                let allowed: &[&str] = if activation == "leaky_relu" { &["slope"] } else { &[] };
+                let mut r = ArgReader::new(self, allowed);
+                r.no_sizes();
+                let slope = r.named("slope").or_else(|| r.positional.first().copied()).cloned();
+                r.max_positional(usize::from(activation == "leaky_relu"));
+                r.errors.finish_with(Op::Activation(self.name.clone(), slope))
+            }
+            other => {
+                return Err(darling::Error::unknown_value_with_alts(other, OP_NAMES.iter()).with_span(&self.name));
+            }
+        }?;
+        Ok(op)
+    }
+}

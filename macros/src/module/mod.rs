@@ -1,0 +1,257 @@
+//! `#[derive(LightningModule)]`: read the options and layer specs, check the chain, generate.
+
+mod attrs;
+mod codegen;
+mod layers;
+
+use proc_macro2::TokenStream;
+
+pub use attrs::{LightningOpts, OptimizerSpec};
+pub use layers::{Op, RawLayer, Size};
+
+/// A field built from a `#[layer(...)]` spec.
+#[derive(Debug)]
+pub struct LayerField {
+    /// Field name.
+    pub ident: syn::Ident,
+    /// The ops, the first one building the field's module.
+    pub ops: Vec<Op>,
+}
+
+/// Which loss the generated steps use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loss {
+    /// `nll` (the model ends in `log_softmax`).
+    Nll,
+    /// `cross_entropy` (the model outputs logits).
+    CrossEntropy,
+}
+
+/// Everything the code generator needs, after checks.
+#[derive(Debug)]
+pub struct ModuleModel {
+    /// Struct options.
+    pub opts: LightningOpts,
+    /// The fields with layers, in declaration order.
+    pub layers: Vec<LayerField>,
+    /// The field holding the hyperparameters.
+    pub hparams_field: Option<syn::Ident>,
+    /// Rank of the model's input tensor (4 for images, 2 for vectors).
+    pub input_rank: usize,
+    /// The loss.
+    pub loss: Loss,
+    /// Log accuracy.
+    pub accuracy: bool,
+    /// The optimizer.
+    pub optimizer: OptimizerSpec,
+}
+
+/// Expands the derive.
+pub fn expand(input: TokenStream) -> TokenStream {
+    let input = match syn::parse2::<syn::DeriveInput>(input) {
+        Ok(input) => input,
+        Err(e) => return e.to_compile_error(),
+    };
+    match analyze(&input) {
+        Ok(model) => codegen::generate(&model),
+        Err(errors) => {
+            let fallback = codegen::fallback(&input);
+            let errors = errors.write_errors();
+            quote::quote! { #fallback #errors }
+        }
+    }
+}
+
+/// Parses and checks, collecting every error.
+pub fn analyze(input: &syn::DeriveInput) -> darling::Result<ModuleModel> {
+    let mut errors = darling::Error::accumulator();
+    let opts = attrs::parse(input)?;
+    if !opts.generics.params.is_empty() {
+        errors.push(darling::Error::custom("#[derive(LightningModule)] does not support generic structs yet").with_span(&opts.generics));
+    }
+    let syn::Data::Struct(syn::DataStruct { fields: syn::Fields::Named(named), .. }) = &input.data else {
+        return Err(darling::Error::custom("#[derive(LightningModule)] needs a struct with named fields").with_span(&input.ident));
+    };
+
+    let mut layers = Vec::new();
+    let mut hparams_field = None;
+    for field in &named.named {
+        let ident = field.ident.clone().expect("named field");
+        let specs: Vec<_> = field.attrs.iter().filter(|a| a.path().is_ident("layer")).collect();
+        if specs.len() > 1 {
+            errors.push(darling::Error::custom("one #[layer(...)] per field; chain ops with commas inside it").with_span(specs[1]));
+        }
+        let Some(spec) = specs.first() else {
+            let is_hparams = opts.hparams.as_ref().is_some_and(|h| same_type(&field.ty, h)) || ident == "hparams";
+            if is_hparams && opts.hparams.is_some() {
+                hparams_field = Some(ident);
+            } else if opts.init.is_none() {
+                errors.push(
+                    darling::Error::custom(format!(
+                        "field `{ident}` has no #[layer(...)]: give it one, or write the constructor yourself and name it with `#[lightning(init = ...)]`"
+                    ))
+                    .with_span(&field.ident),
+                );
+            }
+            continue;
+        };
+        let Some(raw) = errors.handle(spec.parse_args::<RawLayer>().map_err(darling::Error::from)) else { continue };
+        let ops: Vec<Op> = raw.0.iter().filter_map(|op| errors.handle(op.resolve())).collect();
+        if ops.len() != raw.0.len() {
+            continue;
+        }
+        match ops.first().and_then(Op::module_type) {
+            None => errors.push(
+                darling::Error::custom("a layer spec starts with the op that builds the field: conv2d(..), linear(..) or batch_norm")
+                    .with_span(spec),
+            ),
+            Some(expected) if !type_named(&field.ty, expected) => errors.push(
+                darling::Error::custom(format!(
+                    "field `{ident}` is declared as `{}` but its layer builds a `{expected}`; declare it as `{expected}`",
+                    quote::quote!(#field.ty).to_string().replace(' ', "")
+                ))
+                .with_span(&field.ty),
+            ),
+            Some(_) => {}
+        }
+        if let Some(extra) = ops.iter().skip(1).find(|op| op.module_type().is_some()) {
+            errors.push(
+                darling::Error::custom(format!(
+                    "only the first op of a layer builds a module; move `{}` to a field of its own",
+                    extra.module_type().unwrap_or_default()
+                ))
+                .with_span(spec),
+            );
+        }
+        layers.push(LayerField { ident, ops });
+    }
+    if let Some(h) = &opts.hparams
+        && hparams_field.is_none()
+    {
+        errors.push(
+            darling::Error::custom(format!(
+                "the model stores no hyperparameters: add a field `#[module(skip)] hparams: {}`",
+                quote::quote!(#h).to_string().replace(' ', "")
+            ))
+            .with_span(h),
+        );
+    }
+
+    let input_rank = errors.handle(check_chain(&layers, &opts)).unwrap_or(4);
+    let ends_in_log_softmax = layers.last().and_then(|l| l.ops.last()).is_some_and(|op| matches!(op, Op::Activation(a, _) if a == "log_softmax" || a == "softmax"));
+    let loss = match &opts.loss {
+        None if ends_in_log_softmax => Loss::Nll,
+        None => Loss::CrossEntropy,
+        Some(l) if l == "nll" => Loss::Nll,
+        Some(l) if l == "cross_entropy" => {
+            if ends_in_log_softmax {
+                errors.push(darling::Error::custom("the model already ends in (log_)softmax, so cross_entropy would apply softmax twice; use `loss = nll`").with_span(l));
+            }
+            Loss::CrossEntropy
+        }
+        Some(l) => {
+            errors.push(darling::Error::unknown_value_with_alts(&l.to_string(), ["nll", "cross_entropy"].iter()).with_span(l));
+            Loss::CrossEntropy
+        }
+    };
+    let mut accuracy = false;
+    for metric in opts.metrics.iter() {
+        if metric.is_ident("accuracy") {
+            accuracy = true;
+        } else {
+            let name = quote::quote!(#metric).to_string();
+            errors.push(darling::Error::unknown_value_with_alts(&name, ["accuracy"].iter()).with_span(metric));
+        }
+    }
+    let optimizer = match &opts.optimizer {
+        Some(expr) => errors.handle(OptimizerSpec::parse(expr)),
+        None => Some(OptimizerSpec { kind: syn::Ident::new("adam", proc_macro2::Span::call_site()), lr: syn::parse_quote!(1e-3) }),
+    };
+    if let Some(opt) = &optimizer
+        && let syn::Expr::Path(p) = &opt.lr
+        && opts.hparams.is_none()
+    {
+        errors.push(darling::Error::custom("the learning rate names a hyperparameter field, but the model has no `hparams = ...`").with_span(p));
+    }
+    if opts.hparams.is_none() {
+        for layer in &layers {
+            for size in layer.ops.iter().flat_map(sizes_of) {
+                if let Size::Field(f) = size {
+                    errors.push(darling::Error::custom(format!("`{f}` names a hyperparameter field, but the model has no `hparams = ...`")).with_span(f));
+                }
+            }
+        }
+    }
+    errors.finish()?;
+    Ok(ModuleModel { opts, layers, hparams_field, input_rank, loss, accuracy, optimizer: optimizer.expect("errors finished") })
+}
+
+/// Ranks through the chain: images stay 4-d through convs and pools; the first linear (or
+/// `flatten`) makes them 2-d. Returns the input rank.
+fn check_chain(layers: &[LayerField], opts: &LightningOpts) -> darling::Result<usize> {
+    let mut errors = darling::Error::accumulator();
+    let first = layers.first().and_then(|l| l.ops.first());
+    let input_rank = match first {
+        Some(Op::Linear { .. }) => 2,
+        _ => 4,
+    };
+    let mut rank = input_rank;
+    let shape_known = opts.input_shape.is_some();
+    for layer in layers {
+        for op in &layer.ops {
+            match op {
+                Op::Conv2d { .. } | Op::MaxPool(_) | Op::AvgPool(_) | Op::AdaptiveAvgPool(..) if rank == 2 => errors.push(
+                    darling::Error::custom(format!("`{}` needs a [B, C, H, W] feature map, but the input is already flat here; move it before the first linear layer", layer.ident))
+                        .with_span(&layer.ident),
+                ),
+                Op::Linear { .. } | Op::Flatten => rank = 2,
+                _ => {}
+            }
+            if let Op::Linear { input: Size::Auto(auto), .. } = op
+                && !shape_known
+            {
+                errors.push(
+                    darling::Error::custom("`auto` needs the input shape: add `input_shape = [C, H, W]` (or the name of a hyperparameter field) to #[lightning(...)]")
+                        .with_span(auto),
+                );
+            }
+        }
+    }
+    errors.finish_with(input_rank)
+}
+
+/// The sizes an op mentions.
+pub fn sizes_of(op: &Op) -> Vec<&Size> {
+    match op {
+        Op::Conv2d { input, output, window, groups, .. } => {
+            let mut v = vec![input, output, &window.kernel, &window.stride, &window.dilation, groups];
+            if let layers::Pad::Explicit(p) = &window.padding {
+                v.push(p);
+            }
+            v
+        }
+        Op::Linear { input, output, .. } => vec![input, output],
+        Op::MaxPool(w) | Op::AvgPool(w) => vec![&w.kernel, &w.stride, &w.dilation],
+        Op::AdaptiveAvgPool(h, w) => vec![h, w],
+        _ => Vec::new(),
+    }
+}
+
+fn last_segment(ty: &syn::Type) -> Option<&syn::Ident> {
+    match ty {
+        syn::Type::Path(p) => p.path.segments.last().map(|s| &s.ident),
+        _ => None,
+    }
+}
+
+fn type_named(ty: &syn::Type, name: &str) -> bool {
+    last_segment(ty).is_some_and(|i| i == name)
+}
+
+fn same_type(ty: &syn::Type, path: &syn::Path) -> bool {
+    match (last_segment(ty), path.segments.last()) {
+        (Some(a), Some(b)) => *a == b.ident,
+        _ => false,
+    }
+}
+

@@ -1,0 +1,71 @@
+//! Layer construction and functional ops as the derive's generated code calls them. A
+//! hand-written `forward` can call the same functions (they keep Burn's layer types, so
+//! checkpoints stay Burn records).
+
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::tensor::ops::{AvgPoolOptions, MaxPoolOptions};
+use burn::tensor::{Device, Tensor};
+
+use crate::shape::{Padding, Window};
+
+/// A conv2d layer `in_channels -> out_channels` with PyTorch's default initialization.
+pub fn conv2d(in_channels: usize, out_channels: usize, window: Window, groups: usize, bias: bool, device: &Device) -> Conv2d {
+    let padding = match window.padding {
+        Padding::Valid => PaddingConfig2d::Valid,
+        Padding::Same => PaddingConfig2d::Same,
+        Padding::Explicit(p) => PaddingConfig2d::Explicit(p, p, p, p),
+    };
+    Conv2dConfig::new([in_channels, out_channels], [window.kernel, window.kernel])
+        .with_stride([window.stride, window.stride])
+        .with_dilation([window.dilation, window.dilation])
+        .with_groups(groups)
+        .with_padding(padding)
+        .with_bias(bias)
+        .init(device)
+}
+
+/// A linear layer `in_features -> out_features`.
+pub fn linear(in_features: usize, out_features: usize, bias: bool, device: &Device) -> Linear {
+    LinearConfig::new(in_features, out_features).with_bias(bias).init(device)
+}
+
+/// A batch norm over `channels` (momentum 0.1, eps 1e-5, as PyTorch).
+pub fn batch_norm(channels: usize, device: &Device) -> BatchNorm {
+    BatchNormConfig::new(channels).init(device)
+}
+
+/// The conv2d forward pass.
+pub fn conv2d_forward(layer: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    layer.forward(x)
+}
+
+/// Max pooling over `window` (stride defaults to the kernel, as PyTorch).
+pub fn max_pool2d(x: Tensor<4>, window: Window) -> Tensor<4> {
+    let p = pool_padding(window);
+    let options = MaxPoolOptions::new([window.kernel, window.kernel])
+        .with_stride([window.stride, window.stride])
+        .with_padding(p)
+        .with_dilation([window.dilation, window.dilation]);
+    burn::tensor::module::max_pool2d(x, options)
+}
+
+/// Average pooling over `window` (padding counted, as PyTorch's default).
+pub fn avg_pool2d(x: Tensor<4>, window: Window) -> Tensor<4> {
+    let p = pool_padding(window);
+    let options = AvgPoolOptions::new([window.kernel, window.kernel]).with_stride([window.stride, window.stride]).with_padding(p);
+    burn::tensor::module::avg_pool2d(x, options)
+}
+
+/// Adaptive average pooling to `[h, w]`.
+pub fn adaptive_avg_pool2d(x: Tensor<4>, size: [usize; 2]) -> Tensor<4> {
+    burn::tensor::module::adaptive_avg_pool2d(x, size)
+}
+
+/// Pools take no `same` padding (the derive rejects it), so it reads as none here.
+fn pool_padding(window: Window) -> [usize; 2] {
+    match window.padding {
+        Padding::Valid | Padding::Same => [0, 0],
+        Padding::Explicit(p) => [p, p],
+    }
+}
