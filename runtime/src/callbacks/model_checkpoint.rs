@@ -85,7 +85,7 @@ impl ModelCheckpoint {
     }
 
     fn save<M: LightningModule>(&mut self, trainer: &mut TrainerView<'_, M>) -> Result<()> {
-        if trainer.state.sanity_checking {
+        if trainer.state.sanity_checking || trainer.state.fast_dev_run {
             return Ok(());
         }
         let dir = match &self.dirpath {

@@ -13,7 +13,7 @@ mod synthetic;
 
 pub use batch::{ClassificationBatch, ImageBatcher, ImageItem, ImageSet};
 pub use cifar10::{CIFAR10_MD5, CIFAR10_URL, Cifar10DataModule};
-pub use download::download_verified;
+pub use download::{download_verified, md5_file};
 pub use synthetic::{SYNTHETIC_CLASSES, SyntheticDataModule, SyntheticImages};
 
 /// A data loader as the Trainer consumes it (Burn's, with worker threads).

@@ -29,6 +29,8 @@ pub struct TrainerState {
     pub default_root_dir: PathBuf,
     /// Whether this `fit` runs a validation loop.
     pub validation_enabled: bool,
+    /// A `fast_dev_run`: callbacks should write nothing.
+    pub fast_dev_run: bool,
     /// Why `fit` was asked to stop early (set by EarlyStopping).
     pub stop_reason: Option<String>,
     /// The best checkpoint ModelCheckpoint has written, if any.

@@ -1,0 +1,200 @@
+//! `Cifar10DataModule` against a small archive in the exact CIFAR-10 binary format, served from a
+//! loopback HTTP server: download, checksum, resume, extraction, parsing, split, normalization.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+
+use fulmen::prelude::*;
+
+use crate::probe::temp_dir;
+
+const CLASSES: [&str; 10] = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
+
+/// One CIFAR-10 batch file of `n` records: label `i % 10`, every pixel `(label * 20 + i) % 256`.
+fn batch_file(n: usize, offset: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let label = ((i + offset) % 10) as u8;
+        out.push(label);
+        out.extend(std::iter::repeat_n(((label as usize * 20 + i) % 256) as u8, 3072));
+    }
+    out
+}
+
+/// A cifar-10-binary.tar.gz with `per_batch` images in each of the 5 training batches and
+/// `test` test images, plus an entry that tries to escape the data folder.
+fn archive(per_batch: usize, test: usize, first_batch: Option<Vec<u8>>) -> Vec<u8> {
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+    let mut add = |name: &str, data: &[u8]| {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
+        header.set_cksum();
+        tar.append(&header, data).unwrap();
+    };
+    add("cifar-10-batches-bin/batches.meta.txt", (CLASSES.join("\n") + "\n\n").as_bytes());
+    for b in 1..=5 {
+        let data = match (&first_batch, b) {
+            (Some(custom), 1) => custom.clone(),
+            _ => batch_file(per_batch, b),
+        };
+        add(&format!("cifar-10-batches-bin/data_batch_{b}.bin"), &data);
+    }
+    add("cifar-10-batches-bin/test_batch.bin", &batch_file(test, 0));
+    add("cifar-10-batches-bin/readme.html", b"<html></html>");
+    add("../escaped.txt", b"must never be written");
+    tar.into_inner().unwrap().finish().unwrap()
+}
+
+/// A loopback HTTP server for one file. It honours `Range: bytes=N-`; with `cut_first` the
+/// first response announces the full length but closes after that many bytes.
+struct Server {
+    url: String,
+    ranges: Arc<Mutex<Vec<Option<String>>>>,
+}
+
+fn serve(body: Vec<u8>, cut_first: Option<usize>) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/cifar-10-binary.tar.gz", listener.local_addr().unwrap());
+    let ranges = Arc::new(Mutex::new(Vec::new()));
+    let seen = ranges.clone();
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().take(8).enumerate() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut range = None;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("range: bytes=") {
+                    range = Some(v.trim().trim_end_matches('-').to_string());
+                }
+            }
+            seen.lock().unwrap().push(range.clone());
+            let start: usize = range.as_deref().and_then(|r| r.parse().ok()).unwrap_or(0);
+            let part = &body[start.min(body.len())..];
+            let head = if range.is_some() {
+                format!("HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {start}-{}/{}\r\nConnection: close\r\n\r\n", part.len(), body.len() - 1, body.len())
+            } else {
+                format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", part.len())
+            };
+            let _ = stream.write_all(head.as_bytes());
+            let send = match (n, cut_first) {
+                (0, Some(cut)) => &part[..cut],
+                _ => part,
+            };
+            let _ = stream.write_all(send);
+            let _ = stream.flush();
+        }
+    });
+    Server { url, ranges }
+}
+
+fn md5_of(bytes: &[u8], dir: &std::path::Path) -> String {
+    let p = dir.join("archive-for-md5");
+    std::fs::write(&p, bytes).unwrap();
+    let md5 = fulmen::data::md5_file(&p).unwrap();
+    std::fs::remove_file(p).unwrap();
+    md5
+}
+
+fn module(dir: &std::path::Path, server: &Server, md5: &str) -> Cifar10DataModule {
+    Cifar10DataModule::new(dir).url(&server.url).expected_md5(md5).val_size(10).batch_size(4).num_workers(0).show_progress(false)
+}
+
+#[test]
+fn downloads_verifies_extracts_parses_and_splits() {
+    let root = temp_dir("cifar-ok");
+    let data = root.join("data");
+    let bytes = archive(12, 7, None);
+    let md5 = md5_of(&bytes, &root);
+    let server = serve(bytes, None);
+    let mut dm = module(&data, &server, &md5);
+    dm.prepare_data().unwrap();
+    dm.setup(SetupStage::Fit).unwrap();
+    dm.setup(SetupStage::Test).unwrap();
+    assert_eq!(dm.sizes(), [50, 10, 7]);
+    assert_eq!(dm.class_names(), CLASSES.map(String::from));
+    assert!(!root.join("escaped.txt").exists() && !data.join("escaped.txt").exists(), "an archive path escaped the data folder");
+    assert!(!data.join("cifar-10-batches-bin/readme.html").exists(), "only the expected files are extracted");
+
+    // The test set in order: image i has label i % 10 and pixels (label*20 + i) / 255, normalized by 0.5/0.5.
+    let batch = dm.test_dataloader().unwrap().unwrap().iter().next().unwrap().unwrap();
+    assert_eq!(batch.inputs.dims(), [4, 3, 32, 32]);
+    let targets: Vec<i64> = batch.targets.into_data().iter::<i64>().collect();
+    assert_eq!(targets, vec![0, 1, 2, 3]);
+    let pixels: Vec<f32> = batch.inputs.into_data().try_to_vec().unwrap();
+    let expected = ((1 * 20 + 1) as f32 / 255.0 - 0.5) / 0.5;
+    assert!((pixels[3072] - expected).abs() < 1e-6, "{} vs {expected}", pixels[3072]);
+
+    // The same seed splits the same way; present files are not downloaded again.
+    let mut again = module(&data, &server, &md5);
+    again.prepare_data().unwrap();
+    again.setup(SetupStage::Fit).unwrap();
+    let first = |dm: &Cifar10DataModule| dm.val_samples(10).unwrap();
+    assert_eq!(first(&dm), first(&again));
+    assert_eq!(server.ranges.lock().unwrap().len(), 1, "the archive was downloaded twice");
+    let _ = std::fs::remove_dir_all(root);
+}
+
+#[test]
+fn a_checksum_mismatch_is_an_error_that_leaves_nothing_behind() {
+    let root = temp_dir("cifar-md5");
+    let data = root.join("data");
+    let server = serve(archive(2, 2, None), None);
+    let err = module(&data, &server, "00000000000000000000000000000000").prepare_data().unwrap_err().to_string();
+    assert!(err.contains("checksum mismatch") && err.contains(&server.url), "{err}");
+    let left: Vec<_> = std::fs::read_dir(&data).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    let _ = std::fs::remove_dir_all(root);
+}
+
+#[test]
+fn an_interrupted_download_resumes_where_it_stopped() {
+    let root = temp_dir("cifar-resume");
+    let data = root.join("data");
+    let bytes = archive(6, 3, None);
+    let md5 = md5_of(&bytes, &root);
+    let half = bytes.len() / 2;
+    let server = serve(bytes, Some(half));
+    let err = module(&data, &server, &md5).prepare_data().unwrap_err().to_string();
+    assert!(err.contains("resume"), "{err}");
+    assert_eq!(std::fs::metadata(data.join("cifar-10-binary.tar.gz.part")).unwrap().len(), half as u64);
+    let mut dm = module(&data, &server, &md5);
+    dm.prepare_data().unwrap();
+    dm.setup(SetupStage::Fit).unwrap();
+    assert_eq!(dm.sizes()[0] + dm.sizes()[1], 30);
+    assert_eq!(*server.ranges.lock().unwrap(), vec![None, Some(half.to_string())], "the second request must ask for the rest");
+    let _ = std::fs::remove_dir_all(root);
+}
+
+#[test]
+fn a_batch_file_of_the_wrong_size_is_a_clear_error() {
+    let root = temp_dir("cifar-size");
+    let data = root.join("data");
+    let mut bad = batch_file(3, 0);
+    bad.truncate(bad.len() - 5);
+    let bytes = archive(3, 2, Some(bad));
+    let md5 = md5_of(&bytes, &root);
+    let server = serve(bytes, None);
+    let mut dm = module(&data, &server, &md5).val_size(2);
+    dm.prepare_data().unwrap();
+    let err = dm.setup(SetupStage::Fit).unwrap_err().to_string();
+    assert!(err.contains("data_batch_1.bin") && err.contains("3073-byte"), "{err}");
+    let _ = std::fs::remove_dir_all(root);
+}
+
+#[test]
+fn an_unreachable_server_is_an_error_naming_the_url() {
+    let root = temp_dir("cifar-down");
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}/cifar-10-binary.tar.gz");
+    let err = Cifar10DataModule::new(root.join("data")).url(&url).show_progress(false).prepare_data().unwrap_err().to_string();
+    assert!(err.contains(&url), "{err}");
+    let _ = std::fs::remove_dir_all(root);
+}
+

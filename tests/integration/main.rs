@@ -1,0 +1,13 @@
+//! Integration tests of the fulmen facade (one binary, so Burn is linked once).
+
+#[path = "../common/seed_cnn.rs"]
+mod seed_cnn;
+
+mod probe;
+
+mod checkpoints;
+mod cifar10;
+mod fit_synthetic;
+mod hparams;
+mod log_semantics;
+mod trainer_config;
