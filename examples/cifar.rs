@@ -25,11 +25,11 @@ pub struct LitConfig {
     pub learning_rate: f64,
 }
 
-/// The tutorial's CNN: fc1's input size (64·5·5 for 3×32×32) is inferred from the conv chain.
+/// The tutorial's CNN: fc1's input size (64·5·5 for 3×32×32) is inferred from the conv chain
+/// and `hparams.input_shape`.
 #[derive(Module, LightningModule, Debug)]
 #[lightning(
     hparams = LitConfig,
-    input_shape = input_shape,
     loss = nll,
     metrics(accuracy),
     optimizer = adam(lr = learning_rate)

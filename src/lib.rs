@@ -3,7 +3,7 @@
 //! Annotate a Burn model with `#[derive(LightningModule)]` and its config with
 //! `#[hyperparameters]`, then hand both to a [`Trainer`]:
 //!
-//! ```ignore
+//! ```text
 //! use fulmen::prelude::*;
 //! let mut trainer = Trainer::builder().max_epochs(3).build()?;
 //! let model = LitModel::new(LitConfig::new([3, 32, 32], 10), trainer.device())?;

@@ -17,7 +17,7 @@ pub struct SeedConfig {
 
 /// conv(3→32) conv(32→32) pool conv(32→64) conv(64→64) pool fc(auto→512) fc(512→128) fc(128→classes).
 #[derive(Module, LightningModule, Debug)]
-#[lightning(hparams = SeedConfig, input_shape = input_shape, loss = nll, metrics(accuracy), optimizer = adam(lr = learning_rate))]
+#[lightning(hparams = SeedConfig, loss = nll, metrics(accuracy), optimizer = adam(lr = learning_rate))]
 pub struct SeedCnn {
     #[layer(conv2d(3 -> 32, kernel = 3), relu)]
     conv1: Conv2d,

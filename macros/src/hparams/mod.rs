@@ -9,18 +9,21 @@ pub use parse::HparamStruct;
 
 /// Expands `#[hyperparameters]` on `item`.
 pub fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let parsed = match syn::parse2::<syn::DeriveInput>(item) {
+        Ok(input) => input,
+        Err(e) => return e.to_compile_error(),
+    };
     let mut errors = darling::Error::accumulator();
     if !attr.is_empty() {
         errors.push(darling::Error::custom("#[hyperparameters] takes no arguments; put options on fields with #[hparam(...)]").with_span(&attr));
     }
-    let parsed = match syn::parse2::<syn::DeriveInput>(item.clone()) {
-        Ok(input) => input,
-        Err(e) => return e.to_compile_error(),
-    };
-    let model = errors.handle(HparamStruct::parse(&parsed));
+    let (model, found) = HparamStruct::parse_all(&parsed);
+    if let Some(found) = found {
+        errors.push(found);
+    }
     let body = match &model {
         Some(model) => codegen::generate(model),
-        None => item,
+        None => strip_hparam_attrs(parsed),
     };
     match errors.finish() {
         Ok(()) => body,
@@ -29,4 +32,15 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
             quote::quote! { #body #errors }
         }
     }
+}
+
+/// The item without its `#[hparam]` attributes (emitted when it cannot be expanded, so the
+/// only errors are the real ones).
+fn strip_hparam_attrs(mut item: syn::DeriveInput) -> TokenStream {
+    if let syn::Data::Struct(data) = &mut item.data {
+        for field in data.fields.iter_mut() {
+            field.attrs.retain(|a| !a.path().is_ident("hparam"));
+        }
+    }
+    quote::quote!(#item)
 }

@@ -63,28 +63,38 @@ pub fn is_float(ty: &syn::Type) -> bool {
 
 impl HparamStruct {
     /// Parses and checks, collecting every error.
+    #[cfg(test)]
     pub fn parse(input: &syn::DeriveInput) -> darling::Result<Self> {
+        match Self::parse_all(input) {
+            (Some(model), None) => Ok(model),
+            (_, Some(errors)) => Err(errors),
+            (None, None) => Err(darling::Error::custom("unreachable: no model and no error")),
+        }
+    }
+
+    /// Parses and checks: the struct as far as it could be read (so the expansion can still be
+    /// emitted next to the errors, sparing the user knock-on errors) and every error found.
+    pub fn parse_all(input: &syn::DeriveInput) -> (Option<Self>, Option<darling::Error>) {
+        if !input.generics.params.is_empty() {
+            let error = darling::Error::custom("#[hyperparameters] structs cannot be generic: hyperparameters are saved and loaded as plain values");
+            return (None, Some(error.with_span(&input.generics)));
+        }
         let mut errors = darling::Error::accumulator();
         let mut input = input.clone();
-        if !input.generics.params.is_empty() {
-            errors.push(
-                darling::Error::custom("#[hyperparameters] structs cannot be generic: hyperparameters are saved and loaded as plain values")
-                    .with_span(&input.generics),
-            );
-        }
         let data = match &mut input.data {
             syn::Data::Struct(data) => data,
             syn::Data::Enum(e) => {
-                return Err(darling::Error::custom("#[hyperparameters] goes on a struct with named fields, not an enum; wrap the enum in a struct field")
-                    .with_span(&e.enum_token));
+                let error = darling::Error::custom("#[hyperparameters] goes on a struct with named fields, not an enum; wrap the enum in a struct field");
+                return (None, Some(with(errors, error.with_span(&e.enum_token))));
             }
             syn::Data::Union(u) => {
-                return Err(darling::Error::custom("#[hyperparameters] goes on a struct with named fields, not a union").with_span(&u.union_token));
+                let error = darling::Error::custom("#[hyperparameters] goes on a struct with named fields, not a union");
+                return (None, Some(with(errors, error.with_span(&u.union_token))));
             }
         };
         let syn::Fields::Named(named) = &mut data.fields else {
-            return Err(darling::Error::custom("#[hyperparameters] needs named fields (`struct Config { lr: f64 }`): each field is a named setting in hparams.yaml")
-                .with_span(&data.fields));
+            let error = darling::Error::custom("#[hyperparameters] needs named fields (`struct Config { lr: f64 }`): each field is a named setting in hparams.yaml");
+            return (None, Some(with(errors, error.with_span(&data.fields))));
         };
         let mut fields = Vec::new();
         for field in named.named.iter_mut() {
@@ -112,8 +122,14 @@ impl HparamStruct {
             errors.handle(checked.check());
             fields.push(checked);
         }
-        errors.finish_with(HparamStruct { input, fields })
+        (Some(HparamStruct { input, fields }), errors.finish().err())
     }
+}
+
+/// The errors collected so far plus `last`, as one error (finishing the accumulator).
+pub fn with(mut errors: darling::error::Accumulator, last: darling::Error) -> darling::Error {
+    errors.push(last);
+    darling::Error::multiple(errors.into_inner())
 }
 
 fn parse_range(expr: &syn::Expr) -> darling::Result<Range> {
@@ -187,5 +203,56 @@ impl HparamField {
             }
         }
         errors.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors_of(input: syn::DeriveInput) -> Vec<String> {
+        match HparamStruct::parse(&input) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.flatten().into_iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_valid_struct_keeps_defaults_and_ranges() {
+        let parsed = HparamStruct::parse(&syn::parse_quote! {
+            struct C { n: usize, #[hparam(default = 2e-4, range = 1e-6..=1.0)] lr: f64 }
+        })
+        .expect("valid");
+        assert!(parsed.fields[0].default.is_none());
+        let range = parsed.fields[1].range.as_ref().expect("range");
+        assert!(range.inclusive);
+        assert_eq!(range.text, "1e-6..=1.0");
+    }
+
+    #[test]
+    fn every_field_error_is_collected() {
+        let errors = errors_of(syn::parse_quote! {
+            struct C {
+                #[hparam(default = 5.0, range = 0.0..=1.0)] a: f64,
+                #[hparam(default = f64::NAN)] b: f64,
+                #[hparam(range = 1..3)] c: String,
+                #[hparam(rnage = 1..3)] d: u32,
+                #[hparam(range = 3..3)] e: u32,
+            }
+        });
+        assert_eq!(errors.len(), 5, "{errors:#?}");
+        let all = errors.join("\n");
+        assert!(all.contains("outside its range"), "{all}");
+        assert!(all.contains("not a finite number"), "{all}");
+        assert!(all.contains("numeric field"), "{all}");
+        assert!(all.contains("rnage") && all.contains("range"), "{all}");
+        assert!(all.contains("is empty"), "{all}");
+    }
+
+    #[test]
+    fn enums_tuples_and_generics_are_rejected() {
+        assert_eq!(errors_of(syn::parse_quote! { enum E { A } }).len(), 1);
+        assert_eq!(errors_of(syn::parse_quote! { struct T(f64); }).len(), 1);
+        assert_eq!(errors_of(syn::parse_quote! { struct G<T> { t: T } }).len(), 1);
     }
 }

@@ -159,12 +159,14 @@ struct ArgReader<'a> {
     positional: Vec<&'a syn::Expr>,
     sizes: Option<(Size, Size)>,
     named: Vec<(&'a Ident, &'a syn::Expr)>,
+    /// A misspelt key was reported: a "missing key" error would only repeat it.
+    misspelt: bool,
     errors: darling::error::Accumulator,
 }
 
 impl<'a> ArgReader<'a> {
     fn new(op: &'a RawOp, allowed: &[&str]) -> Self {
-        let mut reader = ArgReader { op, positional: Vec::new(), sizes: None, named: Vec::new(), errors: darling::Error::accumulator() };
+        let mut reader = ArgReader { op, positional: Vec::new(), sizes: None, named: Vec::new(), misspelt: false, errors: darling::Error::accumulator() };
         for arg in &op.args {
             match arg {
                 Arg::Sizes(a, b) => reader.sizes = Some((a.clone(), b.clone())),
@@ -172,6 +174,7 @@ impl<'a> ArgReader<'a> {
                 Arg::Named(key, value) => {
                     let name = key.to_string();
                     if !allowed.contains(&name.as_str()) {
+                        reader.misspelt = true;
                         reader.errors.push(darling::Error::unknown_field_with_alts(&name, allowed.iter()).with_span(key));
                     } else if reader.named.iter().any(|(k, _)| *k == key) {
                         reader.errors.push(darling::Error::duplicate_field(&name).with_span(key));
@@ -201,7 +204,9 @@ impl<'a> ArgReader<'a> {
             None => match default {
                 Some(d) => Size::Lit(LitInt::new(&d.to_string(), self.op.name.span())),
                 None => {
-                    self.errors.push(darling::Error::custom(format!("`{}` needs `{key} = ...`", self.op.name)).with_span(&self.op.name));
+                    if !self.misspelt {
+                        self.errors.push(darling::Error::custom(format!("`{}` needs `{key} = ...`", self.op.name)).with_span(&self.op.name));
+                    }
                     Size::Lit(LitInt::new("1", self.op.name.span()))
                 }
             },

@@ -64,14 +64,14 @@ pub fn expand(input: TokenStream) -> TokenStream {
 
 /// Parses and checks, collecting every error.
 pub fn analyze(input: &syn::DeriveInput) -> darling::Result<ModuleModel> {
-    let mut errors = darling::Error::accumulator();
-    let opts = attrs::parse(input)?;
-    if !opts.generics.params.is_empty() {
-        errors.push(darling::Error::custom("#[derive(LightningModule)] does not support generic structs yet").with_span(&opts.generics));
-    }
+    let mut opts = attrs::parse(input)?;
     let syn::Data::Struct(syn::DataStruct { fields: syn::Fields::Named(named), .. }) = &input.data else {
         return Err(darling::Error::custom("#[derive(LightningModule)] needs a struct with named fields").with_span(&input.ident));
     };
+    let mut errors = darling::Error::accumulator();
+    if !opts.generics.params.is_empty() {
+        errors.push(darling::Error::custom("#[derive(LightningModule)] does not support generic structs yet").with_span(&opts.generics));
+    }
 
     let mut layers = Vec::new();
     let mut hparams_field = None;
@@ -108,7 +108,7 @@ pub fn analyze(input: &syn::DeriveInput) -> darling::Result<ModuleModel> {
             Some(expected) if !type_named(&field.ty, expected) => errors.push(
                 darling::Error::custom(format!(
                     "field `{ident}` is declared as `{}` but its layer builds a `{expected}`; declare it as `{expected}`",
-                    quote::quote!(#field.ty).to_string().replace(' ', "")
+                    type_text(&field.ty)
                 ))
                 .with_span(&field.ty),
             ),
@@ -137,6 +137,18 @@ pub fn analyze(input: &syn::DeriveInput) -> darling::Result<ModuleModel> {
         );
     }
 
+    // Without `input_shape`, `auto` reads the hyperparameters' `input_shape` field (a missing
+    // field is then reported at the `auto`).
+    if opts.input_shape.is_none()
+        && opts.hparams.is_some()
+        && let Some(auto) = layers.iter().flat_map(|l| l.ops.iter().flat_map(sizes_of)).find_map(|s| match s {
+            Size::Auto(auto) => Some(auto.clone()),
+            _ => None,
+        })
+    {
+        let field = syn::Ident::new("input_shape", auto.span());
+        opts.input_shape = Some(syn::parse_quote!(#field));
+    }
     let input_rank = errors.handle(check_chain(&layers, &opts)).unwrap_or(4);
     let ends_in_log_softmax = layers.last().and_then(|l| l.ops.last()).is_some_and(|op| matches!(op, Op::Activation(a, _) if a == "log_softmax" || a == "softmax"));
     let loss = match &opts.loss {
@@ -211,7 +223,7 @@ fn check_chain(layers: &[LayerField], opts: &LightningOpts) -> darling::Result<u
                 && !shape_known
             {
                 errors.push(
-                    darling::Error::custom("`auto` needs the input shape: add `input_shape = [C, H, W]` (or the name of a hyperparameter field) to #[lightning(...)]")
+                    darling::Error::custom("`auto` needs the input shape: add `input_shape = [C, H, W]` to #[lightning(...)], or `hparams = ...` with an `input_shape` field")
                         .with_span(auto),
                 );
             }
@@ -244,6 +256,10 @@ fn last_segment(ty: &syn::Type) -> Option<&syn::Ident> {
     }
 }
 
+fn type_text(ty: &syn::Type) -> String {
+    quote::quote!(#ty).to_string().replace(' ', "")
+}
+
 fn type_named(ty: &syn::Type, name: &str) -> bool {
     last_segment(ty).is_some_and(|i| i == name)
 }
@@ -255,3 +271,88 @@ fn same_type(ty: &syn::Type, path: &syn::Path) -> bool {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors_of(input: syn::DeriveInput) -> Vec<String> {
+        match analyze(&input) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.flatten().into_iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn the_seed_cnn_parses_into_its_chain() {
+        let input: syn::DeriveInput = syn::parse_quote! {
+            #[lightning(hparams = Cfg, loss = nll, metrics(accuracy), optimizer = adam(lr = learning_rate))]
+            struct M {
+                #[layer(conv2d(3 -> 32, kernel = 3, padding = same, stride = 1), relu, max_pool(2))] c: Conv2d,
+                #[layer(linear(auto -> num_classes), log_softmax)] f: Linear,
+                #[module(skip)] hparams: Cfg,
+            }
+        };
+        let model = analyze(&input).expect("valid");
+        assert_eq!(model.layers.len(), 2);
+        assert_eq!(model.layers[0].ops.len(), 3);
+        assert_eq!(model.input_rank, 4);
+        assert_eq!(model.loss, Loss::Nll);
+        assert!(model.accuracy);
+        assert_eq!(model.optimizer.kind, "adam");
+        assert_eq!(model.hparams_field.as_ref().map(|i| i.to_string()), Some("hparams".into()));
+        let shape = model.opts.input_shape.as_ref().map(|e| quote::quote!(#e).to_string());
+        assert_eq!(shape.as_deref(), Some("input_shape"), "auto defaults to the hparams' input_shape");
+    }
+
+    #[test]
+    fn every_error_is_collected() {
+        let errors = errors_of(syn::parse_quote! {
+            #[lightning(hparams = Cfg, optimiser = adam)]
+            struct M {
+                #[layer(conv2d(3 -> 32, kernal = 3))] c: Conv2d,
+                #[layer(relu6)] r: Linear,
+                extra: usize,
+                #[module(skip)] hparams: Cfg,
+            }
+        });
+        assert_eq!(errors.len(), 1, "darling stops at the struct options first: {errors:?}");
+        assert!(errors[0].contains("optimiser") && errors[0].contains("optimizer"), "{errors:?}");
+
+        let errors = errors_of(syn::parse_quote! {
+            #[lightning(hparams = Cfg)]
+            struct M {
+                #[layer(conv2d(3 -> 32, kernal = 3))] c: Conv2d,
+                #[layer(relu6)] r: Linear,
+                #[layer(linear(4 -> 2))] wrong: Conv2d,
+                extra: usize,
+                #[module(skip)] hparams: Cfg,
+            }
+        });
+        assert_eq!(errors.len(), 4, "no knock-on errors: {errors:#?}");
+        let all = errors.join("\n");
+        assert!(all.contains("kernal") && all.contains("kernel"), "{all}");
+        assert!(all.contains("relu6") && all.contains("relu"), "{all}");
+        assert!(all.contains("`wrong` is declared as `Conv2d`") && all.contains("builds a `Linear`"), "{all}");
+        assert!(all.contains("`extra` has no #[layer"), "{all}");
+    }
+
+    #[test]
+    fn cross_entropy_after_log_softmax_is_rejected() {
+        let errors = errors_of(syn::parse_quote! {
+            #[lightning(loss = cross_entropy)]
+            struct M { #[layer(linear(4 -> 2), log_softmax)] f: Linear }
+        });
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].contains("loss = nll"), "{errors:?}");
+    }
+
+    #[test]
+    fn auto_without_any_input_shape_is_rejected() {
+        let errors = errors_of(syn::parse_quote! {
+            struct M { #[layer(conv2d(3 -> 8, kernel = 3))] c: Conv2d, #[layer(linear(auto -> 2))] f: Linear }
+        });
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].contains("input_shape"), "{errors:?}");
+    }
+}

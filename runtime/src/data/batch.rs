@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -133,5 +134,35 @@ impl Dataset<ImageItem> for ImageSet {
     }
     fn len(&self) -> usize {
         self.indices.len()
+    }
+}
+
+/// Batch size, loader threads and shuffle seed, shared by the image data modules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoaderOptions {
+    /// Images per batch.
+    pub batch_size: usize,
+    /// Loader worker threads (0: load on the training thread).
+    pub num_workers: usize,
+    /// Seed of the training shuffle.
+    pub seed: u64,
+}
+
+impl LoaderOptions {
+    /// Checks the options.
+    pub fn check(&self) -> crate::Result<()> {
+        if self.batch_size == 0 {
+            return Err(crate::Error::Config("batch_size must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// A loader over `dataset`, shuffled (reshuffled every epoch) when `shuffle`.
+    pub fn loader<D: Dataset<ImageItem> + 'static>(&self, batcher: ImageBatcher, dataset: D, shuffle: bool) -> super::Loader<ClassificationBatch<4>> {
+        let mut builder = DataLoaderBuilder::new(batcher).batch_size(self.batch_size).num_workers(self.num_workers);
+        if shuffle {
+            builder = builder.shuffle(self.seed);
+        }
+        builder.build(dataset)
     }
 }

@@ -5,10 +5,9 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataset::Dataset;
 
-use super::batch::{ClassificationBatch, ImageBatcher, ImageItem, ImageSet};
+use super::batch::{ClassificationBatch, ImageBatcher, ImageItem, ImageSet, LoaderOptions};
 use super::download::{download_verified, md5_file};
 use super::{DataModule, Loader, SetupStage};
 use crate::error::{Error, Result};
@@ -34,10 +33,8 @@ pub struct Cifar10DataModule {
     data_dir: PathBuf,
     url: String,
     md5: String,
-    batch_size: usize,
-    num_workers: usize,
+    options: LoaderOptions,
     val_size: usize,
-    seed: u64,
     show_progress: bool,
     train: Option<ImageSet>,
     val: Option<ImageSet>,
@@ -52,10 +49,8 @@ impl Cifar10DataModule {
             data_dir: data_dir.into(),
             url: std::env::var("FULMEN_CIFAR10_URL").unwrap_or_else(|_| CIFAR10_URL.to_string()),
             md5: CIFAR10_MD5.to_string(),
-            batch_size: 32,
-            num_workers: 2,
+            options: LoaderOptions { batch_size: 32, num_workers: 2, seed: 42 },
             val_size: 5_000,
-            seed: 42,
             show_progress: true,
             train: None,
             val: None,
@@ -75,12 +70,12 @@ impl Cifar10DataModule {
     }
     /// Sets the batch size (default 32).
     pub fn batch_size(mut self, batch_size: usize) -> Self {
-        self.batch_size = batch_size;
+        self.options.batch_size = batch_size;
         self
     }
     /// Sets the loader worker threads (default 2).
     pub fn num_workers(mut self, n: usize) -> Self {
-        self.num_workers = n;
+        self.options.num_workers = n;
         self
     }
     /// Sets how many training images go to validation (default 5,000).
@@ -90,7 +85,7 @@ impl Cifar10DataModule {
     }
     /// Sets the seed of the train/validation split and of the shuffling.
     pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
+        self.options.seed = seed;
         self
     }
     /// Shows or hides the download progress bar.
@@ -149,11 +144,7 @@ impl Cifar10DataModule {
     }
 
     fn loader(&self, set: &ImageSet, shuffle: bool) -> Loader<ClassificationBatch<4>> {
-        let mut builder = DataLoaderBuilder::new(self.batcher()).batch_size(self.batch_size).num_workers(self.num_workers);
-        if shuffle {
-            builder = builder.shuffle(self.seed);
-        }
-        builder.build(set.clone())
+        self.options.loader(self.batcher(), set.clone(), shuffle)
     }
 }
 
@@ -239,9 +230,7 @@ impl DataModule for Cifar10DataModule {
     }
 
     fn setup(&mut self, stage: SetupStage) -> Result<()> {
-        if self.batch_size == 0 {
-            return Err(Error::Config("batch_size must be at least 1".into()));
-        }
+        self.options.check()?;
         if !self.extracted() {
             return Err(Error::Data(format!("{} is missing; call prepare_data first", self.folder().display())));
         }
@@ -258,7 +247,7 @@ impl DataModule for Cifar10DataModule {
                 return Err(Error::Config(format!("val_size {} must be between 1 and {} (the training images)", self.val_size, n - 1)));
             }
             let mut order: Vec<usize> = (0..n).collect();
-            SplitMix64::new(self.seed).shuffle(&mut order);
+            SplitMix64::new(self.options.seed).shuffle(&mut order);
             self.val = Some(all.select(&order[..self.val_size]));
             self.train = Some(all.select(&order[self.val_size..]));
         }

@@ -11,7 +11,7 @@ mod cifar10;
 mod download;
 mod synthetic;
 
-pub use batch::{ClassificationBatch, ImageBatcher, ImageItem, ImageSet};
+pub use batch::{ClassificationBatch, ImageBatcher, ImageItem, ImageSet, LoaderOptions};
 pub use cifar10::{CIFAR10_MD5, CIFAR10_URL, Cifar10DataModule};
 pub use download::{download_verified, md5_file};
 pub use synthetic::{SYNTHETIC_CLASSES, SyntheticDataModule, SyntheticImages};

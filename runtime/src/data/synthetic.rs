@@ -2,10 +2,9 @@
 //! ring, horizontal bar, vertical bar, diagonal cross; in two colours), at random positions and
 //! sizes on noisy backgrounds, generated on the fly.
 
-use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataset::{Dataset, DatasetError};
 
-use super::batch::{ClassificationBatch, ImageBatcher, ImageItem};
+use super::batch::{ClassificationBatch, ImageBatcher, ImageItem, LoaderOptions};
 use super::{DataModule, Loader, SetupStage};
 use crate::error::Result;
 use crate::rng::SplitMix64;
@@ -87,15 +86,13 @@ impl Dataset<ImageItem> for SyntheticImages {
 #[derive(Debug, Clone)]
 pub struct SyntheticDataModule {
     sizes: [usize; 3],
-    batch_size: usize,
-    num_workers: usize,
-    seed: u64,
+    options: LoaderOptions,
 }
 
 impl SyntheticDataModule {
     /// 9,000 training, 1,000 validation and 2,000 test images from `seed`, batch size 32.
     pub fn new(seed: u64) -> Self {
-        SyntheticDataModule { sizes: [9_000, 1_000, 2_000], batch_size: 32, num_workers: 2, seed }
+        SyntheticDataModule { sizes: [9_000, 1_000, 2_000], options: LoaderOptions { batch_size: 32, num_workers: 2, seed } }
     }
     /// Sets the train/validation/test sizes.
     pub fn sizes(mut self, train: usize, val: usize, test: usize) -> Self {
@@ -104,12 +101,12 @@ impl SyntheticDataModule {
     }
     /// Sets the batch size.
     pub fn batch_size(mut self, batch_size: usize) -> Self {
-        self.batch_size = batch_size;
+        self.options.batch_size = batch_size;
         self
     }
     /// Sets the number of loader worker threads (0: load on the training thread).
     pub fn num_workers(mut self, n: usize) -> Self {
-        self.num_workers = n;
+        self.options.num_workers = n;
         self
     }
     /// The batcher (mean/std 0.5 per channel, as the tutorial's transform).
@@ -127,16 +124,12 @@ impl SyntheticDataModule {
     }
 
     fn split(&self, which: usize) -> SyntheticImages {
-        let seed = self.seed.wrapping_mul(31).wrapping_add(which as u64 + 1);
+        let seed = self.options.seed.wrapping_mul(31).wrapping_add(which as u64 + 1);
         SyntheticImages::new(self.sizes[which], seed)
     }
 
     fn loader(&self, which: usize, shuffle: bool) -> Loader<ClassificationBatch<4>> {
-        let mut builder = DataLoaderBuilder::new(self.batcher()).batch_size(self.batch_size).num_workers(self.num_workers);
-        if shuffle {
-            builder = builder.shuffle(self.seed);
-        }
-        builder.build(self.split(which))
+        self.options.loader(self.batcher(), self.split(which), shuffle)
     }
 }
 
@@ -144,10 +137,7 @@ impl DataModule for SyntheticDataModule {
     type Batch = ClassificationBatch<4>;
 
     fn setup(&mut self, _stage: SetupStage) -> Result<()> {
-        if self.batch_size == 0 {
-            return Err(crate::Error::Config("batch_size must be at least 1".into()));
-        }
-        Ok(())
+        self.options.check()
     }
     fn train_dataloader(&self) -> Result<Loader<Self::Batch>> {
         Ok(self.loader(0, true))
