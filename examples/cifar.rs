@@ -127,12 +127,11 @@ fn run(args: &Args) -> fulmen::Result<()> {
     }
     if let Err(e) = dm.prepare_data() {
         return Err(fulmen::Error::Data(format!(
-            "could not get CIFAR-10 from {url}: {e}\n\
+            "could not get CIFAR-10 ({e})\n\
              Three ways out:\n  \
              1. put cifar-10-binary.tar.gz (or its extracted cifar-10-batches-bin/ folder) into {dir}\n  \
              2. download from a mirror: --cifar-url URL (or FULMEN_CIFAR10_URL=URL)\n  \
              3. train on generated images instead: --synthetic",
-            url = dm.source_url(),
             dir = args.data_dir.display()
         )));
     }
