@@ -3,7 +3,7 @@
 
 use std::io::IsTerminal;
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 use crate::module::Metrics;
 
@@ -65,8 +65,14 @@ impl ProgressBars {
             None => ProgressBar::no_length(),
         });
         let colour = if which == Bar::Main { "cyan/blue" } else { "green/white" };
-        let template = format!("{{prefix}} {{bar:25.{colour}}} {{pos}}/{{len}} [{{elapsed}}<{{eta}}, {{per_sec}}] {{msg}}");
-        bar.set_style(ProgressStyle::with_template(&template).expect("static template").progress_chars("━╸ "));
+        let template = format!("{{prefix}} {{bar:25.{colour}}} {{pos}}/{{len}} [{{elapsed}}<{{eta}}, {{its}}] {{msg}}");
+        let style = ProgressStyle::with_template(&template)
+            .expect("static template")
+            .with_key("its", |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.2}it/s", state.per_sec());
+            })
+            .progress_chars("━╸ ");
+        bar.set_style(style);
         bar.set_prefix(title);
         if let Some(old) = self.slot(which).replace(bar) {
             old.finish_and_clear();
