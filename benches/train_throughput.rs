@@ -111,9 +111,15 @@ fn main() {
     println!("{:>6} {:>16} {:>16} {:>16} {:>16} {:>9} {:>9}", "batch", "hand med img/s", "Trainer med", "hand best", "Trainer best", "ovh med", "ovh best");
     for batch in [32, 128] {
         let (mut hand, mut lit) = (Vec::new(), Vec::new());
-        for _ in 0..rounds {
-            hand.extend(hand_epochs(batch, images, epochs).into_iter().skip(1));
-            lit.extend(trainer_epochs(batch, images, epochs).into_iter().skip(1));
+        for round in 0..rounds {
+            // Alternate which goes first, so neither always inherits the other's heap.
+            if round % 2 == 0 {
+                hand.extend(hand_epochs(batch, images, epochs).into_iter().skip(1));
+                lit.extend(trainer_epochs(batch, images, epochs).into_iter().skip(1));
+            } else {
+                lit.extend(trainer_epochs(batch, images, epochs).into_iter().skip(1));
+                hand.extend(hand_epochs(batch, images, epochs).into_iter().skip(1));
+            }
         }
         let n = images as f64;
         let (hm, tm, hb, tb) = (n / median(hand.clone()), n / median(lit.clone()), n / best(&hand), n / best(&lit));
