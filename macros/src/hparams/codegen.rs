@@ -4,7 +4,7 @@
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
-use super::parse::{HparamStruct, is_float};
+use super::parse::{HparamStruct, is_float, is_numeric};
 
 /// The expansion.
 pub fn generate(model: &HparamStruct) -> TokenStream {
@@ -40,8 +40,8 @@ pub fn generate(model: &HparamStruct) -> TokenStream {
             None => quote! { #ident },
         }
     });
-    let defaults_and_setters = model.fields.iter().filter(|f| f.default.is_some()).map(|f| {
-        let (ident, ty, default) = (&f.ident, &f.field.ty, f.default.as_ref().expect("filtered"));
+    let defaults_and_setters = model.fields.iter().filter_map(|f| Some((f, f.default.as_ref()?))).map(|(f, default)| {
+        let (ident, ty) = (&f.ident, &f.field.ty);
         let default_fn = format_ident!("__fulmen_default_{}", ident);
         let setter = format_ident!("with_{}", ident);
         let doc = format!("Sets `{ident}` (default `{}`).", quote!(#default).to_string());
@@ -61,7 +61,7 @@ pub fn generate(model: &HparamStruct) -> TokenStream {
         let ident = &f.ident;
         let field_name = ident.to_string();
         let finite = is_float(&f.field.ty).then(|| quote! { #private::hparams::check_finite(#field_name, self.#ident as f64)?; });
-        let range = f.range.as_ref().map(|r| {
+        let range = f.range.as_ref().filter(|_| is_numeric(&f.field.ty)).map(|r| {
             let ty = &f.field.ty;
             let low = r.low.as_ref().map_or(quote!(None), |l| quote!(Some(&((#l) as #ty))));
             let high = r.high.as_ref().map_or(quote!(None), |h| quote!(Some(&((#h) as #ty))));

@@ -56,6 +56,11 @@ pub fn primitive(ty: &syn::Type) -> Option<String> {
     }
 }
 
+/// Whether a field type is a numeric primitive (the only types `range` applies to).
+pub fn is_numeric(ty: &syn::Type) -> bool {
+    primitive(ty).is_some_and(|p| NUMERIC.contains(&p.as_str()))
+}
+
 /// Whether a field type is a float primitive.
 pub fn is_float(ty: &syn::Type) -> bool {
     matches!(primitive(ty).as_deref(), Some("f32" | "f64"))
@@ -98,7 +103,7 @@ impl HparamStruct {
         };
         let mut fields = Vec::new();
         for field in named.named.iter_mut() {
-            let ident = field.ident.clone().expect("named field");
+            let Some(ident) = field.ident.clone() else { continue };
             let mut options = HparamOptions::default();
             let mut seen = false;
             let mut kept = Vec::new();
@@ -175,8 +180,7 @@ impl HparamField {
             errors.push(darling::Error::custom(format!("default of `{name}` is not a finite number; hyperparameters must be finite")).with_span(default));
         }
         if let Some(range) = &self.range {
-            let numeric = primitive(ty).is_some_and(|p| NUMERIC.contains(&p.as_str()));
-            if !numeric {
+            if !is_numeric(ty) {
                 errors.push(
                     darling::Error::custom(format!(
                         "`range` needs a numeric field, but `{name}` is `{}`; remove `range` or use a number type",
@@ -186,18 +190,20 @@ impl HparamField {
                 );
             }
             let (low, high) = (range.low.as_ref().and_then(literal_value), range.high.as_ref().and_then(literal_value));
-            if let (Some(l), Some(h)) = (low, high)
-                && (l > h || (l == h && !range.inclusive))
-            {
+            let empty = matches!((low, high), (Some(l), Some(h)) if l > h || (l == h && !range.inclusive));
+            if empty {
                 errors.push(darling::Error::custom(format!("range `{}` of `{name}` is empty: its start is not below its end", range.text)).with_span(&range.expr));
             }
-            if let Some(value) = self.default.as_ref().and_then(literal_value) {
+            if !empty
+                && let Some(default) = &self.default
+                && let Some(value) = literal_value(default)
+            {
                 let below = low.is_some_and(|l| value < l);
                 let above = high.is_some_and(|h| if range.inclusive { value > h } else { value >= h });
                 if below || above {
                     errors.push(
                         darling::Error::custom(format!("default {value} of `{name}` is outside its range `{}`", range.text))
-                            .with_span(self.default.as_ref().expect("checked")),
+                            .with_span(default),
                     );
                 }
             }

@@ -3,7 +3,8 @@
 //! `LightningModule` impl and `FromHparams`.
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote};
+use quote::quote;
+use syn::spanned::Spanned;
 
 use super::layers::{Op, Pad, Size, WindowSpec};
 use super::{Loss, ModuleModel};
@@ -12,26 +13,26 @@ fn private() -> TokenStream {
     quote!(::fulmen::__private)
 }
 
-/// A size as an expression of type `usize` inside `new` (where `hparams` is in scope).
-fn size_expr(size: &Size, auto: TokenStream) -> TokenStream {
+/// A size as a `usize` expression; `hparams` is how the hyperparameters are reached there
+/// (`hparams` in `new`, `self.__fulmen_hparams()` in `forward`), `auto` what `auto` becomes.
+fn size_expr(size: &Size, auto: TokenStream, hparams: &TokenStream) -> TokenStream {
     match size {
         Size::Auto(_) => auto,
         Size::Lit(lit) => quote!((#lit as usize)),
-        Size::Field(field) => quote!((hparams.#field as usize)),
+        Size::Field(field) => quote!((#hparams.#field as usize)),
     }
 }
 
-fn window_expr(w: &WindowSpec) -> TokenStream {
+/// Window sizes are never `auto` (the grammar rejects it), so `auto` reads as 0 here.
+fn window_expr(w: &WindowSpec, hparams: &TokenStream) -> TokenStream {
     let p = private();
-    let unreachable_auto = quote!(0usize);
-    let kernel = size_expr(&w.kernel, unreachable_auto.clone());
-    let stride = size_expr(&w.stride, unreachable_auto.clone());
-    let dilation = size_expr(&w.dilation, unreachable_auto.clone());
+    let size = |s: &Size| size_expr(s, quote!(0usize), hparams);
+    let (kernel, stride, dilation) = (size(&w.kernel), size(&w.stride), size(&w.dilation));
     let padding = match &w.padding {
         Pad::Valid => quote!(#p::shape::Padding::Valid),
         Pad::Same => quote!(#p::shape::Padding::Same),
         Pad::Explicit(s) => {
-            let s = size_expr(s, unreachable_auto);
+            let s = size(s);
             quote!(#p::shape::Padding::Explicit(#s))
         }
     };
@@ -41,6 +42,7 @@ fn window_expr(w: &WindowSpec) -> TokenStream {
 /// Statements of `new` that build every layer field, tracking the shape when it is known.
 fn constructors(model: &ModuleModel) -> TokenStream {
     let p = private();
+    let hp = quote!(hparams);
     let track = model.opts.input_shape.is_some();
     let mut out = TokenStream::new();
     // The latest module's output size, for `auto` channels when the shape is not tracked.
@@ -53,9 +55,9 @@ fn constructors(model: &ModuleModel) -> TokenStream {
                 Op::Conv2d { input, output, window, groups, bias } => {
                     let fallback = prev_out.clone().unwrap_or_else(|| quote!(__shape.channels()));
                     let auto_in = if track { quote!(__shape.channels()) } else { fallback };
-                    let (input, output) = (size_expr(input, auto_in), size_expr(output, quote!(0usize)));
-                    let groups = size_expr(groups, quote!(1usize));
-                    let window = window_expr(window);
+                    let (input, output) = (size_expr(input, auto_in, &hp), size_expr(output, quote!(0usize), &hp));
+                    let groups = size_expr(groups, quote!(1usize), &hp);
+                    let window = window_expr(window, &hp);
                     let check = track.then(|| quote!(__shape.conv2d(#name, __in, __out, __window)?;));
                     prev_out = Some(quote!((#output)));
                     quote! {
@@ -67,18 +69,18 @@ fn constructors(model: &ModuleModel) -> TokenStream {
                     }
                 }
                 Op::Linear { input, output, bias } => {
-                    let output = size_expr(output, quote!(0usize));
+                    let output = size_expr(output, quote!(0usize), &hp);
                     let resolve = if track {
                         let declared = match input {
                             Size::Auto(_) => quote!(::core::option::Option::None),
                             other => {
-                                let e = size_expr(other, quote!(0usize));
+                                let e = size_expr(other, quote!(0usize), &hp);
                                 quote!(::core::option::Option::Some(#e))
                             }
                         };
                         quote!(__shape.linear(#name, #declared, __out)?)
                     } else {
-                        size_expr(input, quote!(0usize))
+                        size_expr(input, quote!(0usize), &hp)
                     };
                     prev_out = Some(quote!((#output)));
                     quote! {
@@ -94,12 +96,12 @@ fn constructors(model: &ModuleModel) -> TokenStream {
                     quote! { let #field = #p::nn::batch_norm(#channels, device); }
                 }
                 Op::MaxPool(w) | Op::AvgPool(w) if track => {
-                    let window = window_expr(w);
+                    let window = window_expr(w, &hp);
                     let label = format!("{name} (op {})", i + 1);
                     quote! { __shape.pool(#label, #window)?; }
                 }
                 Op::AdaptiveAvgPool(h, w) if track => {
-                    let (h, w) = (size_expr(h, quote!(1usize)), size_expr(w, quote!(1usize)));
+                    let (h, w) = (size_expr(h, quote!(1usize), &hp), size_expr(w, quote!(1usize), &hp));
                     quote! { __shape.adaptive_pool(#name, [#h, #w])?; }
                 }
                 Op::Flatten if track => quote! { __shape.flatten(); },
@@ -115,20 +117,20 @@ fn constructors(model: &ModuleModel) -> TokenStream {
 fn apply(op: &Op, field: &syn::Ident) -> TokenStream {
     let p = private();
     let act = quote!(#p::burn::tensor::activation);
+    let hp = quote!(self.__fulmen_hparams());
     match op {
         Op::Conv2d { .. } => quote! { let x = #p::nn::conv2d_forward(&self.#field, x); },
         Op::Linear { .. } | Op::BatchNorm => quote! { let x = self.#field.forward(x); },
         Op::MaxPool(w) | Op::AvgPool(w) => {
-            let window = window_expr(w).to_string().replace("hparams.", "self.__fulmen_hparams().");
-            let window: TokenStream = window.parse().expect("re-parse window");
+            let window = window_expr(w, &hp);
             let f = if matches!(op, Op::MaxPool(_)) { quote!(max_pool2d) } else { quote!(avg_pool2d) };
             quote! { let x = #p::nn::#f(x, #window); }
         }
         Op::AdaptiveAvgPool(h, w) => {
-            let (h, w) = (runtime_size(h), runtime_size(w));
+            let (h, w) = (size_expr(h, quote!(1usize), &hp), size_expr(w, quote!(1usize), &hp));
             quote! { let x = #p::nn::adaptive_avg_pool2d(x, [#h, #w]); }
         }
-        Op::Flatten => quote! { let x = x.flatten::<2>(1, 3); },
+        Op::Flatten => TokenStream::new(),
         Op::Activation(name, arg) => match name.to_string().as_str() {
             "softmax" | "log_softmax" => quote! { let x = #act::#name(x, 1); },
             "leaky_relu" => {
@@ -140,15 +142,6 @@ fn apply(op: &Op, field: &syn::Ident) -> TokenStream {
     }
 }
 
-/// A size read in `forward` (from `self`'s hyperparameters).
-fn runtime_size(size: &Size) -> TokenStream {
-    match size {
-        Size::Lit(lit) => quote!((#lit as usize)),
-        Size::Field(field) => quote!((self.__fulmen_hparams().#field as usize)),
-        Size::Auto(_) => quote!(1usize),
-    }
-}
-
 /// `forward_features` (the 4-d part of the chain) and `forward`.
 fn forwards(model: &ModuleModel) -> TokenStream {
     let p = private();
@@ -157,15 +150,17 @@ fn forwards(model: &ModuleModel) -> TokenStream {
     let mut flat = model.input_rank == 2;
     for layer in &model.layers {
         for op in &layer.ops {
-            if !flat && matches!(op, Op::Linear { .. }) {
+            // The first linear (or an explicit flatten) turns feature maps into vectors; it
+            // ends `forward_features`. A flatten on something already flat does nothing.
+            if !flat && matches!(op, Op::Linear { .. } | Op::Flatten) {
                 flat = true;
                 head.extend(quote! { let x = x.flatten::<2>(1, 3); });
             }
+            if matches!(op, Op::Flatten) {
+                continue;
+            }
             let stmt = apply(op, &layer.ident);
             if flat { head.extend(stmt) } else { features.extend(stmt) }
-            if matches!(op, Op::Flatten) {
-                flat = true;
-            }
         }
     }
     let burn = quote!(#p::burn::tensor::Tensor);
@@ -204,8 +199,7 @@ pub fn generate(model: &ModuleModel) -> TokenStream {
     let tensor = quote!(#p::burn::tensor::Tensor);
     let hparams_ty = model.opts.hparams.as_ref();
 
-    let hparams_accessor = model.hparams_field.as_ref().map(|f| {
-        let ty = hparams_ty.expect("hparams field implies hparams type");
+    let hparams_accessor = model.hparams_field.as_ref().zip(hparams_ty).map(|(f, ty)| {
         quote! {
             #[doc(hidden)]
             #[inline]
@@ -224,7 +218,10 @@ pub fn generate(model: &ModuleModel) -> TokenStream {
             quote! { let mut __shape = #p::shape::ShapeTracker::image(#value); }
         });
         let (signature, validate) = match hparams_ty {
-            Some(ty) => (quote!(hparams: #ty, device: &#p::burn::tensor::Device), quote!(#p::Hyperparameters::validate(&hparams)?;)),
+            Some(ty) => {
+                let validate = quote::quote_spanned!(ty.span()=> <#ty as #p::Hyperparameters>::validate(&hparams)?;);
+                (quote!(hparams: #ty, device: &#p::burn::tensor::Device), validate)
+            }
             None => (quote!(device: &#p::burn::tensor::Device), quote!()),
         };
         let doc = format!("Builds `{name}` with freshly initialized layers on `device`, checking every layer's shapes.");
@@ -279,10 +276,11 @@ pub fn generate(model: &ModuleModel) -> TokenStream {
             quote!(#p::optim::#kind(#lr))
         }
     };
-    let hparams_value = model.hparams_field.as_ref().map(|f| {
+    let hparams_value = model.hparams_field.as_ref().zip(hparams_ty).map(|(f, ty)| {
+        let to_value = quote::quote_spanned!(ty.span()=> <#ty as #p::Hyperparameters>::to_value(&self.#f).ok());
         quote! {
             fn hparams(&self) -> ::core::option::Option<#p::serde_json::Value> {
-                #p::Hyperparameters::to_value(&self.#f).ok()
+                #to_value
             }
         }
     });
@@ -344,13 +342,34 @@ pub fn generate(model: &ModuleModel) -> TokenStream {
 
 /// What is emitted next to errors: the impls with bodies that cannot run (the crate does not
 /// compile while the errors stand), so the user sees the real errors and no knock-on ones.
-pub fn fallback(input: &syn::DeriveInput) -> TokenStream {
+/// Nothing is emitted for an input that is not a struct.
+pub fn fallback(input: &syn::DeriveInput, opts: Option<&super::LightningOpts>) -> TokenStream {
+    if !matches!(input.data, syn::Data::Struct(_)) {
+        return TokenStream::new();
+    }
     let p = private();
     let name = &input.ident;
     let tensor = quote!(#p::burn::tensor::Tensor);
     let stop = quote!(::core::unreachable!("fulmen: #[derive(LightningModule)] reported errors"));
-    let _ = format_ident!("unused");
+    let device = quote!(&#p::burn::tensor::Device);
+    let new = match opts {
+        Some(o) if o.init.is_none() => {
+            let params = match &o.hparams {
+                Some(ty) => quote!(_: #ty, _: #device),
+                None => quote!(_: #device),
+            };
+            quote! {
+                #[automatically_derived]
+                impl #name {
+                    #[allow(dead_code)]
+                    pub fn new(#params) -> #p::Result<Self> { #stop }
+                }
+            }
+        }
+        _ => TokenStream::new(),
+    };
     quote! {
+        #new
         #[automatically_derived]
         impl #p::LightningModule for #name {
             type Batch = #p::data::ClassificationBatch<4>;

@@ -18,6 +18,15 @@ pub enum Size {
     Field(Ident),
 }
 
+impl quote::ToTokens for Size {
+    fn to_tokens(&self, tokens: &mut proc_macro2::TokenStream) {
+        match self {
+            Size::Lit(lit) => lit.to_tokens(tokens),
+            Size::Field(ident) | Size::Auto(ident) => ident.to_tokens(tokens),
+        }
+    }
+}
+
 impl Parse for Size {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         if input.peek(LitInt) {
@@ -229,6 +238,10 @@ impl<'a> ArgReader<'a> {
             None => Pad::Valid,
             Some(syn::Expr::Path(p)) if p.path.is_ident("valid") => Pad::Valid,
             Some(syn::Expr::Path(p)) if p.path.is_ident("same") && allow_same => Pad::Same,
+            Some(e @ syn::Expr::Path(p)) if p.path.is_ident("same") => {
+                self.errors.push(darling::Error::custom("pooling takes no `same` padding; give a number of pixels or `valid`").with_span(e));
+                Pad::Valid
+            }
             Some(e) => match expr_size(e) {
                 Some(size) if !matches!(size, Size::Auto(_)) => Pad::Explicit(size),
                 _ => {

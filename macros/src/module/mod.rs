@@ -3,6 +3,7 @@
 mod attrs;
 mod codegen;
 mod layers;
+mod shape;
 
 use proc_macro2::TokenStream;
 
@@ -55,7 +56,7 @@ pub fn expand(input: TokenStream) -> TokenStream {
     match analyze(&input) {
         Ok(model) => codegen::generate(&model),
         Err(errors) => {
-            let fallback = codegen::fallback(&input);
+            let fallback = codegen::fallback(&input, attrs::parse(&input).ok().as_ref());
             let errors = errors.write_errors();
             quote::quote! { #fallback #errors }
         }
@@ -76,7 +77,7 @@ pub fn analyze(input: &syn::DeriveInput) -> darling::Result<ModuleModel> {
     let mut layers = Vec::new();
     let mut hparams_field = None;
     for field in &named.named {
-        let ident = field.ident.clone().expect("named field");
+        let Some(ident) = field.ident.clone() else { continue };
         let specs: Vec<_> = field.attrs.iter().filter(|a| a.path().is_ident("layer")).collect();
         if specs.len() > 1 {
             errors.push(darling::Error::custom("one #[layer(...)] per field; chain ops with commas inside it").with_span(specs[1]));
@@ -114,7 +115,8 @@ pub fn analyze(input: &syn::DeriveInput) -> darling::Result<ModuleModel> {
             ),
             Some(_) => {}
         }
-        if let Some(extra) = ops.iter().skip(1).find(|op| op.module_type().is_some()) {
+        let first_builds = ops.first().and_then(Op::module_type).is_some();
+        if let Some(extra) = ops.iter().skip(1).find(|op| first_builds && op.module_type().is_some()) {
             errors.push(
                 darling::Error::custom(format!(
                     "only the first op of a layer builds a module; move `{}` to a field of its own",
@@ -150,6 +152,7 @@ pub fn analyze(input: &syn::DeriveInput) -> darling::Result<ModuleModel> {
         opts.input_shape = Some(syn::parse_quote!(#field));
     }
     let input_rank = errors.handle(check_chain(&layers, &opts)).unwrap_or(4);
+    errors.handle(shape::check(&layers, opts.input_shape.as_ref()));
     let ends_in_log_softmax = layers.last().and_then(|l| l.ops.last()).is_some_and(|op| matches!(op, Op::Activation(a, _) if a == "log_softmax" || a == "softmax"));
     let loss = match &opts.loss {
         None if ends_in_log_softmax => Loss::Nll,
@@ -194,8 +197,8 @@ pub fn analyze(input: &syn::DeriveInput) -> darling::Result<ModuleModel> {
             }
         }
     }
-    errors.finish()?;
-    Ok(ModuleModel { opts, layers, hparams_field, input_rank, loss, accuracy, optimizer: optimizer.expect("errors finished") })
+    let optimizer = errors.finish_with(optimizer)?.ok_or_else(|| darling::Error::custom("the optimizer could not be read"))?;
+    Ok(ModuleModel { opts, layers, hparams_field, input_rank, loss, accuracy, optimizer })
 }
 
 /// Ranks through the chain: images stay 4-d through convs and pools; the first linear (or
@@ -345,6 +348,38 @@ mod tests {
         });
         assert_eq!(errors.len(), 1);
         assert!(errors[0].contains("loss = nll"), "{errors:?}");
+    }
+
+    #[test]
+    fn literal_input_shapes_are_checked_at_compile_time() {
+        let errors = errors_of(syn::parse_quote! {
+            #[lightning(input_shape = [3, 4, 4])]
+            struct M { #[layer(conv2d(3 -> 8, kernel = 5))] c: Conv2d, #[layer(linear(auto -> 2))] f: Linear }
+        });
+        assert_eq!(errors, vec!["`c`: conv2d kernel 5 does not fit the 4x4 feature map it receives; use a smaller kernel, padding, or fewer pooling layers before it"]);
+        let errors = errors_of(syn::parse_quote! {
+            #[lightning(input_shape = [3, 32, 32])]
+            struct M {
+                #[layer(conv2d(1 -> 8, kernel = 3, padding = same), max_pool(2))] c: Conv2d,
+                #[layer(linear(1000 -> 2))] f: Linear,
+            }
+        });
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        assert!(errors[0].contains("declares 1 input channels but receives 3"), "{errors:#?}");
+        assert!(errors[1].contains("declares 1000 input features but receives 2048 (8x16x16 flattened)"), "{errors:#?}");
+    }
+
+    #[test]
+    fn a_hyperparameter_size_ends_the_compile_time_walk() {
+        let errors = errors_of(syn::parse_quote! {
+            #[lightning(hparams = Cfg, input_shape = [3, 8, 8])]
+            struct M {
+                #[layer(conv2d(3 -> width, kernel = 3))] c: Conv2d,
+                #[layer(linear(12345 -> 2))] f: Linear,
+                #[module(skip)] hparams: Cfg,
+            }
+        });
+        assert!(errors.is_empty(), "left to new() at run time: {errors:#?}");
     }
 
     #[test]

@@ -1,0 +1,9 @@
+use fulmen::prelude::*;
+
+#[hyperparameters]
+pub enum Optimizer {
+    Adam,
+    Sgd,
+}
+
+fn main() {}

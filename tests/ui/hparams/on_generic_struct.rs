@@ -1,0 +1,8 @@
+use fulmen::prelude::*;
+
+#[hyperparameters]
+pub struct Config<T> {
+    pub value: T,
+}
+
+fn main() {}

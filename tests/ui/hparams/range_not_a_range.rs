@@ -1,0 +1,9 @@
+use fulmen::prelude::*;
+
+#[hyperparameters]
+pub struct Config {
+    #[hparam(range = 5)]
+    pub layers: u32,
+}
+
+fn main() {}

@@ -1,0 +1,9 @@
+use fulmen::prelude::*;
+
+#[hyperparameters]
+pub struct Config {
+    #[hparam(range = 1..3)]
+    pub name: String,
+}
+
+fn main() {}

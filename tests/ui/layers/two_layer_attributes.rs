@@ -1,0 +1,18 @@
+use fulmen::prelude::*;
+
+#[hyperparameters]
+pub struct Cfg {
+    pub num_classes: usize,
+}
+
+#[derive(Module, LightningModule, Debug)]
+#[lightning(hparams = Cfg)]
+pub struct Net {
+    #[layer(linear(4 -> 2))]
+    #[layer(relu)]
+    fc: Linear,
+    #[module(skip)]
+    hparams: Cfg,
+}
+
+fn main() {}

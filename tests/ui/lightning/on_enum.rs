@@ -1,0 +1,8 @@
+use fulmen::prelude::*;
+
+#[derive(LightningModule)]
+pub enum Net {
+    A,
+}
+
+fn main() {}

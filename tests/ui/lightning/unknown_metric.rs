@@ -1,0 +1,17 @@
+use fulmen::prelude::*;
+
+#[hyperparameters]
+pub struct Cfg {
+    pub num_classes: usize,
+}
+
+#[derive(Module, LightningModule, Debug)]
+#[lightning(hparams = Cfg, metrics(accuracy, f1))]
+pub struct Net {
+    #[layer(linear(4 -> 2))]
+    fc: Linear,
+    #[module(skip)]
+    hparams: Cfg,
+}
+
+fn main() {}

@@ -1,0 +1,28 @@
+//! Every op of the layer grammar, a literal input shape (checked at compile time), no
+//! hyperparameters, and the derives in the other order.
+#![deny(warnings)]
+
+use fulmen::prelude::*;
+
+#[derive(LightningModule, Module, Debug)]
+#[lightning(input_shape = [4, 16, 16], optimizer = sgd(lr = 0.01))]
+pub struct Everything {
+    #[layer(conv2d(4 -> 8, kernel = 3, padding = same), leaky_relu(0.2))]
+    stem: Conv2d,
+    #[layer(batch_norm, gelu)]
+    norm: BatchNorm,
+    #[layer(conv2d(auto -> 8, kernel = 3, stride = 2, padding = 1, groups = 2, bias = false), silu, avg_pool(2))]
+    grouped: Conv2d,
+    #[layer(conv2d(8 -> 16, kernel = 3, dilation = 2, padding = 2), tanh, max_pool(kernel = 2, stride = 1))]
+    dilated: Conv2d,
+    #[layer(conv2d(16 -> 16, kernel = 1, padding = valid), sigmoid, adaptive_avg_pool(2, 2), flatten)]
+    pointwise: Conv2d,
+    #[layer(linear(64 -> 10, bias = true), softmax)]
+    head: Linear,
+}
+
+fn main() {
+    let device = Device::flex();
+    let model = Everything::new(&device).expect("valid model");
+    assert_eq!(model.forward(Tensor::zeros([3, 4, 16, 16], &device)).dims(), [3, 10]);
+}
