@@ -11,3 +11,4 @@ mod fit_synthetic;
 mod hparams;
 mod log_semantics;
 mod trainer_config;
+mod user_crate;
