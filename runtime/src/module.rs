@@ -242,7 +242,7 @@ impl From<f32> for LogValue {
 pub struct Logged {
     /// The name as given to `log`.
     pub name: String,
-    /// The value (detached from the autodiff graph).
+    /// The value (a tensor leaves autodiff, so accumulating it records no graph).
     pub value: LogValue,
     /// Resolved `on_step`.
     pub on_step: bool,
@@ -319,7 +319,7 @@ impl StepContext {
                 if n != 1 {
                     return Err(fail(format!("expected a one-element tensor, got {n} elements; reduce it first (e.g. .mean())")));
                 }
-                LogValue::Tensor(t.detach())
+                LogValue::Tensor(t.detach().without_autodiff())
             }
             scalar => scalar,
         };

@@ -139,14 +139,6 @@ impl EpochResults {
         out
     }
 
-    /// Forgets step values already handed out, so a row holds only values logged since.
-    pub fn clear_step_values(&mut self) {
-        for e in &mut self.entries {
-            e.last_host = None;
-            e.last = None;
-        }
-    }
-
     /// The epoch's reduced values (one device sync), by output name, with their routing.
     pub fn epoch_values(&self) -> Vec<EpochValue> {
         let pending: Vec<(usize, Tensor<1>)> =
