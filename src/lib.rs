@@ -29,7 +29,7 @@ pub mod prelude {
     pub use crate::{
         Accelerator, Batch, Callback, Cifar10DataModule, ClassificationBatch, CsvLogger, DataModule, EarlyStopping,
         FromHparams, Hyperparameters, LightningModule, LogOptions, Mode, ModelCheckpoint, Result, SetupStage, Stage,
-        StepContext, SyntheticDataModule, Trainer, TrainerView, hyperparameters,
+        StepContext, SyntheticDataModule, Trainer, TrainerView, hparams, hyperparameters,
     };
 }
 

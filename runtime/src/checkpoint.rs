@@ -193,3 +193,16 @@ pub trait FromHparams: Module + Sized {
         checkpoint.load_weights(model, path)
     }
 }
+
+/// For generated code: validates a model's hyperparameters through its `FromHparams` impl, so
+/// a type that is not `#[hyperparameters]` is reported once, at that impl.
+#[doc(hidden)]
+pub fn validate_hparams<M: FromHparams>(hparams: &M::Hparams) -> Result<()> {
+    hparams.validate()
+}
+
+/// For generated code: a model's saved hyperparameters, through its `FromHparams` impl.
+#[doc(hidden)]
+pub fn saved_hparams<M: FromHparams>(hparams: &M::Hparams) -> Option<crate::hparams::SavedHparams> {
+    hparams.saved().ok()
+}

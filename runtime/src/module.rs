@@ -83,8 +83,9 @@ pub trait LightningModule: Module + Sized + 'static {
     /// The optimizer (and its learning rate) used by `fit`.
     fn configure_optimizers(&self) -> OptimizerConfig;
 
-    /// The hyperparameters as a JSON object, saved to `hparams.yaml`, loggers and checkpoints.
-    fn hparams(&self) -> Option<serde_json::Value> {
+    /// The hyperparameters (values and field descriptions), saved to `hparams.yaml`, loggers
+    /// and checkpoints.
+    fn hparams(&self) -> Option<crate::hparams::SavedHparams> {
         None
     }
 

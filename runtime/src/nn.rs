@@ -69,3 +69,40 @@ fn pool_padding(window: Window) -> [usize; 2] {
         Padding::Explicit(p) => [p, p],
     }
 }
+
+/// Dropout with probability `prob`, scaling kept values by `1 / (1 - prob)`. Active only while
+/// training (on an autodiff device, as Burn's `Dropout`); validation, test and predict run on
+/// the plain device and pass `x` through.
+pub fn dropout<const D: usize>(x: Tensor<D>, prob: f64) -> Tensor<D> {
+    if prob == 0.0 || !x.device().is_autodiff() {
+        return x;
+    }
+    let keep = 1.0 - prob;
+    let mask = x.random_like(burn::tensor::Distribution::Bernoulli(keep));
+    (x * mask).div_scalar(keep)
+}
+
+/// Checks a dropout probability taken from the hyperparameters (`new()` calls it).
+pub fn check_dropout(layer: &str, prob: f64) -> crate::Result<()> {
+    if !(0.0..1.0).contains(&prob) {
+        return Err(crate::Error::Shape {
+            layer: layer.to_string(),
+            reason: format!("dropout probability {prob} is outside [0, 1); give the hyperparameter a `range = 0.0..1.0`"),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dropout_probabilities_outside_zero_one_are_refused() {
+        assert!(check_dropout("fc1", 0.0).is_ok() && check_dropout("fc1", 0.99).is_ok());
+        for bad in [1.0, -0.1, f64::NAN] {
+            let err = check_dropout("fc1", bad).unwrap_err().to_string();
+            assert!(err.contains("fc1") && err.contains("[0, 1)"), "{err}");
+        }
+    }
+}

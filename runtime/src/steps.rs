@@ -1,7 +1,7 @@
 //! The steps `#[derive(LightningModule)]` generates for classifiers: forward, loss, metrics, and
 //! `log` under the stage's prefix (`train_loss`, `val_acc`, ...) with the tutorial's flags.
 
-use burn::tensor::Tensor;
+use burn::tensor::{Int, Tensor};
 
 use crate::data::ClassificationBatch;
 use crate::error::Result;
@@ -9,20 +9,27 @@ use crate::loss::{cross_entropy, nll_loss};
 use crate::metrics::accuracy;
 use crate::module::{LightningModule, LogOptions, Stage, StepContext};
 
+/// A loss or metric function of (model output, targets), as a user method provides it.
+pub type OutputFn<'a> = &'a dyn Fn(Tensor<2>, Tensor<1, Int>) -> Tensor<1>;
+
 /// Which loss a generated step uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LossKind {
+#[derive(Clone, Copy)]
+pub enum LossKind<'a> {
     /// The model outputs log-probabilities (ends in `log_softmax`).
     Nll,
     /// The model outputs logits.
     CrossEntropy,
+    /// The user's loss (`loss = Self::method`).
+    Custom(OutputFn<'a>),
 }
 
 /// Which metrics a generated step logs besides the loss.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MetricKind {
+#[derive(Clone, Copy)]
+pub enum MetricKind<'a> {
     /// Top-1 accuracy, logged as `<stage>_acc`.
     Accuracy,
+    /// The user's metric (`metrics(Self::method)`), logged as `<stage>_<name>`.
+    Custom(&'a str, OutputFn<'a>),
 }
 
 /// Forward, loss and metrics for one batch, logged as `<prefix>_loss` and `<prefix>_acc`:
@@ -32,8 +39,8 @@ pub fn classification_step<M, const D: usize>(
     model: &M,
     batch: ClassificationBatch<D>,
     ctx: &mut StepContext,
-    loss: LossKind,
-    metrics: &[MetricKind],
+    loss: LossKind<'_>,
+    metrics: &[MetricKind<'_>],
 ) -> Result<Tensor<1>>
 where
     M: LightningModule<Input = Tensor<D>, Output = Tensor<2>>,
@@ -42,6 +49,7 @@ where
     let loss_value = match loss {
         LossKind::Nll => nll_loss(output.clone(), batch.targets.clone()),
         LossKind::CrossEntropy => cross_entropy(output.clone(), batch.targets.clone()),
+        LossKind::Custom(f) => f(output.clone(), batch.targets.clone()),
     };
     let stage = ctx.stage();
     let options = match stage {
@@ -55,6 +63,10 @@ where
             MetricKind::Accuracy => {
                 let acc = accuracy(output.clone(), batch.targets.clone());
                 ctx.log_with(&format!("{prefix}_acc"), acc, options.clone())?;
+            }
+            MetricKind::Custom(name, f) => {
+                let value = f(output.clone(), batch.targets.clone());
+                ctx.log_with(&format!("{prefix}_{name}"), value, options.clone())?;
             }
         }
     }

@@ -5,7 +5,7 @@ mod parse;
 
 use proc_macro2::TokenStream;
 
-pub use parse::HparamStruct;
+pub use parse::{HparamStruct, literal_value};
 
 /// Expands `#[hyperparameters]` on `item`.
 pub fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {

@@ -5,8 +5,30 @@ use darling::FromMeta;
 /// Options of one field's `#[hparam(...)]`.
 #[derive(Debug, Default, FromMeta)]
 struct HparamOptions {
-    default: Option<syn::Expr>,
+    default: Option<RawExpr>,
     range: Option<syn::Expr>,
+    choices: Option<syn::Expr>,
+    skip: darling::util::Flag,
+}
+
+/// An expression exactly as written (darling would read a string literal's contents as code;
+/// here `default = "adam"` is the string).
+#[derive(Debug)]
+struct RawExpr(syn::Expr);
+
+impl FromMeta for RawExpr {
+    fn from_expr(expr: &syn::Expr) -> darling::Result<Self> {
+        Ok(RawExpr(expr.clone()))
+    }
+}
+
+/// The allowed values from `choices = [a, b, ..]`.
+#[derive(Debug, Clone)]
+pub struct Choices {
+    /// The values.
+    pub values: Vec<syn::Expr>,
+    /// The list as written, for messages.
+    pub text: String,
 }
 
 /// An inclusive or half-open numeric range from `range = LOW..=HIGH` (either end may be open).
@@ -35,6 +57,12 @@ pub struct HparamField {
     pub default: Option<syn::Expr>,
     /// Allowed range.
     pub range: Option<Range>,
+    /// Allowed values.
+    pub choices: Option<Choices>,
+    /// `skip`: neither saved nor loaded; takes its default when loaded.
+    pub skip: bool,
+    /// The doc comment, one line per `///` line.
+    pub doc: String,
 }
 
 /// The whole struct.
@@ -123,7 +151,18 @@ impl HparamStruct {
             }
             field.attrs = kept;
             let range = options.range.as_ref().and_then(|r| errors.handle(parse_range(r)));
-            let checked = HparamField { field: field.clone(), ident, default: options.default, range };
+            let choices = options.choices.as_ref().and_then(|c| errors.handle(parse_choices(c)));
+            if options.skip.is_present() && options.default.is_none() {
+                errors.push(
+                    darling::Error::custom(format!(
+                        "`skip` needs a `default = ...`: `{ident}` is not saved, so loading hparams.yaml or a checkpoint takes its default"
+                    ))
+                    .with_span(&syn::Ident::new("skip", options.skip.span())),
+                );
+            }
+            let doc = doc_text(&field.attrs);
+            let checked =
+                HparamField { field: field.clone(), ident, default: options.default.map(|d| d.0), range, choices, skip: options.skip.is_present(), doc };
             errors.handle(checked.check());
             fields.push(checked);
         }
@@ -144,6 +183,65 @@ fn parse_range(expr: &syn::Expr) -> darling::Result<Range> {
     let inclusive = matches!(r.limits, syn::RangeLimits::Closed(_));
     let text = quote::quote!(#expr).to_string().replace(' ', "");
     Ok(Range { low: r.start.as_deref().cloned(), high: r.end.as_deref().cloned(), inclusive, text, expr: expr.clone() })
+}
+
+fn parse_choices(expr: &syn::Expr) -> darling::Result<Choices> {
+    let syn::Expr::Array(array) = expr else {
+        return Err(darling::Error::custom("`choices` takes a list such as `[\"adam\", \"sgd\"]` or `[16, 32, 64]`").with_span(expr));
+    };
+    if array.elems.is_empty() {
+        return Err(darling::Error::custom("`choices` is empty: no value would be valid").with_span(expr));
+    }
+    let text = array.elems.iter().map(|e| quote::quote!(#e).to_string().replace(' ', "")).collect::<Vec<_>>().join(", ");
+    Ok(Choices { values: array.elems.iter().cloned().collect(), text: format!("[{text}]") })
+}
+
+/// The field's doc comment: its `///` lines, with the one leading space each has removed.
+fn doc_text(attrs: &[syn::Attribute]) -> String {
+    let lines: Vec<String> = attrs
+        .iter()
+        .filter(|a| a.path().is_ident("doc"))
+        .filter_map(|a| match &a.meta {
+            syn::Meta::NameValue(syn::MetaNameValue { value: syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }), .. }) => Some(s.value()),
+            _ => None,
+        })
+        .map(|line| line.strip_prefix(' ').unwrap_or(&line).trim_end().to_string())
+        .collect();
+    lines.join("\n").trim().to_string()
+}
+
+/// A literal as comparable text (`"adam"` → `adam`, `-1.0` → `-1`, `Kind::A` → `Kind::A`), for
+/// checking a default against its choices; `None` when it is not a literal or a path.
+fn comparable(expr: &syn::Expr) -> Option<String> {
+    match expr {
+        syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) => Some(format!("str:{}", s.value())),
+        syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Bool(b), .. }) => Some(format!("bool:{}", b.value)),
+        syn::Expr::Path(p) => Some(format!("path:{}", quote::quote!(#p).to_string().replace(' ', ""))),
+        _ => literal_value(expr).map(|v| format!("num:{v}")),
+    }
+}
+
+/// Whether an expression can be evaluated in a `const fn`: literals (not strings), paths to
+/// constants or unit variants, and arrays, tuples, casts and arithmetic of those.
+pub fn const_evaluable(expr: &syn::Expr) -> bool {
+    match expr {
+        syn::Expr::Lit(syn::ExprLit { lit, .. }) => !matches!(lit, syn::Lit::Str(_) | syn::Lit::ByteStr(_) | syn::Lit::CStr(_)),
+        syn::Expr::Path(_) => true,
+        syn::Expr::Unary(u) => const_evaluable(&u.expr),
+        syn::Expr::Binary(b) => const_evaluable(&b.left) && const_evaluable(&b.right),
+        syn::Expr::Paren(p) => const_evaluable(&p.expr),
+        syn::Expr::Group(g) => const_evaluable(&g.expr),
+        syn::Expr::Cast(c) => const_evaluable(&c.expr),
+        syn::Expr::Array(a) => a.elems.iter().all(const_evaluable),
+        syn::Expr::Tuple(t) => t.elems.iter().all(const_evaluable),
+        syn::Expr::Repeat(r) => const_evaluable(&r.expr),
+        _ => false,
+    }
+}
+
+/// Whether a field type is `String`.
+pub fn is_string(ty: &syn::Type) -> bool {
+    primitive(ty).as_deref() == Some("String")
 }
 
 /// A numeric literal's value (with an optional leading minus), if the expression is one.
@@ -207,6 +305,21 @@ impl HparamField {
                     );
                 }
             }
+        }
+        if let Some(choices) = &self.choices
+            && let Some(default) = &self.default
+            && let Some(value) = comparable(default)
+            && choices.values.iter().all(|c| comparable(c).is_some())
+            && !choices.values.iter().any(|c| comparable(c).as_ref() == Some(&value))
+        {
+            errors.push(
+                darling::Error::custom(format!(
+                    "default `{}` of `{name}` is not one of its choices {}",
+                    quote::quote!(#default).to_string().replace(' ', ""),
+                    choices.text
+                ))
+                .with_span(default),
+            );
         }
         errors.finish()
     }

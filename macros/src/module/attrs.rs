@@ -14,8 +14,8 @@ pub struct LightningOpts {
     pub hparams: Option<syn::Path>,
     /// `[C, H, W]` literal or the name of a hparams field holding it.
     pub input_shape: Option<syn::Expr>,
-    /// `nll` or `cross_entropy`.
-    pub loss: Option<syn::Ident>,
+    /// `nll`, `cross_entropy`, or `Self::method` (a user loss `fn(&self, output, targets) -> Tensor<1>`).
+    pub loss: Option<syn::Path>,
     /// Metrics logged by the generated steps.
     #[darling(default)]
     pub metrics: darling::util::PathList,
@@ -23,6 +23,8 @@ pub struct LightningOpts {
     pub optimizer: Option<syn::Expr>,
     /// A user constructor `fn(hparams, &Device) -> Result<Self>` replacing the generated `new`.
     pub init: Option<syn::Ident>,
+    /// User method replacing the generated `forward_features`.
+    pub forward_features: Option<syn::Ident>,
     /// User method replacing the generated `forward`.
     pub forward: Option<syn::Ident>,
     /// User method replacing the generated `training_step`.

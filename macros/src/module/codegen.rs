@@ -4,10 +4,9 @@
 
 use proc_macro2::TokenStream;
 use quote::quote;
-use syn::spanned::Spanned;
 
-use super::layers::{Op, Pad, Size, WindowSpec};
-use super::{Loss, ModuleModel};
+use super::layers::{DropRate, Op, Pad, Size, WindowSpec};
+use super::{Loss, Metric, ModuleModel};
 
 fn private() -> TokenStream {
     quote!(::fulmen::__private)
@@ -105,6 +104,7 @@ fn constructors(model: &ModuleModel) -> TokenStream {
                     quote! { __shape.adaptive_pool(#name, [#h, #w])?; }
                 }
                 Op::Flatten if track => quote! { __shape.flatten(); },
+                Op::Dropout(DropRate::Field(f)) => quote! { #p::nn::check_dropout(#name, hparams.#f as f64)?; },
                 _ => TokenStream::new(),
             };
             out.extend(stmt);
@@ -131,6 +131,13 @@ fn apply(op: &Op, field: &syn::Ident) -> TokenStream {
             quote! { let x = #p::nn::adaptive_avg_pool2d(x, [#h, #w]); }
         }
         Op::Flatten => TokenStream::new(),
+        Op::Dropout(rate) => {
+            let prob = match rate {
+                DropRate::Lit(e) => quote!(((#e) as f64)),
+                DropRate::Field(f) => quote!((#hp.#f as f64)),
+            };
+            quote! { let x = #p::nn::dropout(x, #prob); }
+        }
         Op::Activation(name, arg) => match name.to_string().as_str() {
             "softmax" | "log_softmax" => quote! { let x = #act::#name(x, 1); },
             "leaky_relu" => {
@@ -166,15 +173,24 @@ fn forwards(model: &ModuleModel) -> TokenStream {
     let burn = quote!(#p::burn::tensor::Tensor);
     if model.input_rank == 4 {
         let to_flat = if flat { quote!() } else { quote!(let x = x.flatten::<2>(1, 3);) };
+        let (features_fn, features_call) = match &model.opts.forward_features {
+            Some(user) => (quote!(), quote!(self.#user(x))),
+            None => (
+                quote! {
+                    /// The convolutional part of the chain (everything before the first linear layer).
+                    pub fn forward_features(&self, x: #burn<4>) -> #burn<4> {
+                        #features
+                        x
+                    }
+                },
+                quote!(self.forward_features(x)),
+            ),
+        };
         quote! {
-            /// The convolutional part of the chain (everything before the first linear layer).
-            pub fn forward_features(&self, x: #burn<4>) -> #burn<4> {
-                #features
-                x
-            }
+            #features_fn
             /// The whole chain, as the layer specs declare it.
             pub fn forward(&self, x: #burn<4>) -> #burn<2> {
-                let x = self.forward_features(x);
+                let x = #features_call;
                 #to_flat
                 #head
                 x
@@ -219,7 +235,7 @@ pub fn generate(model: &ModuleModel) -> TokenStream {
         });
         let (signature, validate) = match hparams_ty {
             Some(ty) => {
-                let validate = quote::quote_spanned!(ty.span()=> <#ty as #p::Hyperparameters>::validate(&hparams)?;);
+                let validate = quote!(#p::checkpoint::validate_hparams::<Self>(&hparams)?;);
                 (quote!(hparams: #ty, device: &#p::burn::tensor::Device), validate)
             }
             None => (quote!(device: &#p::burn::tensor::Device), quote!()),
@@ -243,12 +259,19 @@ pub fn generate(model: &ModuleModel) -> TokenStream {
         Some(user) => quote!(self.#user(input)),
         None => quote!(#name::forward(self, input)),
     };
-    let loss = match model.loss {
+    let loss = match &model.loss {
         Loss::Nll => quote!(#p::steps::LossKind::Nll),
         Loss::CrossEntropy => quote!(#p::steps::LossKind::CrossEntropy),
+        Loss::Method(path) => quote!(#p::steps::LossKind::Custom(&|output, targets| #path(self, output, targets))),
     };
-    let metrics = model.accuracy.then(|| quote!(#p::steps::MetricKind::Accuracy));
-    let step = quote!(#p::steps::classification_step(self, batch, ctx, #loss, &[#metrics]));
+    let metrics = model.metrics.iter().map(|m| match m {
+        Metric::Accuracy => quote!(#p::steps::MetricKind::Accuracy),
+        Metric::Method(path) => {
+            let name = path.segments.last().map(|s| s.ident.to_string()).unwrap_or_default();
+            quote!(#p::steps::MetricKind::Custom(#name, &|output, targets| #path(self, output, targets)))
+        }
+    });
+    let step = quote!(#p::steps::classification_step(self, batch, ctx, #loss, &[#(#metrics),*]));
     let training = match &model.opts.training_step {
         Some(user) => quote!(self.#user(batch, ctx)),
         None => step.clone(),
@@ -276,11 +299,10 @@ pub fn generate(model: &ModuleModel) -> TokenStream {
             quote!(#p::optim::#kind(#lr))
         }
     };
-    let hparams_value = model.hparams_field.as_ref().zip(hparams_ty).map(|(f, ty)| {
-        let to_value = quote::quote_spanned!(ty.span()=> <#ty as #p::Hyperparameters>::to_value(&self.#f).ok());
+    let hparams_value = model.hparams_field.as_ref().filter(|_| hparams_ty.is_some()).map(|f| {
         quote! {
-            fn hparams(&self) -> ::core::option::Option<#p::serde_json::Value> {
-                #to_value
+            fn hparams(&self) -> ::core::option::Option<#p::hparams::SavedHparams> {
+                #p::checkpoint::saved_hparams::<Self>(&self.#f)
             }
         }
     });

@@ -121,6 +121,15 @@ pub struct WindowSpec {
     pub dilation: Size,
 }
 
+/// A dropout probability.
+#[derive(Debug, Clone)]
+pub enum DropRate {
+    /// A literal in `[0, 1)`.
+    Lit(syn::Expr),
+    /// A field of the hyperparameters.
+    Field(Ident),
+}
+
 /// An op after semantic checks.
 #[derive(Debug, Clone)]
 pub enum Op {
@@ -138,6 +147,9 @@ pub enum Op {
     AdaptiveAvgPool(Size, Size),
     /// Flatten `[B, C, H, W]` to `[B, C*H*W]`.
     Flatten,
+    /// Dropout with a probability: a float literal or a hparams field (active only while
+    /// training, i.e. on an autodiff device).
+    Dropout(DropRate),
     /// An activation: `relu`, `gelu`, `silu`, `sigmoid`, `tanh`, `softmax`, `log_softmax`,
     /// `leaky_relu(slope)`.
     Activation(Ident, Option<syn::Expr>),
@@ -343,7 +355,31 @@ impl RawOp {
                 r.errors.finish_with(if name == "flatten" { Op::Flatten } else { Op::BatchNorm })
             }
             "dropout" => {
-                return Err(darling::Error::custom("`dropout` is not available in layer specs yet; apply dropout in a hand-written forward (`forward = ...`)").with_span(&self.name));
+                let mut r = ArgReader::new(self, &["p"]);
+                r.no_sizes();
+                r.max_positional(1);
+                let rate = match r.named("p").or_else(|| r.positional.first().copied()) {
+                    Some(syn::Expr::Path(path)) if path.path.get_ident().is_some() => {
+                        path.path.get_ident().map_or(DropRate::Lit(syn::parse_quote!(0.5)), |i| DropRate::Field(i.clone()))
+                    }
+                    Some(e) => match crate::hparams::literal_value(e) {
+                        Some(v) if (0.0..1.0).contains(&v) => DropRate::Lit(e.clone()),
+                        Some(v) => {
+                            r.errors.push(darling::Error::custom(format!("dropout probability {v} is outside [0, 1)")).with_span(e));
+                            DropRate::Lit(syn::parse_quote!(0.5))
+                        }
+                        None => {
+                            r.errors.push(darling::Error::custom("the dropout probability must be a number in [0, 1) or a hyperparameter field").with_span(e));
+                            DropRate::Lit(syn::parse_quote!(0.5))
+                        }
+                    },
+                    None if r.misspelt => DropRate::Lit(syn::parse_quote!(0.5)),
+                    None => {
+                        r.errors.push(darling::Error::custom("`dropout` needs its probability: `dropout(0.25)` or `dropout(p = field)`").with_span(&self.name));
+                        DropRate::Lit(syn::parse_quote!(0.5))
+                    }
+                };
+                r.errors.finish_with(Op::Dropout(rate))
             }
             activation if ACTIVATIONS.contains(&activation) => {
                 let allowed: &[&str] = if activation == "leaky_relu" { &["slope"] } else { &[] };

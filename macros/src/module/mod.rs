@@ -20,12 +20,28 @@ pub struct LayerField {
 }
 
 /// Which loss the generated steps use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Loss {
     /// `nll` (the model ends in `log_softmax`).
     Nll,
     /// `cross_entropy` (the model outputs logits).
     CrossEntropy,
+    /// The user's `Self::method(&self, output, targets) -> Tensor<1>`.
+    Method(syn::Path),
+}
+
+/// A metric the generated steps log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Metric {
+    /// Top-1 accuracy, logged as `<stage>_acc`.
+    Accuracy,
+    /// The user's `Self::method(&self, output, targets) -> Tensor<1>`, logged as `<stage>_<method>`.
+    Method(syn::Path),
+}
+
+/// `Self::name`: a user method named in an option.
+fn user_method(path: &syn::Path) -> bool {
+    path.segments.len() == 2 && path.segments[0].ident == "Self"
 }
 
 /// Everything the code generator needs, after checks.
@@ -41,8 +57,8 @@ pub struct ModuleModel {
     pub input_rank: usize,
     /// The loss.
     pub loss: Loss,
-    /// Log accuracy.
-    pub accuracy: bool,
+    /// The metrics.
+    pub metrics: Vec<Metric>,
     /// The optimizer.
     pub optimizer: OptimizerSpec,
 }
@@ -152,29 +168,43 @@ pub fn analyze(input: &syn::DeriveInput) -> darling::Result<ModuleModel> {
         opts.input_shape = Some(syn::parse_quote!(#field));
     }
     let input_rank = errors.handle(check_chain(&layers, &opts)).unwrap_or(4);
+    if let Some(features) = &opts.forward_features {
+        if opts.forward.is_some() {
+            errors.push(darling::Error::custom("`forward_features` has no effect when `forward` is yours too: call it from your forward and drop this option").with_span(features));
+        } else if input_rank == 2 {
+            errors.push(darling::Error::custom("`forward_features` replaces the convolutional part of the chain, but this model starts flat (with a linear layer)").with_span(features));
+        }
+    }
     errors.handle(shape::check(&layers, opts.input_shape.as_ref()));
     let ends_in_log_softmax = layers.last().and_then(|l| l.ops.last()).is_some_and(|op| matches!(op, Op::Activation(a, _) if a == "log_softmax" || a == "softmax"));
     let loss = match &opts.loss {
         None if ends_in_log_softmax => Loss::Nll,
         None => Loss::CrossEntropy,
-        Some(l) if l == "nll" => Loss::Nll,
-        Some(l) if l == "cross_entropy" => {
+        Some(l) if user_method(l) => Loss::Method(l.clone()),
+        Some(l) if l.is_ident("nll") => Loss::Nll,
+        Some(l) if l.is_ident("cross_entropy") => {
             if ends_in_log_softmax {
                 errors.push(darling::Error::custom("the model already ends in (log_)softmax, so cross_entropy would apply softmax twice; use `loss = nll`").with_span(l));
             }
             Loss::CrossEntropy
         }
         Some(l) => {
-            errors.push(darling::Error::unknown_value_with_alts(&l.to_string(), ["nll", "cross_entropy"].iter()).with_span(l));
+            let name = quote::quote!(#l).to_string().replace(' ', "");
+            errors.push(
+                darling::Error::unknown_value_with_alts(&name, ["nll", "cross_entropy"].iter())
+                    .with_span(l),
+            );
             Loss::CrossEntropy
         }
     };
-    let mut accuracy = false;
+    let mut metrics = Vec::new();
     for metric in opts.metrics.iter() {
         if metric.is_ident("accuracy") {
-            accuracy = true;
+            metrics.push(Metric::Accuracy);
+        } else if user_method(metric) {
+            metrics.push(Metric::Method(metric.clone()));
         } else {
-            let name = quote::quote!(#metric).to_string();
+            let name = quote::quote!(#metric).to_string().replace(' ', "");
             errors.push(darling::Error::unknown_value_with_alts(&name, ["accuracy"].iter()).with_span(metric));
         }
     }
@@ -190,6 +220,11 @@ pub fn analyze(input: &syn::DeriveInput) -> darling::Result<ModuleModel> {
     }
     if opts.hparams.is_none() {
         for layer in &layers {
+            for op in &layer.ops {
+                if let Op::Dropout(layers::DropRate::Field(f)) = op {
+                    errors.push(darling::Error::custom(format!("`{f}` names a hyperparameter field, but the model has no `hparams = ...`")).with_span(f));
+                }
+            }
             for size in layer.ops.iter().flat_map(sizes_of) {
                 if let Size::Field(f) = size {
                     errors.push(darling::Error::custom(format!("`{f}` names a hyperparameter field, but the model has no `hparams = ...`")).with_span(f));
@@ -198,7 +233,7 @@ pub fn analyze(input: &syn::DeriveInput) -> darling::Result<ModuleModel> {
         }
     }
     let optimizer = errors.finish_with(optimizer)?.ok_or_else(|| darling::Error::custom("the optimizer could not be read"))?;
-    Ok(ModuleModel { opts, layers, hparams_field, input_rank, loss, accuracy, optimizer })
+    Ok(ModuleModel { opts, layers, hparams_field, input_rank, loss, metrics, optimizer })
 }
 
 /// Ranks through the chain: images stay 4-d through convs and pools; the first linear (or
@@ -301,7 +336,7 @@ mod tests {
         assert_eq!(model.layers[0].ops.len(), 3);
         assert_eq!(model.input_rank, 4);
         assert_eq!(model.loss, Loss::Nll);
-        assert!(model.accuracy);
+        assert_eq!(model.metrics, vec![Metric::Accuracy]);
         assert_eq!(model.optimizer.kind, "adam");
         assert_eq!(model.hparams_field.as_ref().map(|i| i.to_string()), Some("hparams".into()));
         let shape = model.opts.input_shape.as_ref().map(|e| quote::quote!(#e).to_string());

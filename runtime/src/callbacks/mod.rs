@@ -35,7 +35,7 @@ impl<M: LightningModule> TrainerView<'_, M> {
             if weights_only { None } else { self.optimizer },
             self.state.epoch,
             self.state.global_step,
-            self.module.hparams(),
+            self.module.hparams().map(|h| h.values),
             serde_json::Map::new(),
         )
     }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use super::{Logger, RunStatus, next_version};
 use crate::error::Result;
 use crate::fs::atomic_write;
-use crate::hparams::to_yaml;
+use crate::hparams::SavedHparams;
 use crate::module::Metrics;
 
 /// Writes metrics as CSV rows (one per `log_metrics` call, sorted columns, `step` included) and
@@ -82,9 +82,9 @@ impl Logger for CsvLogger {
     fn log_dir(&mut self) -> Result<Option<PathBuf>> {
         self.dir().map(Some)
     }
-    fn log_hyperparams(&mut self, hparams: &serde_json::Value) -> Result<()> {
+    fn log_hyperparams(&mut self, hparams: &SavedHparams) -> Result<()> {
         let path = self.dir()?.join("hparams.yaml");
-        atomic_write(&path, to_yaml(hparams)?.as_bytes())
+        atomic_write(&path, hparams.to_yaml()?.as_bytes())
     }
     fn log_metrics(&mut self, metrics: &Metrics, step: u64) -> Result<()> {
         let mut row = metrics.clone();

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::hparams::SavedHparams;
 use crate::module::Metrics;
 
 mod csv;
@@ -29,7 +30,7 @@ pub trait Logger: Send {
     /// The version folder this run writes to (created on first use), if the logger writes files.
     fn log_dir(&mut self) -> Result<Option<PathBuf>>;
     /// Records the hyperparameters.
-    fn log_hyperparams(&mut self, hparams: &serde_json::Value) -> Result<()>;
+    fn log_hyperparams(&mut self, hparams: &SavedHparams) -> Result<()>;
     /// Records metric values at a global step.
     fn log_metrics(&mut self, metrics: &Metrics, step: u64) -> Result<()>;
     /// Writes out anything buffered.

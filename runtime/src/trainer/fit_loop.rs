@@ -178,7 +178,7 @@ impl<M: LightningModule> Trainer<M> {
     }
 
     /// Picks the run's version folder and records the hyperparameters, once per Trainer.
-    pub(super) fn start_loggers(&mut self, hparams: Option<serde_json::Value>) -> Result<()> {
+    pub(super) fn start_loggers(&mut self, hparams: Option<crate::hparams::SavedHparams>) -> Result<()> {
         if self.state.log_dir.is_some() || self.loggers.is_empty() {
             return Ok(());
         }

@@ -1,0 +1,85 @@
+//! `NAME=VALUE` overrides (`--set learning_rate=1e-3`) applied to hyperparameter values.
+
+use super::FieldInfo;
+use crate::error::{Error, Result};
+
+/// Applies one `NAME=VALUE` to `values` (a JSON object). `VALUE` is read as YAML, so numbers,
+/// bools, lists and strings need no quoting; dotted names reach into nested maps.
+pub fn apply(values: &mut serde_json::Value, item: &str, fields: &[FieldInfo]) -> Result<()> {
+    let Some((name, text)) = item.split_once('=') else {
+        return Err(Error::Config(format!("hyperparameter override `{item}` has no `=`; write NAME=VALUE, e.g. learning_rate=1e-3")));
+    };
+    let (name, text) = (name.trim(), text.trim());
+    let mut path = name.split('.');
+    let top = path.next().unwrap_or_default();
+    if let Some(field) = fields.iter().find(|f| f.name == top && !f.saved) {
+        return Err(Error::Config(format!("hyperparameter `{}` is marked `skip`: it is not saved and cannot be overridden; set it in code", field.name)));
+    }
+    let value: serde_json::Value = serde_yaml_ng::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_string()));
+    let mut slot = values;
+    for (depth, key) in std::iter::once(top).chain(path).enumerate() {
+        let serde_json::Value::Object(map) = slot else {
+            return Err(Error::Config(format!("hyperparameter override `{name}`: `{key}` is inside a value that is not a map")));
+        };
+        if !map.contains_key(key) {
+            let known: Vec<&str> = map.keys().map(String::as_str).collect();
+            let what = if depth == 0 { "hyperparameter".to_string() } else { format!("key in `{name}`") };
+            return Err(Error::Config(format!("unknown {what} `{key}`{}; known: {}", did_you_mean(key, &known), known.join(", "))));
+        }
+        slot = map.get_mut(key).ok_or_else(|| Error::Config(format!("unknown hyperparameter `{key}`")))?;
+    }
+    *slot = value;
+    Ok(())
+}
+
+/// `" (did you mean `x`?)"` for the closest known name within two edits, or nothing.
+fn did_you_mean(name: &str, known: &[&str]) -> String {
+    known
+        .iter()
+        .map(|k| (edit_distance(name, k), *k))
+        .filter(|(d, _)| *d <= 2.max(name.len() / 4))
+        .min()
+        .map(|(_, k)| format!(" (did you mean `{k}`?)"))
+        .unwrap_or_default()
+}
+
+/// Levenshtein distance over chars.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let next = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(row[j + 1] + 1);
+            prev = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edit_distance_counts_edits() {
+        assert_eq!(edit_distance("learnig_rate", "learning_rate"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn nested_keys_and_yaml_values() {
+        let mut v = serde_json::json!({"lr": 0.1, "opt": {"beta": 0.9}, "shape": [1, 2]});
+        apply(&mut v, "opt.beta=0.5", &[]).unwrap();
+        apply(&mut v, "shape=[3, 32, 32]", &[]).unwrap();
+        apply(&mut v, "lr = 1e-3", &[]).unwrap();
+        assert_eq!(v, serde_json::json!({"lr": 1e-3, "opt": {"beta": 0.5}, "shape": [3, 32, 32]}));
+        let err = apply(&mut v, "lrr=1", &[]).unwrap_err().to_string();
+        assert!(err.contains("did you mean `lr`"), "{err}");
+        assert!(apply(&mut v, "lr", &[]).unwrap_err().to_string().contains("NAME=VALUE"));
+        assert!(apply(&mut v, "lr.x=1", &[]).unwrap_err().to_string().contains("not a map"));
+    }
+}
