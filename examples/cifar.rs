@@ -5,12 +5,14 @@
 //! cargo run --release --example cifar                       # CIFAR-10 (downloaded once into ./data)
 //! cargo run --release --example cifar -- --synthetic --max-epochs 3   # no download
 //! cargo run --release --example cifar -- --fast-dev-run     # one batch of everything
+//! cargo run --release --example cifar -- --set learning_rate=1e-3   # override a hyperparameter
+//! cargo run --release --example cifar -- --hparams lightning_logs/version_0/hparams.yaml
 //! ```
 
 use std::process::ExitCode;
 use std::time::Instant;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use fulmen::prelude::*;
 
 /// The model's hyperparameters, saved to hparams.yaml and into every checkpoint.
@@ -81,9 +83,12 @@ struct Args {
     /// A mirror of cifar-10-binary.tar.gz (also FULMEN_CIFAR10_URL).
     #[arg(long)]
     cifar_url: Option<String>,
-    /// Adam's learning rate.
-    #[arg(long, default_value_t = 2e-4)]
-    learning_rate: f64,
+    /// Start from the hyperparameters in this YAML file (a run's hparams.yaml, for instance).
+    #[arg(long, value_name = "FILE")]
+    hparams: Option<std::path::PathBuf>,
+    /// Override one hyperparameter (repeatable), e.g. `--set learning_rate=1e-3`.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    overrides: Vec<String>,
     /// Where lightning_logs/ goes.
     #[arg(long, default_value = ".")]
     default_root_dir: std::path::PathBuf,
@@ -93,7 +98,12 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let help = format!("Hyperparameters (--set NAME=VALUE, or --hparams FILE):\n{}", LitConfig::help());
+    let matches = Args::command().after_help(help).get_matches();
+    let args = match Args::from_arg_matches(&matches) {
+        Ok(args) => args,
+        Err(e) => e.exit(),
+    };
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -114,7 +124,11 @@ fn run(args: &Args) -> fulmen::Result<()> {
         .callback(ModelCheckpoint::monitor("val_loss"))
         .build()?;
     fulmen::seed_everything(args.seed, trainer.device());
-    let config = LitConfig::new([3, 32, 32], 10).with_learning_rate(args.learning_rate);
+    let base = match &args.hparams {
+        Some(path) => LitConfig::from_yaml_file(path)?,
+        None => LitConfig::new([3, 32, 32], 10),
+    };
+    let config = base.with_overrides(&args.overrides)?;
     let model = LitModel::new(config, trainer.device())?;
 
     if args.synthetic {

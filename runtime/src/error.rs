@@ -18,6 +18,14 @@ pub enum Error {
         /// What the value must be.
         reason: String,
     },
+    /// A `NAME=VALUE` hyperparameter override that cannot be applied.
+    #[error("hyperparameter override `{item}`: {reason}")]
+    Override {
+        /// The override as given.
+        item: String,
+        /// What is wrong and what to write instead.
+        reason: String,
+    },
     /// A layer chain that cannot produce the shapes it claims.
     #[error("layer `{layer}`: {reason}")]
     Shape {

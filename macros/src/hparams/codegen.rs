@@ -2,7 +2,8 @@
 //! serde defaults, and the `Hyperparameters` impl with `validate()` and the field descriptions.
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
 
 use super::parse::{HparamField, HparamStruct, const_evaluable, is_float, is_numeric, is_string, primitive};
 
@@ -117,12 +118,13 @@ pub fn generate(model: &HparamStruct) -> TokenStream {
             let low = r.low.as_ref().map(|l| quote!(v < ((#l) as #ty)));
             let high = r.high.as_ref().map(|h| if r.inclusive { quote!(v > ((#h) as #ty)) } else { quote!(v >= ((#h) as #ty)) });
             let out = low.into_iter().chain(high);
-            quote! { if false #(|| #out)* { ::core::panic!(#message); } }
+            // Spanned at the range, so the compile error points at the rule that was broken.
+            quote_spanned! {r.expr.span()=> if false #(|| #out)* { ::core::panic!(#message); } }
         });
         let choices = f.choices.as_ref().map(|c| {
             let message = format!("hyperparameter `{field_name}` is not one of its choices {}", c.text);
             let values = &c.values;
-            quote! { if true #(&& v != (#values))* { ::core::panic!(#message); } }
+            quote_spanned! {c.expr.span()=> if true #(&& v != (#values))* { ::core::panic!(#message); } }
         });
         let any = finite.is_some() || range.is_some() || choices.is_some();
         any.then(|| quote! { { let v = self.#ident; #finite #range #choices } })
@@ -130,7 +132,7 @@ pub fn generate(model: &HparamStruct) -> TokenStream {
 
     let infos = model.fields.iter().map(|f| {
         let field_name = f.ident.to_string();
-        let ty = text(&f.field.ty);
+        let ty = text(&f.field.ty).replace(';', "; ").replace(',', ", ");
         let doc = &f.doc;
         let some = |s: Option<String>| s.map_or(quote!(::core::option::Option::None), |s| quote!(::core::option::Option::Some(#s)));
         let default = some(f.default.as_ref().map(text));

@@ -29,6 +29,8 @@ pub struct Choices {
     pub values: Vec<syn::Expr>,
     /// The list as written, for messages.
     pub text: String,
+    /// The list, for spans.
+    pub expr: syn::Expr,
 }
 
 /// An inclusive or half-open numeric range from `range = LOW..=HIGH` (either end may be open).
@@ -193,7 +195,7 @@ fn parse_choices(expr: &syn::Expr) -> darling::Result<Choices> {
         return Err(darling::Error::custom("`choices` is empty: no value would be valid").with_span(expr));
     }
     let text = array.elems.iter().map(|e| quote::quote!(#e).to_string().replace(' ', "")).collect::<Vec<_>>().join(", ");
-    Ok(Choices { values: array.elems.iter().cloned().collect(), text: format!("[{text}]") })
+    Ok(Choices { values: array.elems.iter().cloned().collect(), text: format!("[{text}]"), expr: expr.clone() })
 }
 
 /// The field's doc comment: its `///` lines, with the one leading space each has removed.
@@ -373,5 +375,49 @@ mod tests {
         assert_eq!(errors_of(syn::parse_quote! { enum E { A } }).len(), 1);
         assert_eq!(errors_of(syn::parse_quote! { struct T(f64); }).len(), 1);
         assert_eq!(errors_of(syn::parse_quote! { struct G<T> { t: T } }).len(), 1);
+    }
+
+    #[test]
+    fn choices_skip_and_docs() {
+        let parsed = HparamStruct::parse(&syn::parse_quote! {
+            struct C {
+                /// Which optimizer.
+                ///
+                /// Adam by default.
+                #[hparam(default = "adam", choices = ["adam", "sgd"])] opt: String,
+                #[hparam(default = 2, skip)] workers: usize,
+            }
+        })
+        .expect("valid");
+        let opt = &parsed.fields[0];
+        assert!(matches!(&opt.default, Some(syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(_), .. }))), "a string default stays a string");
+        assert_eq!(opt.choices.as_ref().map(|c| c.text.as_str()), Some("[\"adam\", \"sgd\"]"));
+        assert_eq!(opt.doc, "Which optimizer.\n\nAdam by default.");
+        assert!(parsed.fields[1].skip && !opt.skip);
+
+        let errors = errors_of(syn::parse_quote! {
+            struct C {
+                #[hparam(default = "adamw", choices = ["adam", "sgd"])] a: String,
+                #[hparam(default = 3, choices = [1, 2])] b: u32,
+                #[hparam(choices = 1..3)] c: u32,
+                #[hparam(choices = [])] d: u32,
+                #[hparam(skip)] e: u32,
+            }
+        });
+        assert_eq!(errors.len(), 5, "{errors:#?}");
+        let all = errors.join("\n");
+        for part in ["`\"adamw\"` of `a`", "`3` of `b`", "takes a list", "is empty", "`skip` needs a `default"] {
+            assert!(all.contains(part), "{part}: {all}");
+        }
+    }
+
+    #[test]
+    fn const_evaluable_defaults() {
+        for yes in [quote::quote!(1e-3), quote::quote!(-1), quote::quote!([3, 32, 32]), quote::quote!(f64::EPSILON), quote::quote!(Kind::A), quote::quote!(2 * 64)] {
+            assert!(const_evaluable(&syn::parse2(yes.clone()).unwrap()), "{yes}");
+        }
+        for no in [quote::quote!("adam"), quote::quote!(String::from("adam")), quote::quote!(vec![1]), quote::quote!(x.into())] {
+            assert!(!const_evaluable(&syn::parse2(no.clone()).unwrap()), "{no}");
+        }
     }
 }

@@ -425,4 +425,33 @@ mod tests {
         assert_eq!(errors.len(), 1);
         assert!(errors[0].contains("input_shape"), "{errors:?}");
     }
+
+    #[test]
+    fn user_loss_metrics_features_and_dropout() {
+        let model = analyze(&syn::parse_quote! {
+            #[lightning(hparams = Cfg, input_shape = [1, 8, 8], forward_features = feats, loss = Self::focal, metrics(accuracy, Self::top2))]
+            struct M {
+                #[layer(conv2d(1 -> 4, kernel = 3), relu)] c: Conv2d,
+                #[layer(linear(auto -> 2), dropout(p = drop))] f: Linear,
+                #[module(skip)] hparams: Cfg,
+            }
+        })
+        .expect("valid");
+        assert!(matches!(&model.loss, Loss::Method(p) if p.segments[1].ident == "focal"));
+        assert!(matches!(&model.metrics[..], [Metric::Accuracy, Metric::Method(p)] if p.segments[1].ident == "top2"));
+        assert!(matches!(&model.layers[1].ops[1], Op::Dropout(layers::DropRate::Field(f)) if f == "drop"));
+
+        let errors = errors_of(syn::parse_quote! {
+            #[lightning(forward = mine, forward_features = feats, loss = focal, metrics(top2))]
+            struct M {
+                #[layer(linear(4 -> 8), dropout(1.0))] a: Linear,
+                #[layer(linear(8 -> 2), dropout(p = rate))] b: Linear,
+            }
+        });
+        let all = errors.join("\n");
+        assert_eq!(errors.len(), 5, "{errors:#?}");
+        for part in ["forward_features", "focal", "top2", "outside [0, 1)", "`rate` names a hyperparameter field"] {
+            assert!(all.contains(part), "{part}: {all}");
+        }
+    }
 }

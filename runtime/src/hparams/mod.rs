@@ -92,7 +92,7 @@ pub trait Hyperparameters: Serialize + DeserializeOwned + Clone + std::fmt::Debu
             let item = item.as_ref();
             overrides::apply(&mut value, item, Self::fields())?;
             // Read back after each one, so a value of the wrong type is blamed on its override.
-            result = serde_json::from_value(value.clone()).map_err(|e| Error::Config(format!("hyperparameter override `{item}`: {e}")))?;
+            result = serde_json::from_value(value.clone()).map_err(|e| Error::Override { item: item.to_string(), reason: e.to_string() })?;
         }
         result.validate()?;
         Ok(result)

@@ -7,29 +7,33 @@ use crate::error::{Error, Result};
 /// bools, lists and strings need no quoting; dotted names reach into nested maps.
 pub fn apply(values: &mut serde_json::Value, item: &str, fields: &[FieldInfo]) -> Result<()> {
     let Some((name, text)) = item.split_once('=') else {
-        return Err(Error::Config(format!("hyperparameter override `{item}` has no `=`; write NAME=VALUE, e.g. learning_rate=1e-3")));
+        return Err(fail(item, "there is no `=`; write NAME=VALUE, e.g. learning_rate=1e-3".into()));
     };
     let (name, text) = (name.trim(), text.trim());
     let mut path = name.split('.');
     let top = path.next().unwrap_or_default();
     if let Some(field) = fields.iter().find(|f| f.name == top && !f.saved) {
-        return Err(Error::Config(format!("hyperparameter `{}` is marked `skip`: it is not saved and cannot be overridden; set it in code", field.name)));
+        return Err(fail(item, format!("`{}` is marked `skip`: it is not saved and cannot be overridden; set it in code", field.name)));
     }
     let value: serde_json::Value = serde_yaml_ng::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_string()));
     let mut slot = values;
     for (depth, key) in std::iter::once(top).chain(path).enumerate() {
         let serde_json::Value::Object(map) = slot else {
-            return Err(Error::Config(format!("hyperparameter override `{name}`: `{key}` is inside a value that is not a map")));
+            return Err(fail(item, format!("`{key}` is inside a value that is not a map")));
         };
         if !map.contains_key(key) {
             let known: Vec<&str> = map.keys().map(String::as_str).collect();
             let what = if depth == 0 { "hyperparameter".to_string() } else { format!("key in `{name}`") };
-            return Err(Error::Config(format!("unknown {what} `{key}`{}; known: {}", did_you_mean(key, &known), known.join(", "))));
+            return Err(fail(item, format!("unknown {what} `{key}`{}; known: {}", did_you_mean(key, &known), known.join(", "))));
         }
-        slot = map.get_mut(key).ok_or_else(|| Error::Config(format!("unknown hyperparameter `{key}`")))?;
+        slot = map.get_mut(key).ok_or_else(|| fail(item, format!("unknown key `{key}`")))?;
     }
     *slot = value;
     Ok(())
+}
+
+fn fail(item: &str, reason: String) -> Error {
+    Error::Override { item: item.to_string(), reason }
 }
 
 /// `" (did you mean `x`?)"` for the closest known name within two edits, or nothing.
