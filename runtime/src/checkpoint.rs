@@ -1,6 +1,8 @@
 //! fulmen's checkpoint file: one file holding the weights (Burn's burnpack record), the optimizer
-//! state, the position in training and the hyperparameters, each section CRC-checked, written
-//! atomically. Nothing in it can execute code on load.
+//! state, the position in training (epoch, global step, batches into the epoch), the
+//! hyperparameters, every callback's state and the fulmen version, each section CRC-checked,
+//! written atomically. Nothing in it can execute code on load. The data order needs no state: the
+//! loaders' shuffles are functions of the seed and the epoch.
 //!
 //! Layout: `FULMENCK`, u32 LE format version, u32 LE header length, the JSON [`CheckpointHeader`],
 //! then the sections in the header's order.
@@ -38,14 +40,23 @@ pub struct CheckpointHeader {
     pub fulmen_version: String,
     /// Rust type name of the model.
     pub model_type: String,
-    /// Epochs completed.
+    /// The epoch (0-based) it was written in.
     pub epoch: u64,
     /// Optimizer steps taken.
     pub global_step: u64,
+    /// Training batches done in `epoch`.
+    #[serde(default)]
+    pub batches_in_epoch: usize,
+    /// Whether `epoch`'s training batches were all done (a resumed fit starts at the next epoch).
+    #[serde(default)]
+    pub epoch_finished: bool,
     /// The model's hyperparameters.
     pub hparams: Option<serde_json::Value>,
     /// Callback states by state key.
     pub callbacks: serde_json::Map<String, serde_json::Value>,
+    /// What `on_save_checkpoint` hooks added.
+    #[serde(default)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
     /// Sections that follow the header.
     pub sections: Vec<Section>,
 }
@@ -59,15 +70,35 @@ pub struct Checkpoint {
     optimizer: Option<Vec<u8>>,
 }
 
+/// Where training stood when a checkpoint was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Position {
+    /// The epoch (0-based).
+    pub epoch: u64,
+    /// Optimizer steps taken.
+    pub global_step: u64,
+    /// Training batches done in `epoch`.
+    pub batches_in_epoch: usize,
+    /// Whether `epoch`'s training batches were all done.
+    pub epoch_finished: bool,
+}
+
+impl CheckpointHeader {
+    /// Where training stood.
+    pub fn position(&self) -> Position {
+        Position { epoch: self.epoch, global_step: self.global_step, batches_in_epoch: self.batches_in_epoch, epoch_finished: self.epoch_finished }
+    }
+}
+
 /// Writes a checkpoint of `model` (and `optimizer`) to `path`, atomically.
 pub fn save<M: Module>(
     path: &Path,
     model: &M,
     optimizer: Option<&ModuleOptimizer>,
-    epoch: u64,
-    global_step: u64,
+    position: Position,
     hparams: Option<serde_json::Value>,
     callbacks: serde_json::Map<String, serde_json::Value>,
+    extra: serde_json::Map<String, serde_json::Value>,
 ) -> Result<()> {
     let fail = |what: &str, e: &dyn std::fmt::Display| Error::Checkpoint { path: path.to_path_buf(), reason: format!("{what}: {e}") };
     let model_bytes = model.clone().into_record().into_bytes().map_err(|e| fail("cannot serialize the weights", &e))?;
@@ -79,10 +110,13 @@ pub fn save<M: Module>(
     let header = CheckpointHeader {
         fulmen_version: env!("CARGO_PKG_VERSION").to_string(),
         model_type: std::any::type_name::<M>().to_string(),
-        epoch,
-        global_step,
+        epoch: position.epoch,
+        global_step: position.global_step,
+        batches_in_epoch: position.batches_in_epoch,
+        epoch_finished: position.epoch_finished,
         hparams,
         callbacks,
+        extra,
         sections: blobs
             .iter()
             .map(|(name, b)| Section { name: name.to_string(), len: b.len() as u64, crc32: crc32fast::hash(b) })

@@ -30,7 +30,7 @@ pub use hparams::Hyperparameters;
 pub use loggers::{CsvLogger, Logger, RunStatus};
 pub use module::{Batch, LightningModule, LogOptions, LogValue, Metrics, Reduce, Stage, StepContext};
 pub use optim::{OptimizerConfig, adam, adamw, sgd};
-pub use trainer::{Limit, Trainer, TrainerBuilder, TrainerConfig, TrainerState, metrics_table};
+pub use trainer::{CkptPath, Hook, Limit, Trainer, TrainerBuilder, TrainerConfig, TrainerState, metrics_table};
 
 /// The Burn crate fulmen is built on.
 pub use burn as burn_reexport;

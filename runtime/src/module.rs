@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use burn::module::Module;
 use burn::tensor::Tensor;
 
+use crate::data::SetupStage;
 use crate::error::{Error, Result};
 use crate::optim::OptimizerConfig;
 
@@ -121,6 +122,119 @@ pub trait LightningModule: Module + Sized + 'static {
     }
     /// Called at the end of the test epoch.
     fn on_test_epoch_end(&mut self) -> Result<()> {
+        Ok(())
+    }
+    /// Called when a stage starts (after the data module's `setup`).
+    fn setup(&mut self, stage: SetupStage) -> Result<()> {
+        let _ = stage;
+        Ok(())
+    }
+    /// Called when a stage ends.
+    fn teardown(&mut self, stage: SetupStage) -> Result<()> {
+        let _ = stage;
+        Ok(())
+    }
+    /// Called when training starts (after the sanity check).
+    fn on_train_start(&mut self) -> Result<()> {
+        Ok(())
+    }
+    /// Called when training ends.
+    fn on_train_end(&mut self) -> Result<()> {
+        Ok(())
+    }
+    /// Called when a validation run starts.
+    fn on_validation_start(&mut self) -> Result<()> {
+        Ok(())
+    }
+    /// Called when a validation run ends.
+    fn on_validation_end(&mut self) -> Result<()> {
+        Ok(())
+    }
+    /// Called when testing starts.
+    fn on_test_start(&mut self) -> Result<()> {
+        Ok(())
+    }
+    /// Called when testing ends.
+    fn on_test_end(&mut self) -> Result<()> {
+        Ok(())
+    }
+    /// Called when predicting starts.
+    fn on_predict_start(&mut self) -> Result<()> {
+        Ok(())
+    }
+    /// Called when predicting ends.
+    fn on_predict_end(&mut self) -> Result<()> {
+        Ok(())
+    }
+    /// Called at the start of the predict epoch.
+    fn on_predict_epoch_start(&mut self) -> Result<()> {
+        Ok(())
+    }
+    /// Called at the end of the predict epoch.
+    fn on_predict_epoch_end(&mut self) -> Result<()> {
+        Ok(())
+    }
+    /// Called before each training batch.
+    fn on_train_batch_start(&mut self, batch_idx: usize) -> Result<()> {
+        let _ = batch_idx;
+        Ok(())
+    }
+    /// Called after each training batch.
+    fn on_train_batch_end(&mut self, batch_idx: usize) -> Result<()> {
+        let _ = batch_idx;
+        Ok(())
+    }
+    /// Called before each validation batch.
+    fn on_validation_batch_start(&mut self, batch_idx: usize) -> Result<()> {
+        let _ = batch_idx;
+        Ok(())
+    }
+    /// Called after each validation batch.
+    fn on_validation_batch_end(&mut self, batch_idx: usize) -> Result<()> {
+        let _ = batch_idx;
+        Ok(())
+    }
+    /// Called before each test batch.
+    fn on_test_batch_start(&mut self, batch_idx: usize) -> Result<()> {
+        let _ = batch_idx;
+        Ok(())
+    }
+    /// Called after each test batch.
+    fn on_test_batch_end(&mut self, batch_idx: usize) -> Result<()> {
+        let _ = batch_idx;
+        Ok(())
+    }
+    /// Called before each predict batch.
+    fn on_predict_batch_start(&mut self, batch_idx: usize) -> Result<()> {
+        let _ = batch_idx;
+        Ok(())
+    }
+    /// Called after each predict batch.
+    fn on_predict_batch_end(&mut self, batch_idx: usize) -> Result<()> {
+        let _ = batch_idx;
+        Ok(())
+    }
+    /// Called before `loss.backward()`.
+    fn on_before_backward(&mut self, loss: &Tensor<1>) -> Result<()> {
+        let _ = loss;
+        Ok(())
+    }
+    /// Called after the backward pass.
+    fn on_after_backward(&mut self) -> Result<()> {
+        Ok(())
+    }
+    /// Called before the optimizer step.
+    fn on_before_optimizer_step(&mut self) -> Result<()> {
+        Ok(())
+    }
+    /// Called when a checkpoint is written: add entries to `extra`.
+    fn on_save_checkpoint(&self, extra: &mut serde_json::Map<String, serde_json::Value>) -> Result<()> {
+        let _ = extra;
+        Ok(())
+    }
+    /// Called when `fit` resumes from a checkpoint, with the entries `on_save_checkpoint` added.
+    fn on_load_checkpoint(&mut self, extra: &serde_json::Map<String, serde_json::Value>) -> Result<()> {
+        let _ = extra;
         Ok(())
     }
 }

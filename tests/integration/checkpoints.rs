@@ -68,3 +68,62 @@ fn damaged_or_foreign_checkpoints_are_errors_that_say_why() {
     assert!(err.contains("do not fit") && err.contains("Probe"), "{err}");
     let _ = std::fs::remove_dir_all(root);
 }
+
+/// Set in the child process of the kill test: write checkpoints to this path until killed.
+const KILL_CHILD_PATH: &str = "FULMEN_TEST_KILL_CHILD_PATH";
+
+/// A 1024×4096 linear layer of constants (the same in both processes): a 16 MiB checkpoint,
+/// slow enough to be killed mid-write.
+fn big_layer(device: &Device) -> Linear {
+    let constant = fulmen::burn::nn::Initializer::Constant { value: 0.5 };
+    LinearConfig::new(1024, 4096).with_initializer(constant).init(device)
+}
+
+fn write_big(path: &std::path::Path, layer: &Linear, epoch: u64) {
+    let position = fulmen::checkpoint::Position { epoch, ..Default::default() };
+    fulmen::checkpoint::save(path, layer, None, position, None, Default::default(), Default::default()).unwrap();
+}
+
+#[test]
+fn a_process_killed_mid_write_leaves_the_previous_checkpoint_intact() {
+    let device = Device::flex();
+    let layer = big_layer(&device);
+    if let Ok(path) = std::env::var(KILL_CHILD_PATH) {
+        // Child: rewrite the checkpoint forever; the parent kills this process.
+        for epoch in 1.. {
+            write_big(std::path::Path::new(&path), &layer, epoch);
+        }
+        return;
+    }
+    let root = temp_dir("kill-write");
+    let path = root.join("model.ckpt");
+    write_big(&path, &layer, 0);
+    let mut killed_mid_write = 0;
+    for attempt in 0..4u64 {
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "checkpoints::a_process_killed_mid_write_leaves_the_previous_checkpoint_intact", "--test-threads=1"])
+            .env(KILL_CHILD_PATH, &path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let tmp = root.join(format!(".model.ckpt.tmp-{}", child.id()));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !tmp.exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(attempt * 3));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        if tmp.exists() {
+            killed_mid_write += 1;
+            std::fs::remove_file(&tmp).unwrap();
+        }
+        // Whatever the moment of the kill, the checkpoint is a whole one, old or new.
+        let checkpoint = fulmen::Checkpoint::read(&path).unwrap_or_else(|e| panic!("attempt {attempt}: {e}"));
+        let restored = checkpoint.load_weights(big_layer(&device), &path).unwrap();
+        assert_eq!(restored.weight.val().into_data(), layer.weight.val().into_data());
+    }
+    assert!(killed_mid_write > 0, "no kill landed during a write; the test proved nothing");
+    let _ = std::fs::remove_dir_all(root);
+}

@@ -9,6 +9,7 @@ mod checkpoints;
 mod cifar10;
 mod fit_synthetic;
 mod hparams;
+mod hook_order;
 mod hparams_options;
 mod log_semantics;
 mod trainer_config;

@@ -79,7 +79,7 @@ impl Dataset<(f32, usize)> for Points {
 }
 
 #[derive(Clone)]
-struct PointBatcher;
+pub struct PointBatcher;
 
 impl Batcher<(f32, usize), ClassificationBatch<2>> for PointBatcher {
     fn batch(&self, items: Vec<(f32, usize)>, device: &Device) -> ClassificationBatch<2> {

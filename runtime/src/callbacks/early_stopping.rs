@@ -41,6 +41,8 @@ pub struct EarlyStopping {
     strict: bool,
     check_finite: bool,
     check_on_train_epoch_end: bool,
+    stopping_threshold: Option<f64>,
+    divergence_threshold: Option<f64>,
     best: f64,
     wait_count: u32,
     stopped_epoch: Option<u64>,
@@ -58,6 +60,8 @@ impl EarlyStopping {
             strict: true,
             check_finite: true,
             check_on_train_epoch_end: false,
+            stopping_threshold: None,
+            divergence_threshold: None,
             best: f64::INFINITY,
             wait_count: 0,
             stopped_epoch: None,
@@ -112,6 +116,17 @@ impl EarlyStopping {
         self.reason.as_deref()
     }
 
+    /// Stops as soon as the metric reaches this value (below it in mode min, above in max).
+    pub fn stopping_threshold(mut self, value: f64) -> Self {
+        self.stopping_threshold = Some(value);
+        self
+    }
+    /// Stops as soon as the metric is worse than this value (above it in mode min).
+    pub fn divergence_threshold(mut self, value: f64) -> Self {
+        self.divergence_threshold = Some(value);
+        self
+    }
+
     fn check<M: LightningModule>(&mut self, trainer: &mut TrainerView<'_, M>) -> Result<()> {
         if trainer.state.sanity_checking {
             return Ok(());
@@ -126,8 +141,15 @@ impl EarlyStopping {
                     .map(|_| ());
             }
         };
+        let reached = |threshold: Option<f64>, better: bool| {
+            threshold.is_some_and(|t| if better == (self.mode == Mode::Min) { current < t } else { current > t })
+        };
         let stop = if self.check_finite && !current.is_finite() {
             Some(format!("monitored metric {} = {current} is not finite; previous best {:.6}", self.monitor, self.best))
+        } else if reached(self.stopping_threshold, true) {
+            Some(format!("stopping threshold reached: {} = {current}", self.monitor))
+        } else if reached(self.divergence_threshold, false) {
+            Some(format!("divergence threshold passed: {} = {current}", self.monitor))
         } else if self.mode.improves(current, self.best, self.min_delta) {
             self.best = current;
             self.wait_count = 0;
@@ -152,6 +174,24 @@ impl EarlyStopping {
 }
 
 impl<M: LightningModule> Callback<M> for EarlyStopping {
+    fn state_key(&self) -> String {
+        format!("EarlyStopping{{monitor={}, mode={:?}}}", self.monitor, self.mode).to_lowercase()
+    }
+    fn state_dict(&self) -> Option<serde_json::Value> {
+        Some(serde_json::json!({
+            "wait_count": self.wait_count,
+            "best_score": super::score_to_json(self.best),
+            "stopped_epoch": self.stopped_epoch,
+            "patience": self.patience,
+        }))
+    }
+    fn load_state_dict(&mut self, state: serde_json::Value) -> Result<()> {
+        let wait = state.get("wait_count").and_then(|v| v.as_u64()).ok_or_else(|| crate::Error::Serde("`wait_count` is missing".into()))?;
+        self.wait_count = wait as u32;
+        self.best = super::score_from_json(state.get("best_score")).unwrap_or(self.mode.worst());
+        self.stopped_epoch = state.get("stopped_epoch").and_then(|v| v.as_u64());
+        Ok(())
+    }
     fn on_validation_end(&mut self, trainer: &mut TrainerView<'_, M>) -> Result<()> {
         if self.check_on_train_epoch_end { Ok(()) } else { self.check(trainer) }
     }

@@ -1,10 +1,13 @@
-//! Callbacks: code that runs at the Trainer's hook points, after the module's hook of the same name.
+//! Callbacks: code that runs at the Trainer's hook points, after the module's hook of the same
+//! name. The hook list and its order are in `trainer/hooks.rs` (and the README).
 
 use std::path::Path;
 
 use burn::optim::ModuleOptimizer;
+use burn::tensor::Tensor;
 
-use crate::error::Result;
+use crate::data::SetupStage;
+use crate::error::{Error, Result};
 use crate::loggers::Logger;
 use crate::module::LightningModule;
 use crate::trainer::TrainerState;
@@ -19,24 +22,50 @@ pub use model_checkpoint::ModelCheckpoint;
 pub struct TrainerView<'a, M: LightningModule> {
     /// Position and metrics.
     pub state: &'a mut TrainerState,
-    /// The module being trained or evaluated.
+    /// The module being trained or evaluated (on its device; call `forward` for inference).
     pub module: &'a M,
     /// The loggers.
     pub loggers: &'a mut [Box<dyn Logger>],
     pub(crate) optimizer: Option<&'a ModuleOptimizer>,
+    /// The other callbacks (before and after the one being called), for their states.
+    pub(crate) others: (&'a [Box<dyn Callback<M>>], &'a [Box<dyn Callback<M>>]),
 }
 
 impl<M: LightningModule> TrainerView<'_, M> {
-    /// Writes a checkpoint of the module (and optimizer, unless `weights_only`) to `path`, atomically.
-    pub fn save_checkpoint(&self, path: &Path, weights_only: bool) -> Result<()> {
+    /// Writes a checkpoint of the module (and optimizer, unless `weights_only`) to `path`,
+    /// atomically, with the position, the hyperparameters, every callback's `state_dict`
+    /// (`caller`'s included: pass `self`) and what `on_save_checkpoint` hooks add.
+    pub fn save_checkpoint(&self, path: &Path, weights_only: bool, caller: &dyn Callback<M>) -> Result<()> {
+        let (before, after) = self.others;
+        let callbacks: Vec<&dyn Callback<M>> = before.iter().map(|c| c.as_ref()).chain(std::iter::once(caller)).chain(after.iter().map(|c| c.as_ref())).collect();
+        let mut states = serde_json::Map::new();
+        let mut extra = serde_json::Map::new();
+        self.module.on_save_checkpoint(&mut extra)?;
+        for callback in &callbacks {
+            callback.on_save_checkpoint(self.state, &mut extra)?;
+            if let Some(state) = callback.state_dict() {
+                let key = callback.state_key();
+                if states.insert(key.clone(), state).is_some() {
+                    return Err(Error::Config(format!(
+                        "two callbacks have the state key `{key}`; give one of them its own `state_key()`"
+                    )));
+                }
+            }
+        }
+        let position = crate::checkpoint::Position {
+            epoch: self.state.epoch,
+            global_step: self.state.global_step,
+            batches_in_epoch: self.state.train_batches_done,
+            epoch_finished: self.state.train_epoch_finished,
+        };
         crate::checkpoint::save(
             path,
             self.module,
             if weights_only { None } else { self.optimizer },
-            self.state.epoch,
-            self.state.global_step,
+            position,
             self.module.hparams().map(|h| h.values),
-            serde_json::Map::new(),
+            states,
+            extra,
         )
     }
 
@@ -46,14 +75,46 @@ impl<M: LightningModule> TrainerView<'_, M> {
     }
 }
 
-/// A callback (Lightning's `Callback`). Every hook defaults to doing nothing.
+/// A callback (Lightning's `Callback`). Every hook defaults to doing nothing; each runs after
+/// the module's hook of the same name, callbacks in the order added (checkpoint-writing ones
+/// last, so the checkpoints hold the others' updated state).
 #[allow(unused_variables)]
 pub trait Callback<M: LightningModule>: Send {
     /// A name for messages.
     fn name(&self) -> String {
         std::any::type_name::<Self>().rsplit("::").next().unwrap_or("callback").to_string()
     }
-    /// `fit` starts (after the module's `on_fit_start`).
+    /// Where this callback's state is stored in checkpoints (default: its name).
+    fn state_key(&self) -> String {
+        self.name()
+    }
+    /// The state to store in checkpoints (`None`: stateless).
+    fn state_dict(&self) -> Option<serde_json::Value> {
+        None
+    }
+    /// Restores the state from a checkpoint when `fit` resumes.
+    fn load_state_dict(&mut self, state: serde_json::Value) -> Result<()> {
+        Ok(())
+    }
+    /// Whether this callback writes checkpoints (it then runs after the others).
+    fn writes_checkpoints(&self) -> bool {
+        false
+    }
+    /// A folder this callback writes checkpoints to, when it was given one (searched by
+    /// `fit_from(.., "last")`).
+    fn checkpoint_dirpath(&self) -> Option<std::path::PathBuf> {
+        None
+    }
+
+    /// A stage starts (`fit`, `validate`, `test` or `predict`), after the data module's setup.
+    fn setup(&mut self, trainer: &mut TrainerView<'_, M>, stage: SetupStage) -> Result<()> {
+        Ok(())
+    }
+    /// A stage ended.
+    fn teardown(&mut self, trainer: &mut TrainerView<'_, M>, stage: SetupStage) -> Result<()> {
+        Ok(())
+    }
+    /// `fit` starts.
     fn on_fit_start(&mut self, trainer: &mut TrainerView<'_, M>) -> Result<()> {
         Ok(())
     }
@@ -61,32 +122,150 @@ pub trait Callback<M: LightningModule>: Send {
     fn on_fit_end(&mut self, trainer: &mut TrainerView<'_, M>) -> Result<()> {
         Ok(())
     }
+    /// The sanity validation pass starts.
+    fn on_sanity_check_start(&mut self, trainer: &mut TrainerView<'_, M>) -> Result<()> {
+        Ok(())
+    }
+    /// The sanity validation pass ended.
+    fn on_sanity_check_end(&mut self, trainer: &mut TrainerView<'_, M>) -> Result<()> {
+        Ok(())
+    }
+    /// Training starts (after the sanity check).
+    fn on_train_start(&mut self, trainer: &mut TrainerView<'_, M>) -> Result<()> {
+        Ok(())
+    }
+    /// Training ended.
+    fn on_train_end(&mut self, trainer: &mut TrainerView<'_, M>) -> Result<()> {
+        Ok(())
+    }
+    /// A validation run starts (also the sanity check's).
+    fn on_validation_start(&mut self, trainer: &mut TrainerView<'_, M>) -> Result<()> {
+        Ok(())
+    }
+    /// A validation run ended (also the sanity check's: see `trainer.state.sanity_checking`).
+    fn on_validation_end(&mut self, trainer: &mut TrainerView<'_, M>) -> Result<()> {
+        Ok(())
+    }
+    /// Testing starts.
+    fn on_test_start(&mut self, trainer: &mut TrainerView<'_, M>) -> Result<()> {
+        Ok(())
+    }
+    /// Testing ended.
+    fn on_test_end(&mut self, trainer: &mut TrainerView<'_, M>) -> Result<()> {
+        Ok(())
+    }
+    /// Predicting starts.
+    fn on_predict_start(&mut self, trainer: &mut TrainerView<'_, M>) -> Result<()> {
+        Ok(())
+    }
+    /// Predicting ended.
+    fn on_predict_end(&mut self, trainer: &mut TrainerView<'_, M>) -> Result<()> {
+        Ok(())
+    }
     /// A training epoch starts.
     fn on_train_epoch_start(&mut self, trainer: &mut TrainerView<'_, M>) -> Result<()> {
         Ok(())
     }
-    /// A training epoch ends (its epoch metrics are in `callback_metrics`).
+    /// A training epoch ends (after its validation; its epoch metrics are in `callback_metrics`).
     fn on_train_epoch_end(&mut self, trainer: &mut TrainerView<'_, M>) -> Result<()> {
+        Ok(())
+    }
+    /// A validation epoch starts.
+    fn on_validation_epoch_start(&mut self, trainer: &mut TrainerView<'_, M>) -> Result<()> {
+        Ok(())
+    }
+    /// A validation epoch ends (its metrics are in `callback_metrics`, except in the sanity check).
+    fn on_validation_epoch_end(&mut self, trainer: &mut TrainerView<'_, M>) -> Result<()> {
+        Ok(())
+    }
+    /// The test epoch starts.
+    fn on_test_epoch_start(&mut self, trainer: &mut TrainerView<'_, M>) -> Result<()> {
+        Ok(())
+    }
+    /// The test epoch ends (its metrics are in `callback_metrics`).
+    fn on_test_epoch_end(&mut self, trainer: &mut TrainerView<'_, M>) -> Result<()> {
+        Ok(())
+    }
+    /// The predict epoch starts.
+    fn on_predict_epoch_start(&mut self, trainer: &mut TrainerView<'_, M>) -> Result<()> {
+        Ok(())
+    }
+    /// The predict epoch ends.
+    fn on_predict_epoch_end(&mut self, trainer: &mut TrainerView<'_, M>) -> Result<()> {
+        Ok(())
+    }
+    /// A training batch starts.
+    fn on_train_batch_start(&mut self, trainer: &mut TrainerView<'_, M>, batch_idx: usize) -> Result<()> {
         Ok(())
     }
     /// A training batch ended (`global_step` already counts it).
     fn on_train_batch_end(&mut self, trainer: &mut TrainerView<'_, M>, batch_idx: usize) -> Result<()> {
         Ok(())
     }
-    /// A validation epoch starts (also during the sanity check).
-    fn on_validation_epoch_start(&mut self, trainer: &mut TrainerView<'_, M>) -> Result<()> {
+    /// A validation batch starts.
+    fn on_validation_batch_start(&mut self, trainer: &mut TrainerView<'_, M>, batch_idx: usize) -> Result<()> {
         Ok(())
     }
-    /// A validation epoch ends (its metrics are in `callback_metrics`; also during the sanity check).
-    fn on_validation_epoch_end(&mut self, trainer: &mut TrainerView<'_, M>) -> Result<()> {
+    /// A validation batch ended.
+    fn on_validation_batch_end(&mut self, trainer: &mut TrainerView<'_, M>, batch_idx: usize) -> Result<()> {
         Ok(())
     }
-    /// Validation ended (after `on_validation_epoch_end`); not called during the sanity check.
-    fn on_validation_end(&mut self, trainer: &mut TrainerView<'_, M>) -> Result<()> {
+    /// A test batch starts.
+    fn on_test_batch_start(&mut self, trainer: &mut TrainerView<'_, M>, batch_idx: usize) -> Result<()> {
         Ok(())
     }
-    /// The test epoch ends.
-    fn on_test_epoch_end(&mut self, trainer: &mut TrainerView<'_, M>) -> Result<()> {
+    /// A test batch ended.
+    fn on_test_batch_end(&mut self, trainer: &mut TrainerView<'_, M>, batch_idx: usize) -> Result<()> {
         Ok(())
+    }
+    /// A predict batch starts.
+    fn on_predict_batch_start(&mut self, trainer: &mut TrainerView<'_, M>, batch_idx: usize) -> Result<()> {
+        Ok(())
+    }
+    /// A predict batch ended.
+    fn on_predict_batch_end(&mut self, trainer: &mut TrainerView<'_, M>, batch_idx: usize) -> Result<()> {
+        Ok(())
+    }
+    /// Before `loss.backward()` (reading `loss` waits for the device).
+    fn on_before_backward(&mut self, trainer: &mut TrainerView<'_, M>, loss: &Tensor<1>) -> Result<()> {
+        Ok(())
+    }
+    /// After the backward pass.
+    fn on_after_backward(&mut self, trainer: &mut TrainerView<'_, M>) -> Result<()> {
+        Ok(())
+    }
+    /// Before the optimizer step.
+    fn on_before_optimizer_step(&mut self, trainer: &mut TrainerView<'_, M>) -> Result<()> {
+        Ok(())
+    }
+    /// A stage failed or was interrupted with `error`; runs before loggers are finalized.
+    fn on_exception(&mut self, trainer: &mut TrainerView<'_, M>, error: &Error) -> Result<()> {
+        Ok(())
+    }
+    /// A checkpoint is being written: add entries to `extra` (stored in the checkpoint).
+    fn on_save_checkpoint(&self, state: &TrainerState, extra: &mut serde_json::Map<String, serde_json::Value>) -> Result<()> {
+        Ok(())
+    }
+    /// `fit` resumes from a checkpoint whose extra entries are `extra` (after `load_state_dict`).
+    fn on_load_checkpoint(&mut self, state: &TrainerState, extra: &serde_json::Map<String, serde_json::Value>) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// A score as JSON; infinities and NaN (which JSON lacks) as the strings `inf`, `-inf`, `nan`.
+pub(crate) fn score_to_json(value: f64) -> serde_json::Value {
+    match value {
+        v if v.is_finite() => serde_json::json!(v),
+        v if v.is_nan() => "nan".into(),
+        v if v > 0.0 => "inf".into(),
+        _ => "-inf".into(),
+    }
+}
+
+/// The inverse of [`score_to_json`].
+pub(crate) fn score_from_json(value: Option<&serde_json::Value>) -> Option<f64> {
+    match value? {
+        serde_json::Value::String(s) => s.parse().ok(),
+        v => v.as_f64(),
     }
 }

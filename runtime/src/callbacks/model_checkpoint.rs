@@ -17,9 +17,14 @@ pub struct ModelCheckpoint {
     save_top_k: i64,
     save_last: bool,
     weights_only: bool,
+    every_n_epochs: u64,
+    every_n_train_steps: u64,
     kept: Vec<(f64, PathBuf)>,
     best_model_path: Option<PathBuf>,
     best_model_score: Option<f64>,
+    last_model_path: Option<PathBuf>,
+    /// The folder of the latest save (stored, so a resume knows whether `kept` is still there).
+    saved_dir: Option<PathBuf>,
 }
 
 impl Default for ModelCheckpoint {
@@ -32,9 +37,13 @@ impl Default for ModelCheckpoint {
             save_top_k: 1,
             save_last: false,
             weights_only: false,
+            every_n_epochs: 1,
+            every_n_train_steps: 0,
             kept: Vec::new(),
             best_model_path: None,
             best_model_score: None,
+            last_model_path: None,
+            saved_dir: None,
         }
     }
 }
@@ -84,6 +93,24 @@ impl ModelCheckpoint {
         self.best_model_score
     }
 
+    /// Saves every n epochs (default 1; 0 disables epoch-end saving).
+    pub fn every_n_epochs(mut self, n: u64) -> Self {
+        self.every_n_epochs = n;
+        self
+    }
+    /// Saves every n optimizer steps instead of at epoch ends (0, the default, disables it).
+    pub fn every_n_train_steps(mut self, n: u64) -> Self {
+        self.every_n_train_steps = n;
+        if n > 0 {
+            self.every_n_epochs = 0;
+        }
+        self
+    }
+    /// The latest checkpoint written (`last.ckpt` with `save_last`).
+    pub fn last_model_path(&self) -> Option<&PathBuf> {
+        self.last_model_path.as_ref()
+    }
+
     fn save<M: LightningModule>(&mut self, trainer: &mut TrainerView<'_, M>) -> Result<()> {
         if trainer.state.sanity_checking || trainer.state.fast_dev_run {
             return Ok(());
@@ -105,24 +132,31 @@ impl ModelCheckpoint {
             if qualifies {
                 let name = format_filename(&self.filename, trainer)?;
                 let path = dir.join(format!("{name}.ckpt"));
-                trainer.save_checkpoint(&path, self.weights_only)?;
                 self.kept.retain(|(_, p)| p != &path);
-                self.kept.push((score, path));
+                self.kept.push((score, path.clone()));
                 self.kept.sort_by(|a, b| if mode.improves(a.0, b.0, 0.0) { std::cmp::Ordering::Less } else { std::cmp::Ordering::Greater });
-                while self.save_top_k > 0 && self.kept.len() as i64 > self.save_top_k {
-                    let (_, path) = self.kept.pop().expect("non-empty");
-                    std::fs::remove_file(&path).map_err(Error::io("cannot remove old checkpoint", &path))?;
+                let (top_score, top_path) = self.kept[0].clone();
+                // A best restored from an earlier run stays best until something beats it.
+                if self.best_model_score.is_none_or(|best| !mode.improves(best, top_score, 0.0)) {
+                    self.best_model_score = Some(top_score);
+                    self.best_model_path = Some(top_path);
                 }
-                let (best_score, best_path) = self.kept[0].clone();
-                self.best_model_score = Some(best_score);
-                self.best_model_path = Some(best_path.clone());
-                trainer.state.best_model_path = Some(best_path);
-                trainer.state.last_model_path = Some(dir.join(format!("{name}.ckpt")));
+                self.last_model_path = Some(path.clone());
+                self.saved_dir = Some(dir.clone());
+                trainer.save_checkpoint(&path, self.weights_only, &*self)?;
+                while self.save_top_k > 0 && self.kept.len() as i64 > self.save_top_k {
+                    let Some((_, old)) = self.kept.pop() else { break };
+                    std::fs::remove_file(&old).map_err(Error::io("cannot remove old checkpoint", &old))?;
+                }
+                trainer.state.best_model_path = self.best_model_path.clone();
+                trainer.state.last_model_path = Some(path);
             }
         }
         if self.save_last {
             let path = dir.join("last.ckpt");
-            trainer.save_checkpoint(&path, self.weights_only)?;
+            self.last_model_path = Some(path.clone());
+            self.saved_dir = Some(dir.clone());
+            trainer.save_checkpoint(&path, self.weights_only, &*self)?;
             trainer.state.last_model_path = Some(path);
         }
         Ok(())
@@ -156,11 +190,59 @@ fn format_filename<M: LightningModule>(template: &str, trainer: &TrainerView<'_,
     Ok(out)
 }
 
+impl ModelCheckpoint {
+    fn epoch_due(&self, epoch: u64) -> bool {
+        self.every_n_epochs > 0 && (epoch + 1) % self.every_n_epochs == 0
+    }
+}
+
 impl<M: LightningModule> Callback<M> for ModelCheckpoint {
+    fn state_key(&self) -> String {
+        format!("ModelCheckpoint{{monitor={}, mode={:?}}}", self.monitor.as_deref().unwrap_or("none"), self.mode).to_lowercase()
+    }
+    fn state_dict(&self) -> Option<serde_json::Value> {
+        let kept: Vec<_> = self.kept.iter().map(|(s, p)| serde_json::json!([super::score_to_json(*s), p])).collect();
+        Some(serde_json::json!({
+            "dirpath": self.saved_dir,
+            "best_model_path": self.best_model_path,
+            "best_model_score": self.best_model_score.map(super::score_to_json),
+            "last_model_path": self.last_model_path,
+            "best_k_models": kept,
+        }))
+    }
+    fn load_state_dict(&mut self, state: serde_json::Value) -> Result<()> {
+        let path = |key: &str| state.get(key).and_then(|v| v.as_str()).map(PathBuf::from);
+        self.best_model_path = path("best_model_path");
+        self.best_model_score = super::score_from_json(state.get("best_model_score"));
+        self.last_model_path = path("last_model_path");
+        // The kept files count against `save_top_k` only when this run writes to the same folder.
+        if self.dirpath.is_some() && self.dirpath == path("dirpath") {
+            let kept = state.get("best_k_models").and_then(|v| v.as_array()).cloned().unwrap_or_default();
+            self.kept = kept
+                .iter()
+                .filter_map(|pair| Some((super::score_from_json(pair.get(0))?, PathBuf::from(pair.get(1)?.as_str()?))))
+                .filter(|(_, p)| p.is_file())
+                .collect();
+        }
+        Ok(())
+    }
+    fn writes_checkpoints(&self) -> bool {
+        true
+    }
+    fn checkpoint_dirpath(&self) -> Option<PathBuf> {
+        self.dirpath.clone()
+    }
+    fn on_fit_start(&mut self, trainer: &mut TrainerView<'_, M>) -> Result<()> {
+        trainer.state.best_model_path = self.best_model_path.clone();
+        Ok(())
+    }
     fn on_validation_end(&mut self, trainer: &mut TrainerView<'_, M>) -> Result<()> {
-        self.save(trainer)
+        if self.epoch_due(trainer.state.epoch) { self.save(trainer) } else { Ok(()) }
     }
     fn on_train_epoch_end(&mut self, trainer: &mut TrainerView<'_, M>) -> Result<()> {
-        if trainer.state.validation_enabled { Ok(()) } else { self.save(trainer) }
+        if !trainer.state.validation_enabled && self.epoch_due(trainer.state.epoch) { self.save(trainer) } else { Ok(()) }
+    }
+    fn on_train_batch_end(&mut self, trainer: &mut TrainerView<'_, M>, _batch_idx: usize) -> Result<()> {
+        if self.every_n_train_steps > 0 && trainer.state.global_step % self.every_n_train_steps == 0 { self.save(trainer) } else { Ok(()) }
     }
 }

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -159,10 +158,7 @@ impl LoaderOptions {
 
     /// A loader over `dataset`, shuffled (reshuffled every epoch) when `shuffle`.
     pub fn loader<D: Dataset<ImageItem> + 'static>(&self, batcher: ImageBatcher, dataset: D, shuffle: bool) -> super::Loader<ClassificationBatch<4>> {
-        let mut builder = DataLoaderBuilder::new(batcher).batch_size(self.batch_size).num_workers(self.num_workers);
-        if shuffle {
-            builder = builder.shuffle(self.seed);
-        }
-        builder.build(dataset)
+        let loader = super::OrderedLoader::new(dataset, batcher, self.batch_size).num_workers(self.num_workers);
+        if shuffle { loader.shuffle(self.seed).into_loader() } else { loader.into_loader() }
     }
 }

@@ -9,11 +9,13 @@ use crate::error::Result;
 mod batch;
 mod cifar10;
 mod download;
+mod loader;
 mod synthetic;
 
 pub use batch::{ClassificationBatch, ImageBatcher, ImageItem, ImageSet, LoaderOptions};
 pub use cifar10::{CIFAR10_MD5, CIFAR10_URL, Cifar10DataModule};
 pub use download::{download_verified, md5_file};
+pub use loader::OrderedLoader;
 pub use synthetic::{SYNTHETIC_CLASSES, SyntheticDataModule, SyntheticImages};
 
 /// A data loader as the Trainer consumes it (Burn's, with worker threads).

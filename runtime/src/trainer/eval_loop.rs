@@ -2,9 +2,10 @@
 
 
 use super::fit_loop::estimate_batches;
+use super::hooks::Hook;
 use super::results::{EpochResults, EpochValue};
 use super::{Trainer, metrics_table};
-use crate::data::Loader;
+use crate::data::{Loader, SetupStage};
 use crate::error::{Error, Result};
 use crate::progress::Bar;
 use crate::module::{Batch, LightningModule, Metrics, Stage, StepContext};
@@ -12,7 +13,7 @@ use crate::module::{Batch, LightningModule, Metrics, Stage, StepContext};
 impl<M: LightningModule> Trainer<M> {
     /// Runs `stage`'s step over `loader` (at most `limit` batches, else the configured limit)
     /// and returns the epoch values.
-    pub(super) fn evaluate(&mut self, model: &M, loader: &Loader<M::Batch>, stage: Stage, limit: Option<usize>) -> Result<Vec<EpochValue>> {
+    pub(super) fn evaluate(&mut self, model: &mut M, loader: &Loader<M::Batch>, stage: Stage, limit: Option<usize>) -> Result<Vec<EpochValue>> {
         let configured = match stage {
             Stage::Test => self.config.limit_test_batches,
             _ => self.config.limit_val_batches,
@@ -38,12 +39,14 @@ impl<M: LightningModule> Trainer<M> {
                     break;
                 }
             }
+            self.call(model, None, Hook::BatchStart(stage, batch_idx))?;
             let mut ctx = StepContext::new(stage, batch_idx, batch.batch_size(), self.state.epoch, self.state.global_step);
             match stage {
                 Stage::Test => model.test_step(batch, &mut ctx)?,
                 _ => model.validation_step(batch, &mut ctx)?,
             }
             results.record(ctx.take_logged())?;
+            self.call(model, None, Hook::BatchEnd(stage, batch_idx))?;
             batch_idx += 1;
             self.bars.set_position(Bar::Eval, batch_idx as u64);
         }
@@ -53,18 +56,28 @@ impl<M: LightningModule> Trainer<M> {
 
     /// `validate` and `test`: one evaluation epoch, logged and printed as a table.
     pub(super) fn run_evaluation(&mut self, model: &M, loader: Loader<M::Batch>, stage: Stage) -> Result<Metrics> {
-        let model = model.valid().to_device(&self.device);
+        let mut model = model.valid().to_device(&self.device);
+        let result = self.evaluation_stages(&mut model, loader, stage);
+        if let Err(error) = &result {
+            let _ = self.call_callbacks(&model, None, Hook::Exception(error));
+        }
+        result
+    }
+
+    fn evaluation_stages(&mut self, model: &mut M, loader: Loader<M::Batch>, stage: Stage) -> Result<Metrics> {
+        let setup = if stage == Stage::Test { SetupStage::Test } else { SetupStage::Validate };
         let loader = loader.to_device(&self.device);
         self.start_loggers(model.hparams())?;
         self.state.stage = Some(stage);
-        let values = self.evaluate(&model, &loader, stage, None)?;
+        self.call(model, None, Hook::Setup(setup))?;
+        self.call(model, None, Hook::StageStart(stage))?;
+        self.call(model, None, Hook::EpochStart(stage))?;
+        let values = self.evaluate(model, &loader, stage, None)?;
         let metrics: Metrics = values.iter().map(|v| (v.name.clone(), v.value)).collect();
         self.publish_epoch(values, stage)?;
-        let mut view_model = model;
-        match stage {
-            Stage::Test => self.dispatch(&mut view_model, None, |m| m.on_test_epoch_end(), |cb, v| cb.on_test_epoch_end(v))?,
-            _ => self.dispatch(&mut view_model, None, |m| m.on_validation_epoch_end(), |cb, v| cb.on_validation_epoch_end(v))?,
-        }
+        self.call(model, None, Hook::EpochEnd(stage))?;
+        self.call(model, None, Hook::StageEnd(stage))?;
+        self.call(model, None, Hook::Teardown(setup))?;
         for logger in &mut self.loggers {
             logger.flush()?;
         }
@@ -76,9 +89,20 @@ impl<M: LightningModule> Trainer<M> {
 
     /// `predict`: `predict_step` over the loader, no logging.
     pub(super) fn run_predict(&mut self, model: &M, loader: Loader<M::Batch>) -> Result<Vec<M::Prediction>> {
-        let model = model.valid().to_device(&self.device);
+        let mut model = model.valid().to_device(&self.device);
+        let result = self.predict_stages(&mut model, loader);
+        if let Err(error) = &result {
+            let _ = self.call_callbacks(&model, None, Hook::Exception(error));
+        }
+        result
+    }
+
+    fn predict_stages(&mut self, model: &mut M, loader: Loader<M::Batch>) -> Result<Vec<M::Prediction>> {
         let loader = loader.to_device(&self.device);
         self.state.stage = Some(Stage::Predict);
+        self.call(model, None, Hook::Setup(SetupStage::Predict))?;
+        self.call(model, None, Hook::StageStart(Stage::Predict))?;
+        self.call(model, None, Hook::EpochStart(Stage::Predict))?;
         let mut out = Vec::new();
         let mut bound = None;
         for (batch_idx, batch) in loader.iter().enumerate() {
@@ -91,11 +115,16 @@ impl<M: LightningModule> Trainer<M> {
             if bound.is_some_and(|b| batch_idx >= b) {
                 break;
             }
+            self.call(model, None, Hook::BatchStart(Stage::Predict, batch_idx))?;
             let mut ctx = StepContext::new(Stage::Predict, batch_idx, batch.batch_size(), self.state.epoch, self.state.global_step);
             out.push(model.predict_step(batch, &mut ctx)?);
+            self.call(model, None, Hook::BatchEnd(Stage::Predict, batch_idx))?;
             self.bars.set_position(Bar::Eval, batch_idx as u64 + 1);
         }
         self.bars.finish(Bar::Eval);
+        self.call(model, None, Hook::EpochEnd(Stage::Predict))?;
+        self.call(model, None, Hook::StageEnd(Stage::Predict))?;
+        self.call(model, None, Hook::Teardown(SetupStage::Predict))?;
         self.state.stage = None;
         Ok(out)
     }

@@ -1,22 +1,41 @@
 //! The fit loop: sanity check, then epochs of training batches, each followed by validation.
 
-use burn::optim::GradientsParams;
+use std::path::{Path, PathBuf};
 
+use burn::optim::{GradientsParams, ModuleOptimizer};
+
+use super::hooks::Hook;
 use super::results::{EpochResults, EpochValue, Target};
 use super::{Trainer, TrainerState};
-use crate::data::{DataModule, Loader};
+use crate::checkpoint::{Checkpoint, Position};
+use crate::data::{DataModule, Loader, SetupStage};
 use crate::error::{Error, Result};
 use crate::module::{Batch, LightningModule, Metrics, Stage, StepContext};
 use crate::optim::OptimizerConfig;
 use crate::progress::Bar;
 use crate::summary::ModelSummary;
 
-impl<M: LightningModule> Trainer<M> {
-    pub(super) fn run_fit<D: DataModule<Batch = M::Batch>>(&mut self, model: M, dm: &mut D) -> Result<M> {
-        let device = self.device.clone();
-        if let Some(seed) = self.config.seed {
-            device.seed(seed);
+/// `?` for the loops: on an error, hands the model and optimizer back with it (so
+/// `on_exception` can still see them).
+macro_rules! attempt {
+    ($model:ident, $optim:ident, $e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(e) => return ($model, $optim, Err(e)),
         }
+    };
+}
+
+/// The seed of the device generator for `epoch`: a resumed run draws what the full run drew.
+fn epoch_seed(seed: u64, epoch: u64) -> u64 {
+    let mut rng = crate::rng::SplitMix64::new(seed ^ epoch.wrapping_mul(0xD1B5_4A32_D192_ED03));
+    rng.next_u64()
+}
+
+impl<M: LightningModule> Trainer<M> {
+    /// `fit`, optionally resuming from `resume` (a checkpoint read back, with its path).
+    pub(super) fn run_fit<D: DataModule<Batch = M::Batch>>(&mut self, model: M, dm: &mut D, resume: Option<(PathBuf, Checkpoint)>) -> Result<M> {
+        let device = self.device.clone();
         let train_loader = dm.train_dataloader()?.to_device(&device);
         let val_loader = dm.val_dataloader()?.map(|l| l.to_device(&device));
         let validation_enabled = val_loader.is_some() && self.config.limit_val_batches.batches(Some(1)) != Some(0);
@@ -27,87 +46,120 @@ impl<M: LightningModule> Trainer<M> {
             log_dir: self.state.log_dir.take(),
             ..TrainerState::default()
         };
-
+        let model = match &resume {
+            Some((path, checkpoint)) => {
+                let expected = std::any::type_name::<M>();
+                if checkpoint.header.model_type != expected {
+                    let reason = format!("it holds a `{}`, not a `{expected}`", checkpoint.header.model_type);
+                    return Err(Error::Checkpoint { path: path.clone(), reason });
+                }
+                checkpoint.load_weights(model, path)?
+            }
+            None => model,
+        };
         let mut model = model.to_device(&device.clone().autodiff()).train();
-        let OptimizerConfig { optimizer: mut optim, lr, .. } = model.configure_optimizers();
+        let OptimizerConfig { optimizer, lr, .. } = model.configure_optimizers();
+        let optim = match &resume {
+            Some((path, checkpoint)) => checkpoint.load_optimizer(optimizer, path)?,
+            None => optimizer,
+        };
+        let start = match &resume {
+            Some((path, checkpoint)) => self.restore(&mut model, path, checkpoint)?,
+            None => Position::default(),
+        };
         self.start_loggers(model.hparams())?;
         if self.config.enable_model_summary {
             println!("{}", ModelSummary::of(&model).render());
         }
-        self.dispatch(&mut model, Some(&optim), |m| m.on_fit_start(), |cb, v| cb.on_fit_start(v))?;
+        let (model, optim, result) = self.fit_stages(model, optim, lr, &train_loader, val_loader.as_ref(), start);
+        if let Err(error) = &result {
+            // The original error matters more than one from a callback's on_exception.
+            let _ = self.call_callbacks(&model, Some(&optim), Hook::Exception(error));
+        }
+        result?;
+        Ok(model.valid())
+    }
 
-        if let (Some(val), true) = (&val_loader, validation_enabled && self.config.num_sanity_val_steps > 0) {
+    /// Restores the position and the callbacks' and module's states from a checkpoint; returns
+    /// the position to resume from.
+    fn restore(&mut self, model: &mut M, path: &Path, checkpoint: &Checkpoint) -> Result<Position> {
+        let header = &checkpoint.header;
+        let position = header.position();
+        self.state.epoch = position.epoch;
+        self.state.global_step = position.global_step;
+        self.state.resumed_from = Some(path.to_path_buf());
+        for callback in &mut self.callbacks {
+            if let Some(state) = header.callbacks.get(&callback.state_key()) {
+                callback.load_state_dict(state.clone()).map_err(|e| Error::Checkpoint {
+                    path: path.to_path_buf(),
+                    reason: format!("the state of callback `{}` cannot be restored: {e}", callback.state_key()),
+                })?;
+            }
+        }
+        model.on_load_checkpoint(&header.extra)?;
+        for callback in &mut self.callbacks {
+            callback.on_load_checkpoint(&self.state, &header.extra)?;
+        }
+        Ok(position)
+    }
+
+    /// The hooks and loops of `fit` after setup; hands the model and optimizer back with the outcome.
+    fn fit_stages(
+        &mut self,
+        mut model: M,
+        mut optim: ModuleOptimizer,
+        lr: f64,
+        train_loader: &Loader<M::Batch>,
+        val_loader: Option<&Loader<M::Batch>>,
+        start: Position,
+    ) -> (M, ModuleOptimizer, Result<()>) {
+        attempt!(model, optim, self.call(&mut model, Some(&optim), Hook::Setup(SetupStage::Fit)));
+        attempt!(model, optim, self.call(&mut model, Some(&optim), Hook::FitStart));
+        if let (Some(val), true) = (val_loader, self.state.validation_enabled && self.config.num_sanity_val_steps > 0) {
             self.state.sanity_checking = true;
+            attempt!(model, optim, self.call_callbacks(&model, Some(&optim), Hook::SanityCheckStart));
             let limit = self.config.num_sanity_val_steps;
-            self.run_validation(&mut model, val, Some(limit))?;
+            attempt!(model, optim, self.run_validation(&mut model, &optim, val, Some(limit)));
+            attempt!(model, optim, self.call_callbacks(&model, Some(&optim), Hook::SanityCheckEnd));
             self.state.sanity_checking = false;
         }
+        attempt!(model, optim, self.call(&mut model, Some(&optim), Hook::StageStart(Stage::Train)));
 
+        let (mut epoch, mut skip) = if start.epoch_finished { (start.epoch + 1, 0) } else { (start.epoch, start.batches_in_epoch) };
+        if start == Position::default() {
+            skip = 0;
+        }
+        // Replay the data order of the epochs already done.
+        for _ in 0..epoch {
+            drop(train_loader.iter());
+        }
         let max_epochs = self.config.max_epochs.unwrap_or(u64::MAX);
         let max_steps = self.config.max_steps.unwrap_or(u64::MAX);
-        let mut epoch = 0;
         while epoch < max_epochs && self.state.global_step < max_steps && !self.state.should_stop {
             self.state.epoch = epoch;
-            self.state.stage = Some(Stage::Train);
-            self.dispatch(&mut model, Some(&optim), |m| m.on_train_epoch_start(epoch), |cb, v| cb.on_train_epoch_start(v))?;
-            let mut results = EpochResults::default();
-            let mut iter = train_loader.iter();
-            let mut limit = None;
-            let mut batch_idx = 0usize;
-            let mut last_loss = None;
-            while limit.is_none_or(|l| batch_idx < l) && self.state.global_step < max_steps {
-                let Some(batch) = iter.next() else { break };
-                let batch = batch.map_err(|e| Error::Data(format!("the training loader failed at batch {batch_idx}: {e}")))?;
-                if limit.is_none() {
-                    let total = estimate_batches(&train_loader, batch.batch_size());
-                    limit = self.config.limit_train_batches.batches(Some(total));
-                    self.bars.start(Bar::Main, format!("Epoch {epoch}"), limit.map(|l| l as u64));
-                    if limit == Some(0) {
-                        break;
-                    }
-                }
-                let mut ctx = StepContext::new(Stage::Train, batch_idx, batch.batch_size(), epoch, self.state.global_step);
-                let loss = model.training_step(batch, &mut ctx)?;
-                let grads = GradientsParams::from_grads(loss.backward(), &model);
-                model = optim.step(lr, model, grads);
-                self.state.global_step += 1;
-                results.record(ctx.take_logged())?;
-                last_loss = Some(loss);
-                batch_idx += 1;
-
-                if self.state.global_step % self.config.log_every_n_steps == 0 {
-                    let metrics = results.step_values(Target::Logger);
-                    self.state.callback_metrics.extend(metrics.clone());
-                    self.log_row(metrics, self.state.global_step - 1)?;
-                }
-                self.bars.set_position(Bar::Main, batch_idx as u64);
-                if batch_idx as u64 % self.config.progress_bar_refresh_rate == 0 {
-                    self.check_loss(last_loss.take())?;
-                    let shown = results.step_values(Target::ProgBar);
-                    self.state.progress_bar_metrics.extend(shown);
-                    self.bars.set_metrics(&self.state.progress_bar_metrics);
-                }
-                self.dispatch_callbacks(&model, Some(&optim), |cb, v| cb.on_train_batch_end(v, batch_idx - 1))?;
+            if let Some(seed) = self.config.seed {
+                self.device.seed(epoch_seed(seed, epoch));
             }
-            self.check_loss(last_loss.take())?;
-            let values = results.epoch_values();
-            self.publish_epoch(values, Stage::Train)?;
-
-            if validation_enabled && (epoch + 1) % self.config.check_val_every_n_epoch == 0 {
-                let val = val_loader.as_ref().expect("validation_enabled implies a loader");
-                self.run_validation(&mut model, val, None)?;
-                self.dispatch_callbacks(&model, Some(&optim), |cb, v| cb.on_validation_end(v))?;
+            let (m, o, result) = self.train_epoch(model, optim, lr, train_loader, std::mem::take(&mut skip));
+            (model, optim) = (m, o);
+            attempt!(model, optim, result);
+            if self.state.validation_enabled
+                && (epoch + 1) % self.config.check_val_every_n_epoch == 0
+                && let Some(val) = val_loader
+            {
+                attempt!(model, optim, self.run_validation(&mut model, &optim, val, None));
             }
             self.state.stage = Some(Stage::Train);
-            self.dispatch(&mut model, Some(&optim), |m| m.on_train_epoch_end(epoch), |cb, v| cb.on_train_epoch_end(v))?;
+            attempt!(model, optim, self.call(&mut model, Some(&optim), Hook::EpochEnd(Stage::Train)));
             self.bars.set_metrics(&self.state.progress_bar_metrics);
             self.bars.finish(Bar::Main);
             if !self.bars.drawn() {
                 let line = crate::progress::format_metrics(&self.state.progress_bar_metrics);
-                self.bars.println(&format!("Epoch {epoch}: {batch_idx} batches, global step {} | {line}", self.state.global_step));
+                let batches = self.state.train_batches_done;
+                self.bars.println(&format!("Epoch {epoch}: {batches} batches, global step {} | {line}", self.state.global_step));
             }
             for logger in &mut self.loggers {
-                logger.flush()?;
+                attempt!(model, optim, logger.flush());
             }
             epoch += 1;
         }
@@ -115,21 +167,95 @@ impl<M: LightningModule> Trainer<M> {
         if let Some(reason) = &self.state.stop_reason {
             self.bars.println(&format!("Stopped early: {reason}"));
         }
-        self.dispatch(&mut model, Some(&optim), |m| m.on_fit_end(), |cb, v| cb.on_fit_end(v))?;
+        attempt!(model, optim, self.call(&mut model, Some(&optim), Hook::StageEnd(Stage::Train)));
+        attempt!(model, optim, self.call(&mut model, Some(&optim), Hook::FitEnd));
+        attempt!(model, optim, self.call(&mut model, Some(&optim), Hook::Teardown(SetupStage::Fit)));
         self.state.stage = None;
-        Ok(model.valid())
+        (model, optim, Ok(()))
     }
 
-    /// One validation run; its epoch metrics are published unless this is the sanity check.
-    fn run_validation(&mut self, model: &mut M, loader: &Loader<M::Batch>, limit: Option<usize>) -> Result<()> {
+    /// One training epoch (skipping its first `skip` batches, already trained before a resume)
+    /// and its epoch metrics.
+    fn train_epoch(&mut self, mut model: M, mut optim: ModuleOptimizer, lr: f64, loader: &Loader<M::Batch>, skip: usize) -> (M, ModuleOptimizer, Result<()>) {
+        let epoch = self.state.epoch;
+        let max_steps = self.config.max_steps.unwrap_or(u64::MAX);
+        self.state.stage = Some(Stage::Train);
+        self.state.train_batches_done = skip;
+        self.state.train_epoch_finished = false;
+        attempt!(model, optim, self.call(&mut model, Some(&optim), Hook::EpochStart(Stage::Train)));
+        let mut results = EpochResults::default();
+        let mut iter = loader.iter();
+        let mut limit = None;
+        let mut batch_idx = 0usize;
+        let mut last_loss = None;
+        let mut exhausted = true;
+        while limit.is_none_or(|l| batch_idx < l) {
+            if self.state.global_step >= max_steps {
+                exhausted = false;
+                break;
+            }
+            let Some(batch) = iter.next() else { break };
+            let batch = attempt!(model, optim, batch.map_err(|e| Error::Data(format!("the training loader failed at batch {batch_idx}: {e}"))));
+            if limit.is_none() {
+                let total = estimate_batches(loader, batch.batch_size());
+                limit = self.config.limit_train_batches.batches(Some(total));
+                self.bars.start(Bar::Main, format!("Epoch {epoch}"), limit.map(|l| l as u64));
+                if limit == Some(0) {
+                    break;
+                }
+            }
+            if batch_idx < skip {
+                batch_idx += 1;
+                continue;
+            }
+            attempt!(model, optim, self.call(&mut model, Some(&optim), Hook::BatchStart(Stage::Train, batch_idx)));
+            let mut ctx = StepContext::new(Stage::Train, batch_idx, batch.batch_size(), epoch, self.state.global_step);
+            let loss = attempt!(model, optim, model.training_step(batch, &mut ctx));
+            attempt!(model, optim, self.call(&mut model, Some(&optim), Hook::BeforeBackward(&loss)));
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            attempt!(model, optim, self.call(&mut model, Some(&optim), Hook::AfterBackward));
+            attempt!(model, optim, self.call(&mut model, Some(&optim), Hook::BeforeOptimizerStep));
+            model = optim.step(lr, model, grads);
+            self.state.global_step += 1;
+            attempt!(model, optim, results.record(ctx.take_logged()));
+            last_loss = Some(loss);
+            batch_idx += 1;
+            self.state.train_batches_done = batch_idx;
+
+            if self.state.global_step % self.config.log_every_n_steps == 0 {
+                let metrics = results.step_values(Target::Logger);
+                self.state.callback_metrics.extend(metrics.clone());
+                attempt!(model, optim, self.log_row(metrics, self.state.global_step - 1));
+            }
+            self.bars.set_position(Bar::Main, batch_idx as u64);
+            if batch_idx as u64 % self.config.progress_bar_refresh_rate == 0 {
+                attempt!(model, optim, self.check_loss(last_loss.take()));
+                let shown = results.step_values(Target::ProgBar);
+                self.state.progress_bar_metrics.extend(shown);
+                self.bars.set_metrics(&self.state.progress_bar_metrics);
+            }
+            attempt!(model, optim, self.call(&mut model, Some(&optim), Hook::BatchEnd(Stage::Train, batch_idx - 1)));
+        }
+        self.state.train_epoch_finished = exhausted;
+        attempt!(model, optim, self.check_loss(last_loss.take()));
+        let values = results.epoch_values();
+        attempt!(model, optim, self.publish_epoch(values, Stage::Train));
+        (model, optim, Ok(()))
+    }
+
+    /// One validation run (hooks included); its epoch metrics are published unless this is the
+    /// sanity check.
+    fn run_validation(&mut self, model: &mut M, optim: &ModuleOptimizer, loader: &Loader<M::Batch>, limit: Option<usize>) -> Result<()> {
         self.state.stage = Some(Stage::Validation);
-        self.dispatch(model, None, |m| m.on_validation_epoch_start(), |cb, v| cb.on_validation_epoch_start(v))?;
-        let snapshot = model.valid();
-        let values = self.evaluate(&snapshot, loader, Stage::Validation, limit)?;
+        self.call(model, Some(optim), Hook::StageStart(Stage::Validation))?;
+        self.call(model, Some(optim), Hook::EpochStart(Stage::Validation))?;
+        let mut snapshot = model.valid();
+        let values = self.evaluate(&mut snapshot, loader, Stage::Validation, limit)?;
         if !self.state.sanity_checking {
             self.publish_epoch(values, Stage::Validation)?;
         }
-        self.dispatch(model, None, |m| m.on_validation_epoch_end(), |cb, v| cb.on_validation_epoch_end(v))?;
+        self.call(model, Some(optim), Hook::EpochEnd(Stage::Validation))?;
+        self.call(model, Some(optim), Hook::StageEnd(Stage::Validation))?;
         self.state.stage = Some(Stage::Train);
         Ok(())
     }

@@ -13,6 +13,7 @@ use crate::loggers::{CsvLogger, Logger};
 use crate::module::{LightningModule, Metrics};
 use crate::progress::ProgressBars;
 
+mod ckpt_path;
 mod config;
 mod eval_loop;
 mod fit_loop;
@@ -20,7 +21,9 @@ mod hooks;
 mod results;
 mod state;
 
+pub use ckpt_path::CkptPath;
 pub use config::{Limit, TrainerConfig};
+pub use hooks::Hook;
 pub use results::{EpochResults, EpochValue, Target};
 pub use state::TrainerState;
 
@@ -146,7 +149,10 @@ impl<M: LightningModule> TrainerBuilder<M> {
         }
         let state = TrainerState { default_root_dir: config.default_root_dir.clone(), ..TrainerState::default() };
         let bars = ProgressBars::new(config.enable_progress_bar);
-        Ok(Trainer { config, device, callbacks: self.callbacks, loggers, state, bars })
+        // Checkpoint writers run last, so their checkpoints hold the other callbacks' new state.
+        let mut callbacks = self.callbacks;
+        callbacks.sort_by_key(|c| c.writes_checkpoints());
+        Ok(Trainer { config, device, callbacks, loggers, state, bars })
     }
 }
 
@@ -180,9 +186,23 @@ impl<M: LightningModule> Trainer<M> {
     /// Trains `model` on `dm`'s data and returns the trained model (on this Trainer's device,
     /// without autodiff). Validation runs every `check_val_every_n_epoch` epochs.
     pub fn fit<D: DataModule<Batch = M::Batch>>(&mut self, model: M, dm: &mut D) -> Result<M> {
+        self.fit_inner(model, dm, None)
+    }
+
+    /// `fit`, resuming from a checkpoint (Lightning's `ckpt_path`): a path, `"last"` or
+    /// `"best"`. The weights, optimizer state, epoch, global step, the position in the epoch
+    /// and the callbacks' states are restored; with a `seed`, a run resumed at an epoch
+    /// boundary computes exactly what the uninterrupted run would have.
+    pub fn fit_from<D: DataModule<Batch = M::Batch>>(&mut self, model: M, dm: &mut D, ckpt_path: impl Into<CkptPath>) -> Result<M> {
+        let path = self.resolve_checkpoint(&ckpt_path.into())?;
+        let checkpoint = crate::checkpoint::Checkpoint::read(&path)?;
+        self.fit_inner(model, dm, Some((path, checkpoint)))
+    }
+
+    fn fit_inner<D: DataModule<Batch = M::Batch>>(&mut self, model: M, dm: &mut D, resume: Option<(PathBuf, crate::checkpoint::Checkpoint)>) -> Result<M> {
         dm.prepare_data()?;
         dm.setup(SetupStage::Fit)?;
-        let result = self.run_fit(model, dm);
+        let result = self.run_fit(model, dm, resume);
         let status = if result.is_ok() { crate::loggers::RunStatus::Success } else { crate::loggers::RunStatus::Failed };
         if result.is_err() {
             self.bars.clear();
@@ -207,6 +227,17 @@ impl<M: LightningModule> Trainer<M> {
         dm.setup(SetupStage::Test)?;
         let loader = dm.test_dataloader()?.ok_or_else(|| Error::Config("the data module has no test_dataloader".into()))?;
         self.run_evaluation(model, loader, crate::module::Stage::Test)
+    }
+
+    /// Tests the model stored in a checkpoint (`"best"`, `"last"` or a path), rebuilt from its
+    /// hyperparameters: Lightning's `trainer.test(ckpt_path="best")`.
+    pub fn test_from<D: DataModule<Batch = M::Batch>>(&mut self, dm: &mut D, ckpt_path: impl Into<CkptPath>) -> Result<Metrics>
+    where
+        M: crate::checkpoint::FromHparams,
+    {
+        let path = self.resolve_checkpoint(&ckpt_path.into())?;
+        let model = M::load_from_checkpoint(&path, &self.device)?;
+        self.test(&model, dm)
     }
 
     /// Runs `predict_step` over the predict loader and returns one prediction per batch.

@@ -37,6 +37,12 @@ pub struct TrainerState {
     pub best_model_path: Option<PathBuf>,
     /// The last checkpoint written, if any.
     pub last_model_path: Option<PathBuf>,
+    /// Training batches done in the current epoch.
+    pub train_batches_done: usize,
+    /// Whether the current epoch's training batches are all done.
+    pub train_epoch_finished: bool,
+    /// The checkpoint `fit` resumed from, if any.
+    pub resumed_from: Option<PathBuf>,
 }
 
 impl TrainerState {

@@ -1,0 +1,257 @@
+//! `OrderedLoader`: a data loader whose batch order depends only on the seed and the epoch.
+//!
+//! Burn's multi-threaded loader gives each worker a partition of the data and hands out batches
+//! as they finish, so the order changes from run to run. Here worker `w` builds batches
+//! `w, w + W, w + 2W, ...` into its own bounded channel and the iterator reads them round-robin:
+//! batches arrive in order, prefetched in parallel. The shuffle of epoch `e` is a pure function
+//! of `(seed, e)`, and `e` counts the loader's `iter()` calls, so a resumed run replays the
+//! order by calling `iter()` once per finished epoch (cheap: workers start on the first batch).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+use burn::data::dataloader::batcher::Batcher;
+use burn::data::dataloader::{DataLoader, DataLoaderIterator, Progress};
+use burn::data::dataset::{Dataset, DatasetError};
+use burn::tensor::Device;
+
+use crate::rng::SplitMix64;
+
+/// Batches prefetched per worker.
+const PREFETCH: usize = 2;
+
+/// A deterministic, optionally shuffled, optionally multi-threaded data loader.
+pub struct OrderedLoader<I, O> {
+    dataset: Arc<dyn Dataset<I>>,
+    batcher: Arc<dyn Batcher<I, O>>,
+    batch_size: usize,
+    shuffle: Option<u64>,
+    num_workers: usize,
+    device: Device,
+    range: (usize, usize),
+    epoch: AtomicU64,
+}
+
+impl<I: Send + Sync + 'static, O: Send + 'static> OrderedLoader<I, O> {
+    /// A loader over `dataset` in order, on the default device, loading on the calling thread.
+    pub fn new(dataset: impl Dataset<I> + 'static, batcher: impl Batcher<I, O> + 'static, batch_size: usize) -> Self {
+        let len = dataset.len();
+        OrderedLoader {
+            dataset: Arc::new(dataset),
+            batcher: Arc::new(batcher),
+            batch_size: batch_size.max(1),
+            shuffle: None,
+            num_workers: 0,
+            device: Device::default(),
+            range: (0, len),
+            epoch: AtomicU64::new(0),
+        }
+    }
+
+    /// Shuffles every epoch, with an order that depends only on `seed` and the epoch.
+    pub fn shuffle(mut self, seed: u64) -> Self {
+        self.shuffle = Some(seed);
+        self
+    }
+
+    /// Builds batches on `n` worker threads (0: on the calling thread).
+    pub fn num_workers(mut self, n: usize) -> Self {
+        self.num_workers = n;
+        self
+    }
+
+    /// As an `Arc<dyn DataLoader>`, the type data modules return.
+    pub fn into_loader(self) -> super::Loader<O> {
+        Arc::new(self)
+    }
+
+    fn copy(&self, device: Device, range: (usize, usize)) -> Self {
+        OrderedLoader {
+            dataset: self.dataset.clone(),
+            batcher: self.batcher.clone(),
+            batch_size: self.batch_size,
+            shuffle: self.shuffle,
+            num_workers: self.num_workers,
+            device,
+            range,
+            epoch: AtomicU64::new(0),
+        }
+    }
+
+    /// The item indices of `epoch`, in the order they are served.
+    fn order(&self, epoch: u64) -> Vec<usize> {
+        let mut order: Vec<usize> = (self.range.0..self.range.1).collect();
+        if let Some(seed) = self.shuffle {
+            SplitMix64::new(seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15)).shuffle(&mut order);
+        }
+        order
+    }
+}
+
+impl<I: Send + Sync + 'static, O: Send + 'static> DataLoader<O> for OrderedLoader<I, O> {
+    fn iter<'a>(&'a self) -> Box<dyn DataLoaderIterator<O> + 'a> {
+        let epoch = self.epoch.fetch_add(1, Ordering::Relaxed);
+        let order = Arc::new(self.order(epoch));
+        let job = Job { dataset: self.dataset.clone(), batcher: self.batcher.clone(), order, batch_size: self.batch_size, device: self.device.clone() };
+        Box::new(OrderedIter { job, next: 0, workers: self.num_workers, receivers: Vec::new() })
+    }
+
+    fn num_items(&self) -> usize {
+        self.range.1 - self.range.0
+    }
+
+    fn to_device(&self, device: &Device) -> Arc<dyn DataLoader<O>> {
+        Arc::new(self.copy(device.clone(), self.range))
+    }
+
+    fn slice(&self, start: usize, end: usize) -> Arc<dyn DataLoader<O>> {
+        let len = self.num_items();
+        let (start, end) = (start.min(len), end.min(len));
+        Arc::new(self.copy(self.device.clone(), (self.range.0 + start, self.range.0 + end.max(start))))
+    }
+}
+
+/// What it takes to build any batch of one epoch.
+struct Job<I, O> {
+    dataset: Arc<dyn Dataset<I>>,
+    batcher: Arc<dyn Batcher<I, O>>,
+    order: Arc<Vec<usize>>,
+    batch_size: usize,
+    device: Device,
+}
+
+impl<I, O> Clone for Job<I, O> {
+    fn clone(&self) -> Self {
+        Job { dataset: self.dataset.clone(), batcher: self.batcher.clone(), order: self.order.clone(), batch_size: self.batch_size, device: self.device.clone() }
+    }
+}
+
+impl<I, O> Job<I, O> {
+    fn batches(&self) -> usize {
+        self.order.len().div_ceil(self.batch_size)
+    }
+
+    fn build(&self, batch: usize) -> Result<O, DatasetError> {
+        let start = batch * self.batch_size;
+        let end = (start + self.batch_size).min(self.order.len());
+        let items = self.order[start..end].iter().map(|&i| self.dataset.get(i)).collect::<Result<Vec<_>, _>>()?;
+        Ok(self.batcher.batch(items, &self.device))
+    }
+}
+
+struct OrderedIter<I, O> {
+    job: Job<I, O>,
+    next: usize,
+    workers: usize,
+    receivers: Vec<Receiver<Result<O, DatasetError>>>,
+}
+
+impl<I: Send + Sync + 'static, O: Send + 'static> OrderedIter<I, O> {
+    /// Starts the workers (on the first batch, so an unused iterator costs nothing).
+    fn start(&mut self) {
+        let workers = self.workers.min(self.job.batches()).max(1);
+        for w in 0..workers {
+            let (tx, rx): (SyncSender<_>, _) = sync_channel(PREFETCH);
+            let job = self.job.clone();
+            std::thread::spawn(move || {
+                for batch in (w..job.batches()).step_by(workers) {
+                    // The iterator was dropped: stop quietly.
+                    if tx.send(job.build(batch)).is_err() {
+                        return;
+                    }
+                }
+            });
+            self.receivers.push(rx);
+        }
+    }
+}
+
+impl<I: Send + Sync + 'static, O: Send + 'static> Iterator for OrderedIter<I, O> {
+    type Item = Result<O, DatasetError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.next >= self.job.batches() {
+            return None;
+        }
+        let batch = self.next;
+        self.next += 1;
+        if self.workers == 0 {
+            return Some(self.job.build(batch));
+        }
+        if self.receivers.is_empty() {
+            self.start();
+        }
+        let rx = &self.receivers[batch % self.receivers.len()];
+        Some(rx.recv().unwrap_or_else(|_| Err(DatasetError::new(crate::Error::Data(format!("the loader worker for batch {batch} stopped (it panicked)"))))))
+    }
+}
+
+impl<I: Send + Sync + 'static, O: Send + 'static> DataLoaderIterator<O> for OrderedIter<I, O> {
+    fn progress(&self) -> Progress {
+        let done = (self.next * self.job.batch_size).min(self.job.order.len());
+        Progress::new(done, self.job.order.len(), Some("items".to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::data::dataset::InMemDataset;
+
+    use super::*;
+
+    #[derive(Clone)]
+    struct Collect;
+
+    impl Batcher<usize, Vec<usize>> for Collect {
+        fn batch(&self, items: Vec<usize>, _device: &Device) -> Vec<usize> {
+            items
+        }
+    }
+
+    fn epochs(loader: &OrderedLoader<usize, Vec<usize>>, n: usize) -> Vec<Vec<Vec<usize>>> {
+        (0..n).map(|_| loader.iter().map(|b| b.expect("batch")).collect()).collect()
+    }
+
+    fn loader(workers: usize, seed: Option<u64>) -> OrderedLoader<usize, Vec<usize>> {
+        let l = OrderedLoader::new(InMemDataset::new((0..23).collect()), Collect, 4).num_workers(workers);
+        match seed {
+            Some(s) => l.shuffle(s),
+            None => l,
+        }
+    }
+
+    #[test]
+    fn workers_do_not_change_the_order() {
+        let sequential = epochs(&loader(0, Some(7)), 3);
+        assert_eq!(epochs(&loader(3, Some(7)), 3), sequential);
+        assert_eq!(epochs(&loader(8, Some(7)), 3), sequential);
+        assert_eq!(sequential[0].iter().map(Vec::len).collect::<Vec<_>>(), [4, 4, 4, 4, 4, 3]);
+        let mut all: Vec<usize> = sequential[1].concat();
+        all.sort();
+        assert_eq!(all, (0..23).collect::<Vec<_>>(), "every item once per epoch");
+        assert_ne!(sequential[0], sequential[1], "a new order each epoch");
+        assert_eq!(epochs(&loader(2, None), 1)[0].concat(), (0..23).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn skipping_epochs_replays_the_order() {
+        let full = epochs(&loader(2, Some(3)), 4);
+        let resumed = loader(2, Some(3));
+        for _ in 0..2 {
+            drop(resumed.iter());
+        }
+        assert_eq!(epochs(&resumed, 2), full[2..]);
+    }
+
+    #[test]
+    fn slices_and_copies_start_fresh() {
+        let l = loader(0, None);
+        let s = l.slice(5, 9);
+        assert_eq!(s.num_items(), 4);
+        assert_eq!(s.iter().map(|b| b.expect("batch")).collect::<Vec<_>>(), [vec![5, 6, 7, 8]]);
+        let _ = l.iter();
+        let copy = l.to_device(&Device::default());
+        assert_eq!(copy.iter().next().expect("a batch").expect("ok"), [0, 1, 2, 3]);
+    }
+}

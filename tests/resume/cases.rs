@@ -1,0 +1,219 @@
+//! Exact resume: a seeded run interrupted and resumed from its checkpoint computes what the
+//! uninterrupted run computes, bit for bit on flex; callback states survive; `last`/`best`.
+//! Runs in its own test binary (see main.rs).
+
+use fulmen::data::OrderedLoader;
+use fulmen::data::Loader;
+use fulmen::prelude::*;
+
+use crate::probe::{PointBatcher, Points, PointsData, Probe, column, read_csv, temp_dir};
+
+/// Hyperparameters of [`Net`].
+#[hyperparameters]
+pub struct NetConfig {
+    /// Hidden width.
+    #[hparam(default = 16)]
+    pub hidden: usize,
+    /// Dropout after the hidden layer (it draws from the device generator every step).
+    #[hparam(default = 0.2, range = 0.0..1.0)]
+    pub drop: f64,
+}
+
+#[derive(Module, LightningModule, Debug)]
+#[lightning(hparams = NetConfig, metrics(accuracy), optimizer = adam(lr = 0.01))]
+pub struct Net {
+    #[layer(linear(2 -> hidden), relu, dropout(p = drop))]
+    fc1: Linear,
+    #[layer(linear(hidden -> 2))]
+    fc2: Linear,
+    #[module(skip)]
+    hparams: NetConfig,
+}
+
+/// 64 training points shuffled every epoch by seed, 16 validation points, 2 loader workers.
+struct Shuffled;
+
+impl Shuffled {
+    fn loader(n: usize, shuffle: bool) -> Loader<ClassificationBatch<2>> {
+        let loader = OrderedLoader::new(Points(n), PointBatcher, 8).num_workers(2);
+        if shuffle { loader.shuffle(11).into_loader() } else { loader.into_loader() }
+    }
+}
+
+impl DataModule for Shuffled {
+    type Batch = ClassificationBatch<2>;
+    fn train_dataloader(&self) -> fulmen::Result<Loader<Self::Batch>> {
+        Ok(Self::loader(64, true))
+    }
+    fn val_dataloader(&self) -> fulmen::Result<Option<Loader<Self::Batch>>> {
+        Ok(Some(Self::loader(16, false)))
+    }
+    fn test_dataloader(&self) -> fulmen::Result<Option<Loader<Self::Batch>>> {
+        Ok(Some(Self::loader(16, false)))
+    }
+}
+
+fn trainer(root: &std::path::Path, epochs: u64, checkpoint: ModelCheckpoint) -> Trainer<Net> {
+    Trainer::builder()
+        .accelerator(fulmen::Accelerator::Cpu)
+        .seed(7)
+        .max_epochs(epochs)
+        .log_every_n_steps(1)
+        .enable_progress_bar(false)
+        .enable_model_summary(false)
+        .default_root_dir(root)
+        .callback(checkpoint.dirpath(root.join("ckpts")))
+        .build()
+        .unwrap()
+}
+
+fn fresh_model(trainer: &Trainer<Net>, drop: f64) -> Net {
+    fulmen::seed_everything(7, trainer.device());
+    Net::new(NetConfig::new().with_drop(drop), trainer.device()).unwrap()
+}
+
+fn weights(net: &Net) -> Vec<Vec<f32>> {
+    [net.fc1.weight.val(), net.fc2.weight.val()].into_iter().map(|w| w.into_data().try_to_vec::<f32>().unwrap()).collect()
+}
+
+/// Every (step, value) of every metric column of a run's metrics.csv, from `from_step` on.
+fn rows(root: &std::path::Path, version: u32, from_step: u64) -> Vec<(String, Vec<(u64, f64)>)> {
+    let csv = read_csv(&root.join(format!("lightning_logs/version_{version}/metrics.csv")));
+    let names: Vec<String> = csv.0.iter().filter(|h| *h != "step").cloned().collect();
+    names.into_iter().map(|n| (n.clone(), column(&csv, &n).into_iter().filter(|(s, _)| *s >= from_step).collect())).collect()
+}
+
+#[test]
+fn a_run_resumed_at_an_epoch_boundary_is_bit_identical() {
+    let _turn = crate::exclusive();
+    let (full_root, split_root) = (temp_dir("resume-full"), temp_dir("resume-split"));
+    let mut full = trainer(&full_root, 4, ModelCheckpoint::default());
+    let model = fresh_model(&full, 0.2);
+    let full_model = full.fit(model, &mut Shuffled).unwrap();
+
+    let mut first = trainer(&split_root, 2, ModelCheckpoint::default().save_last(true));
+    let model = fresh_model(&first, 0.2);
+    first.fit(model, &mut Shuffled).unwrap();
+    let mut second = trainer(&split_root, 4, ModelCheckpoint::default().save_last(true));
+    // The resumed run starts from other weights: everything must come from the checkpoint.
+    let other = Net::new(NetConfig::new(), second.device()).unwrap();
+    let resumed = second.fit_from(other, &mut Shuffled, "last").unwrap();
+
+    assert_eq!(second.state().resumed_from.as_deref(), Some(split_root.join("ckpts/last.ckpt").as_path()));
+    assert_eq!(second.state().global_step, full.state().global_step);
+    assert_eq!(second.state().global_step, 32);
+    assert_eq!(weights(&resumed), weights(&full_model), "weights after 4 epochs");
+    let expected = rows(&full_root, 0, 16);
+    assert_eq!(rows(&split_root, 1, 0), expected, "epochs 2-3: the same metrics at the same global steps");
+    assert!(expected.iter().any(|(n, v)| n == "train_loss_step" && v.len() == 16), "{expected:?}");
+}
+
+#[test]
+fn a_run_resumed_mid_epoch_continues_with_the_next_batch() {
+    let _turn = crate::exclusive();
+    let (full_root, split_root) = (temp_dir("resume-mid-full"), temp_dir("resume-mid-split"));
+    let mut full = trainer(&full_root, 2, ModelCheckpoint::default());
+    let model = fresh_model(&full, 0.0);
+    let full_model = full.fit(model, &mut Shuffled).unwrap();
+
+    let mut first = Trainer::builder()
+        .accelerator(fulmen::Accelerator::Cpu)
+        .seed(7)
+        .max_steps(12)
+        .log_every_n_steps(1)
+        .enable_progress_bar(false)
+        .enable_model_summary(false)
+        .default_root_dir(&split_root)
+        .callback(ModelCheckpoint::default().dirpath(split_root.join("ckpts")).every_n_train_steps(4))
+        .build()
+        .unwrap();
+    let model = fresh_model(&first, 0.0);
+    first.fit(model, &mut Shuffled).unwrap();
+    let checkpoint = fulmen::Checkpoint::read(&split_root.join("ckpts/epoch=1-step=12.ckpt")).unwrap();
+    assert_eq!((checkpoint.header.epoch, checkpoint.header.batches_in_epoch, checkpoint.header.epoch_finished), (1, 4, false));
+
+    let mut second = trainer(&split_root, 2, ModelCheckpoint::default());
+    let resumed = second.fit_from(fresh_model(&first, 0.0), &mut Shuffled, "last").unwrap();
+    assert_eq!(second.state().global_step, 16);
+    assert_eq!(weights(&resumed), weights(&full_model));
+    let resumed_steps: Vec<u64> = rows(&split_root, 1, 0).into_iter().find(|(n, _)| n == "train_loss_step").unwrap().1.iter().map(|(s, _)| *s).collect();
+    assert_eq!(resumed_steps, (12..16).collect::<Vec<_>>(), "the global step continues");
+}
+
+#[test]
+fn early_stopping_keeps_its_patience_across_a_resume() {
+    let _turn = crate::exclusive();
+    // val_loss = 1, 2, 3, ...: never improves after epoch 0, so patience 3 stops after epoch 3.
+    let losses: Vec<f64> = (1..=10).map(f64::from).collect();
+    let root = temp_dir("resume-es");
+    let build = |epochs| {
+        Trainer::builder()
+            .accelerator(fulmen::Accelerator::Cpu)
+            .max_epochs(epochs)
+            .enable_progress_bar(false)
+            .enable_model_summary(false)
+            .default_root_dir(&root)
+            .callback(EarlyStopping::new("val_loss").patience(3))
+            .callback(ModelCheckpoint::default().dirpath(root.join("ckpts")).save_last(true))
+            .build()
+            .unwrap()
+    };
+    let mut first = build(2);
+    first.fit(Probe::new(first.device(), losses.clone()), &mut PointsData { train: 8, val: 4, batch: 4 }).unwrap();
+    let checkpoint = fulmen::Checkpoint::read(&root.join("ckpts/last.ckpt")).unwrap();
+    let state = &checkpoint.header.callbacks["earlystopping{monitor=val_loss, mode=min}"];
+    assert_eq!((state["wait_count"].as_u64(), state["best_score"].as_f64()), (Some(1), Some(1.0)), "{state}");
+
+    let mut second = build(10);
+    second.fit_from(Probe::new(second.device(), losses), &mut PointsData { train: 8, val: 4, batch: 4 }, "last").unwrap();
+    assert_eq!(second.state().epoch, 4, "stopped after epoch 3, as the uninterrupted run does");
+    assert!(second.state().stop_reason.as_deref().is_some_and(|r| r.contains("did not improve in the last 3")), "{:?}", second.state().stop_reason);
+}
+
+#[test]
+fn best_and_last_are_found_by_a_new_trainer() {
+    let _turn = crate::exclusive();
+    let root = temp_dir("resume-best");
+    let checkpoint = || ModelCheckpoint::monitor("val_loss").save_top_k(2).save_last(true);
+    let mut first = trainer(&root, 3, checkpoint());
+    let model = fresh_model(&first, 0.0);
+    first.fit(model, &mut Shuffled).unwrap();
+    let best = first.state().best_model_path.clone().expect("a best checkpoint");
+    assert_eq!(std::fs::read_dir(root.join("ckpts")).unwrap().count(), 3, "two best + last.ckpt");
+
+    // A new Trainer (a new process, say) finds the best through the last checkpoint's state.
+    let mut tester = trainer(&root, 1, checkpoint());
+    let metrics = tester.test_from(&mut Shuffled, "best").unwrap();
+    let reference = {
+        let model = Net::load_from_checkpoint(&best, tester.device()).unwrap();
+        tester.test(&model, &mut Shuffled).unwrap()
+    };
+    assert_eq!(metrics, reference);
+
+    let err = tester.fit_from(fresh_model(&first, 0.0), &mut Shuffled, root.join("missing.ckpt")).unwrap_err().to_string();
+    assert!(err.contains("missing.ckpt") && err.contains("no such file"), "{err}");
+    let empty = temp_dir("resume-none");
+    let err = trainer(&empty, 1, ModelCheckpoint::default()).fit_from(fresh_model(&first, 0.0), &mut Shuffled, "last").unwrap_err().to_string();
+    assert!(err.contains("no .ckpt file"), "{err}");
+}
+
+#[test]
+fn resuming_from_another_models_checkpoint_says_so() {
+    let _turn = crate::exclusive();
+    let root = temp_dir("resume-foreign");
+    let mut probe_trainer = Trainer::builder()
+        .accelerator(fulmen::Accelerator::Cpu)
+        .max_epochs(1)
+        .no_logger()
+        .enable_progress_bar(false)
+        .enable_model_summary(false)
+        .callback(ModelCheckpoint::default().dirpath(&root))
+        .build()
+        .unwrap();
+    probe_trainer.fit(Probe::new(probe_trainer.device(), vec![1.0]), &mut PointsData { train: 8, val: 4, batch: 4 }).unwrap();
+    let path = probe_trainer.state().best_model_path.clone().unwrap();
+    let mut t = trainer(&temp_dir("resume-foreign-net"), 1, ModelCheckpoint::default());
+    let model = fresh_model(&t, 0.0);
+    let err = t.fit_from(model, &mut Shuffled, path).unwrap_err().to_string();
+    assert!(err.contains("holds a `integration::probe::Probe`") || err.contains("probe::Probe`, not a"), "{err}");
+}

@@ -1,0 +1,15 @@
+//! Exact-resume tests, in their own process: Burn's device generator is process-wide, so any
+//! other test drawing random numbers at the same time (weight init, dropout) would change
+//! what these runs draw. Within this binary the tests take turns (`exclusive`).
+
+#[path = "../integration/probe.rs"]
+#[allow(dead_code)]
+mod probe;
+
+mod cases;
+
+/// Serializes the tests of this binary.
+pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
