@@ -27,9 +27,10 @@ pub mod prelude {
     pub use crate::burn::nn::{BatchNorm, Linear};
     pub use crate::burn::tensor::{Device, Int, Tensor};
     pub use crate::{
-        Accelerator, Batch, Callback, Cifar10DataModule, ClassificationBatch, CsvLogger, DataModule, EarlyStopping,
-        FromHparams, Hyperparameters, LightningModule, LogOptions, Mode, ModelCheckpoint, Result, SetupStage, Stage,
-        StepContext, SyntheticDataModule, Trainer, TrainerView, hparams, hyperparameters,
+        Accelerator, Batch, Callback, Cifar10DataModule, CkptPath, ClassificationBatch, CsvLogger, DataModule,
+        EarlyStopping, FromHparams, GradientClip, Hyperparameters, Interval, LearningRateMonitor, LightningModule,
+        LogOptions, Mode, ModelCheckpoint, Result, SetupStage, Stage, StepContext, SyntheticDataModule, Trainer,
+        TrainerView, hparams, hyperparameters,
     };
 }
 

@@ -10,7 +10,6 @@
 use std::path::Path;
 
 use burn::module::Module;
-use burn::optim::ModuleOptimizer;
 use burn::store::ModuleRecord;
 use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
@@ -18,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::fs::atomic_write;
 use crate::hparams::Hyperparameters;
+use crate::optim::OptimizerConfig;
 
 const MAGIC: &[u8; 8] = b"FULMENCK";
 const FORMAT_VERSION: u32 = 1;
@@ -25,7 +25,7 @@ const FORMAT_VERSION: u32 = 1;
 /// One stored section.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Section {
-    /// `model` or `optimizer`.
+    /// `model`, `optimizer` or `scheduler`.
     pub name: String,
     /// Length in bytes.
     pub len: u64,
@@ -50,6 +50,9 @@ pub struct CheckpointHeader {
     /// Whether `epoch`'s training batches were all done (a resumed fit starts at the next epoch).
     #[serde(default)]
     pub epoch_finished: bool,
+    /// The learning rate in force (the scheduler's, when there is one).
+    #[serde(default)]
+    pub lr: Option<f64>,
     /// The model's hyperparameters.
     pub hparams: Option<serde_json::Value>,
     /// Callback states by state key.
@@ -68,6 +71,7 @@ pub struct Checkpoint {
     pub header: CheckpointHeader,
     model: Vec<u8>,
     optimizer: Option<Vec<u8>>,
+    scheduler: Option<Vec<u8>>,
 }
 
 /// Where training stood when a checkpoint was written.
@@ -94,7 +98,7 @@ impl CheckpointHeader {
 pub fn save<M: Module>(
     path: &Path,
     model: &M,
-    optimizer: Option<&ModuleOptimizer>,
+    optimizer: Option<&OptimizerConfig>,
     position: Position,
     hparams: Option<serde_json::Value>,
     callbacks: serde_json::Map<String, serde_json::Value>,
@@ -103,9 +107,13 @@ pub fn save<M: Module>(
     let fail = |what: &str, e: &dyn std::fmt::Display| Error::Checkpoint { path: path.to_path_buf(), reason: format!("{what}: {e}") };
     let model_bytes = model.clone().into_record().into_bytes().map_err(|e| fail("cannot serialize the weights", &e))?;
     let mut blobs: Vec<(&str, Vec<u8>)> = vec![("model", model_bytes.to_vec())];
-    if let Some(optimizer) = optimizer {
-        let bytes = optimizer.into_bytes().map_err(|e| fail("cannot serialize the optimizer state", &e))?;
+    if let Some(config) = optimizer {
+        let bytes = config.optimizer.into_bytes().map_err(|e| fail("cannot serialize the optimizer state", &e))?;
         blobs.push(("optimizer", bytes.to_vec()));
+        if let Some(schedule) = &config.scheduler {
+            let bytes = schedule.scheduler.to_record().into_bytes().map_err(|e| fail("cannot serialize the scheduler state", &e))?;
+            blobs.push(("scheduler", bytes.to_vec()));
+        }
     }
     let header = CheckpointHeader {
         fulmen_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -114,6 +122,7 @@ pub fn save<M: Module>(
         global_step: position.global_step,
         batches_in_epoch: position.batches_in_epoch,
         epoch_finished: position.epoch_finished,
+        lr: optimizer.map(|c| c.lr),
         hparams,
         callbacks,
         extra,
@@ -153,7 +162,7 @@ impl Checkpoint {
         let header: CheckpointHeader =
             serde_json::from_slice(&bytes[16..header_end]).map_err(|e| fail(format!("corrupt header: {e}")))?;
         let mut offset = header_end;
-        let (mut model, mut optimizer) = (None, None);
+        let (mut model, mut optimizer, mut scheduler) = (None, None, None);
         for s in &header.sections {
             let end = offset.checked_add(s.len as usize).filter(|&e| e <= bytes.len()).ok_or_else(|| {
                 fail(format!("truncated: section `{}` needs {} bytes, the file ends {} bytes in", s.name, s.len, bytes.len() - offset))
@@ -165,6 +174,7 @@ impl Checkpoint {
             match s.name.as_str() {
                 "model" => model = Some(blob.to_vec()),
                 "optimizer" => optimizer = Some(blob.to_vec()),
+                "scheduler" => scheduler = Some(blob.to_vec()),
                 other => return Err(fail(format!("unknown section `{other}`"))),
             }
             offset = end;
@@ -173,7 +183,7 @@ impl Checkpoint {
             return Err(fail(format!("{} unexpected bytes after the last section", bytes.len() - offset)));
         }
         let model = model.ok_or_else(|| fail("holds no model weights".into()))?;
-        Ok(Checkpoint { header, model, optimizer })
+        Ok(Checkpoint { header, model, optimizer, scheduler })
     }
 
     /// Loads the weights into `model` (which must have the same structure and shapes).
@@ -190,15 +200,31 @@ impl Checkpoint {
         })
     }
 
-    /// Loads the optimizer state into `optimizer`, when the checkpoint has one.
-    pub fn load_optimizer(&self, optimizer: ModuleOptimizer, path: &Path) -> Result<ModuleOptimizer> {
-        match &self.optimizer {
-            None => Ok(optimizer),
-            Some(bytes) => optimizer.from_bytes(Bytes::from_bytes_vec(bytes.clone())).map_err(|e| Error::Checkpoint {
-                path: path.to_path_buf(),
-                reason: format!("the optimizer state does not fit: {e}"),
-            }),
+    /// Loads the optimizer state, the scheduler state and the learning rate into `config`,
+    /// when the checkpoint has them.
+    pub fn load_optimizer(&self, mut config: OptimizerConfig, path: &Path) -> Result<OptimizerConfig> {
+        let fail = |reason: String| Error::Checkpoint { path: path.to_path_buf(), reason };
+        if let Some(bytes) = &self.optimizer {
+            config.optimizer = config
+                .optimizer
+                .from_bytes(Bytes::from_bytes_vec(bytes.clone()))
+                .map_err(|e| fail(format!("the optimizer state does not fit: {e}")))?;
         }
+        match (&self.scheduler, &mut config.scheduler) {
+            (Some(bytes), Some(schedule)) => {
+                let record = burn::lr_scheduler::LrSchedulerRecord::from_bytes(Bytes::from_bytes_vec(bytes.clone()))
+                    .map_err(|e| fail(format!("corrupt scheduler state: {e}")))?;
+                schedule.scheduler = schedule.scheduler.clone().load_record(record);
+            }
+            (Some(_), None) => {
+                return Err(fail("it holds a learning-rate scheduler's state, but configure_optimizers returns no scheduler".into()));
+            }
+            _ => {}
+        }
+        if let Some(lr) = self.header.lr {
+            config.lr = lr;
+        }
+        Ok(config)
     }
 
     /// The stored hyperparameters, parsed and validated as `H`.

@@ -76,6 +76,14 @@ pub enum Error {
         /// Epoch at which it happened.
         epoch: u64,
     },
+    /// Stopped by Ctrl-C (or `interrupt::request()`).
+    #[error("interrupted at global step {step} (epoch {epoch})")]
+    Interrupted {
+        /// Epoch at which it stopped.
+        epoch: u64,
+        /// Global step at which it stopped.
+        step: u64,
+    },
     /// A checkpoint that cannot be read or does not fit the model.
     #[error("checkpoint {path}: {reason}")]
     Checkpoint {

@@ -7,7 +7,9 @@ pub mod checkpoint;
 pub mod data;
 mod error;
 pub mod fs;
+pub mod grad;
 pub mod hparams;
+pub mod interrupt;
 pub mod loggers;
 pub mod loss;
 pub mod metrics;
@@ -22,15 +24,15 @@ pub mod summary;
 pub mod trainer;
 
 pub use accelerator::{Accelerator, seed_everything};
-pub use callbacks::{Callback, EarlyStopping, Mode, ModelCheckpoint, TrainerView};
+pub use callbacks::{Callback, EarlyStopping, LearningRateMonitor, Mode, ModelCheckpoint, TrainerView};
 pub use checkpoint::{Checkpoint, FromHparams};
 pub use data::{ClassificationBatch, Cifar10DataModule, DataModule, SetupStage, SyntheticDataModule};
 pub use error::{Error, Result};
 pub use hparams::Hyperparameters;
 pub use loggers::{CsvLogger, Logger, RunStatus};
 pub use module::{Batch, LightningModule, LogOptions, LogValue, Metrics, Reduce, Stage, StepContext};
-pub use optim::{OptimizerConfig, adam, adamw, sgd};
-pub use trainer::{CkptPath, Hook, Limit, Trainer, TrainerBuilder, TrainerConfig, TrainerState, metrics_table};
+pub use optim::{Interval, OptimizerConfig, adam, adamw, sgd};
+pub use trainer::{CkptPath, GradientClip, Hook, Limit, Trainer, TrainerBuilder, TrainerConfig, TrainerState, metrics_table};
 
 /// The Burn crate fulmen is built on.
 pub use burn as burn_reexport;

@@ -12,5 +12,6 @@ mod hparams;
 mod hook_order;
 mod hparams_options;
 mod log_semantics;
+mod optimization;
 mod trainer_config;
 mod user_crate;

@@ -2,6 +2,7 @@
 //! uninterrupted run computes, bit for bit on flex; callback states survive; `last`/`best`.
 //! Runs in its own test binary (see main.rs).
 
+use fulmen::burn::lr_scheduler::linear::LinearLrSchedulerConfig;
 use fulmen::data::OrderedLoader;
 use fulmen::data::Loader;
 use fulmen::prelude::*;
@@ -20,7 +21,7 @@ pub struct NetConfig {
 }
 
 #[derive(Module, LightningModule, Debug)]
-#[lightning(hparams = NetConfig, metrics(accuracy), optimizer = adam(lr = 0.01))]
+#[lightning(hparams = NetConfig, metrics(accuracy), configure_optimizers = optimizer)]
 pub struct Net {
     #[layer(linear(2 -> hidden), relu, dropout(p = drop))]
     fc1: Linear,
@@ -28,6 +29,15 @@ pub struct Net {
     fc2: Linear,
     #[module(skip)]
     hparams: NetConfig,
+}
+
+impl Net {
+    /// Adam with a linear decay from 0.01 to 0.001 over 20 steps: the scheduler's state must
+    /// survive a resume too.
+    fn optimizer(&self) -> fulmen::OptimizerConfig {
+        let decay = LinearLrSchedulerConfig::new(0.01, 0.001, 20).init().expect("a valid schedule");
+        fulmen::adam(0.01).with_scheduler(decay, Interval::Step)
+    }
 }
 
 /// 64 training points shuffled every epoch by seed, 16 validation points, 2 loader workers.
@@ -63,6 +73,7 @@ fn trainer(root: &std::path::Path, epochs: u64, checkpoint: ModelCheckpoint) -> 
         .enable_model_summary(false)
         .default_root_dir(root)
         .callback(checkpoint.dirpath(root.join("ckpts")))
+        .callback(LearningRateMonitor::new().logging_interval(Interval::Step))
         .build()
         .unwrap()
 }
@@ -106,6 +117,9 @@ fn a_run_resumed_at_an_epoch_boundary_is_bit_identical() {
     let expected = rows(&full_root, 0, 16);
     assert_eq!(rows(&split_root, 1, 0), expected, "epochs 2-3: the same metrics at the same global steps");
     assert!(expected.iter().any(|(n, v)| n == "train_loss_step" && v.len() == 16), "{expected:?}");
+    let lr = &expected.iter().find(|(n, _)| n == "lr-Adam").expect("the monitor logs lr-Adam").1;
+    assert_eq!(lr.len(), 16);
+    assert!((lr[0].1 - (0.01 - 0.009 * 16.0 / 20.0)).abs() < 1e-12 && (lr[15].1 - 0.001).abs() < 1e-12, "{lr:?}");
 }
 
 #[test]

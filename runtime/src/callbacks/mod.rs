@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use burn::optim::ModuleOptimizer;
 use burn::tensor::Tensor;
 
 use crate::data::SetupStage;
@@ -13,9 +12,11 @@ use crate::module::LightningModule;
 use crate::trainer::TrainerState;
 
 mod early_stopping;
+mod lr_monitor;
 mod model_checkpoint;
 
 pub use early_stopping::{EarlyStopping, Mode};
+pub use lr_monitor::LearningRateMonitor;
 pub use model_checkpoint::ModelCheckpoint;
 
 /// What a callback sees of the Trainer: its state, the module, the loggers, and checkpointing.
@@ -26,7 +27,7 @@ pub struct TrainerView<'a, M: LightningModule> {
     pub module: &'a M,
     /// The loggers.
     pub loggers: &'a mut [Box<dyn Logger>],
-    pub(crate) optimizer: Option<&'a ModuleOptimizer>,
+    pub(crate) optimizer: Option<&'a crate::optim::OptimizerConfig>,
     /// The other callbacks (before and after the one being called), for their states.
     pub(crate) others: (&'a [Box<dyn Callback<M>>], &'a [Box<dyn Callback<M>>]),
 }
@@ -67,6 +68,18 @@ impl<M: LightningModule> TrainerView<'_, M> {
             states,
             extra,
         )
+    }
+
+    /// Sends `metrics` (with `epoch` added) to every logger at global step `step`, and makes
+    /// them visible in `logged_metrics` and `callback_metrics`.
+    pub fn log_metrics(&mut self, mut metrics: crate::module::Metrics, step: u64) -> Result<()> {
+        metrics.insert("epoch".into(), self.state.epoch as f64);
+        self.state.logged_metrics.extend(metrics.clone());
+        self.state.callback_metrics.extend(metrics.clone());
+        for logger in self.loggers.iter_mut() {
+            logger.log_metrics(&metrics, step)?;
+        }
+        Ok(())
     }
 
     /// Asks `fit` to stop after the current epoch.

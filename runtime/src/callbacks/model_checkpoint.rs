@@ -115,10 +115,7 @@ impl ModelCheckpoint {
         if trainer.state.sanity_checking || trainer.state.fast_dev_run {
             return Ok(());
         }
-        let dir = match &self.dirpath {
-            Some(dir) => dir.clone(),
-            None => trainer.state.log_dir.clone().unwrap_or_else(|| trainer.state.default_root_dir.clone()).join("checkpoints"),
-        };
+        let dir = self.dir(trainer);
         let score = match &self.monitor {
             Some(name) => trainer.state.metric(name, "ModelCheckpoint monitors it: log it in a step or change `monitor`")?,
             None => trainer.state.global_step as f64,
@@ -191,6 +188,14 @@ fn format_filename<M: LightningModule>(template: &str, trainer: &TrainerView<'_,
 }
 
 impl ModelCheckpoint {
+    /// The folder: `dirpath`, else `checkpoints/` in the run's version folder.
+    fn dir<M: LightningModule>(&self, trainer: &TrainerView<'_, M>) -> PathBuf {
+        match &self.dirpath {
+            Some(dir) => dir.clone(),
+            None => trainer.state.log_dir.clone().unwrap_or_else(|| trainer.state.default_root_dir.clone()).join("checkpoints"),
+        }
+    }
+
     fn epoch_due(&self, epoch: u64) -> bool {
         self.every_n_epochs > 0 && (epoch + 1) % self.every_n_epochs == 0
     }
@@ -241,6 +246,20 @@ impl<M: LightningModule> Callback<M> for ModelCheckpoint {
     }
     fn on_train_epoch_end(&mut self, trainer: &mut TrainerView<'_, M>) -> Result<()> {
         if !trainer.state.validation_enabled && self.epoch_due(trainer.state.epoch) { self.save(trainer) } else { Ok(()) }
+    }
+    /// On Ctrl-C, `save_last` writes `last.ckpt` at the interrupted position, so `fit_from(.., "last")`
+    /// continues from there.
+    fn on_exception(&mut self, trainer: &mut TrainerView<'_, M>, error: &Error) -> Result<()> {
+        if !self.save_last || !matches!(error, Error::Interrupted { .. }) || trainer.state.fast_dev_run || trainer.state.stage != Some(crate::module::Stage::Train) {
+            return Ok(());
+        }
+        let dir = self.dir(trainer);
+        let path = dir.join("last.ckpt");
+        self.last_model_path = Some(path.clone());
+        self.saved_dir = Some(dir);
+        trainer.save_checkpoint(&path, self.weights_only, &*self)?;
+        trainer.state.last_model_path = Some(path);
+        Ok(())
     }
     fn on_train_batch_end(&mut self, trainer: &mut TrainerView<'_, M>, _batch_idx: usize) -> Result<()> {
         if self.every_n_train_steps > 0 && trainer.state.global_step % self.every_n_train_steps == 0 { self.save(trainer) } else { Ok(()) }

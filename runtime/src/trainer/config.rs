@@ -93,6 +93,22 @@ pub struct TrainerConfig {
     pub enable_progress_bar: bool,
     /// Print the model summary when `fit` starts.
     pub enable_model_summary: bool,
+    /// Stop gracefully on Ctrl-C (installs a SIGINT handler once per process).
+    pub handle_sigint: bool,
+    /// Clip gradients before each optimizer step: by their global L2 norm or by value.
+    pub gradient_clip: Option<GradientClip>,
+    /// Sum the gradients of this many batches before each optimizer step (losses are divided
+    /// by it, so the step sees their mean).
+    pub accumulate_grad_batches: usize,
+}
+
+/// Gradient clipping (Lightning's `gradient_clip_val` with `gradient_clip_algorithm`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum GradientClip {
+    /// Scale all gradients together so their global L2 norm is at most this.
+    Norm(f64),
+    /// Clamp every gradient element to `[-v, v]`.
+    Value(f64),
 }
 
 impl Default for TrainerConfig {
@@ -115,6 +131,9 @@ impl Default for TrainerConfig {
             default_root_dir: PathBuf::from("."),
             enable_progress_bar: true,
             enable_model_summary: true,
+            handle_sigint: true,
+            gradient_clip: None,
+            accumulate_grad_batches: 1,
         }
     }
 }
@@ -130,6 +149,15 @@ impl TrainerConfig {
         }
         if self.log_every_n_steps == 0 {
             return Err(Error::Config("log_every_n_steps must be at least 1".into()));
+        }
+        if self.accumulate_grad_batches == 0 {
+            return Err(Error::Config("accumulate_grad_batches must be at least 1 (1 = a step per batch)".into()));
+        }
+        match self.gradient_clip {
+            Some(GradientClip::Norm(v) | GradientClip::Value(v)) if !(v.is_finite() && v > 0.0) => {
+                return Err(Error::Config(format!("gradient clipping needs a positive, finite threshold, not {v}")));
+            }
+            _ => {}
         }
         if self.progress_bar_refresh_rate == 0 {
             return Err(Error::Config("progress_bar_refresh_rate must be at least 1 (or disable the bar)".into()));

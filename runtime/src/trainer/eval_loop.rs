@@ -39,6 +39,9 @@ impl<M: LightningModule> Trainer<M> {
                     break;
                 }
             }
+            if crate::interrupt::requested() {
+                return Err(Error::Interrupted { epoch: self.state.epoch, step: self.state.global_step });
+            }
             self.call(model, None, Hook::BatchStart(stage, batch_idx))?;
             let mut ctx = StepContext::new(stage, batch_idx, batch.batch_size(), self.state.epoch, self.state.global_step);
             match stage {
@@ -114,6 +117,9 @@ impl<M: LightningModule> Trainer<M> {
             }
             if bound.is_some_and(|b| batch_idx >= b) {
                 break;
+            }
+            if crate::interrupt::requested() {
+                return Err(Error::Interrupted { epoch: self.state.epoch, step: self.state.global_step });
             }
             self.call(model, None, Hook::BatchStart(Stage::Predict, batch_idx))?;
             let mut ctx = StepContext::new(Stage::Predict, batch_idx, batch.batch_size(), self.state.epoch, self.state.global_step);

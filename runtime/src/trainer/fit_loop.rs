@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsAccumulator, GradientsParams};
 
 use super::hooks::Hook;
 use super::results::{EpochResults, EpochValue, Target};
@@ -11,7 +11,7 @@ use crate::checkpoint::{Checkpoint, Position};
 use crate::data::{DataModule, Loader, SetupStage};
 use crate::error::{Error, Result};
 use crate::module::{Batch, LightningModule, Metrics, Stage, StepContext};
-use crate::optim::OptimizerConfig;
+use crate::optim::{Interval, OptimizerConfig};
 use crate::progress::Bar;
 use crate::summary::ModelSummary;
 
@@ -58,11 +58,13 @@ impl<M: LightningModule> Trainer<M> {
             None => model,
         };
         let mut model = model.to_device(&device.clone().autodiff()).train();
-        let OptimizerConfig { optimizer, lr, .. } = model.configure_optimizers();
+        let optim = model.configure_optimizers();
         let optim = match &resume {
-            Some((path, checkpoint)) => checkpoint.load_optimizer(optimizer, path)?,
-            None => optimizer,
+            Some((path, checkpoint)) => checkpoint.load_optimizer(optim, path)?,
+            None => optim,
         };
+        self.state.lr = optim.lr;
+        self.state.optimizer_name = optim.name.clone();
         let start = match &resume {
             Some((path, checkpoint)) => self.restore(&mut model, path, checkpoint)?,
             None => Position::default(),
@@ -71,7 +73,7 @@ impl<M: LightningModule> Trainer<M> {
         if self.config.enable_model_summary {
             println!("{}", ModelSummary::of(&model).render());
         }
-        let (model, optim, result) = self.fit_stages(model, optim, lr, &train_loader, val_loader.as_ref(), start);
+        let (model, optim, result) = self.fit_stages(model, optim, &train_loader, val_loader.as_ref(), start);
         if let Err(error) = &result {
             // The original error matters more than one from a callback's on_exception.
             let _ = self.call_callbacks(&model, Some(&optim), Hook::Exception(error));
@@ -107,12 +109,11 @@ impl<M: LightningModule> Trainer<M> {
     fn fit_stages(
         &mut self,
         mut model: M,
-        mut optim: ModuleOptimizer,
-        lr: f64,
+        mut optim: OptimizerConfig,
         train_loader: &Loader<M::Batch>,
         val_loader: Option<&Loader<M::Batch>>,
         start: Position,
-    ) -> (M, ModuleOptimizer, Result<()>) {
+    ) -> (M, OptimizerConfig, Result<()>) {
         attempt!(model, optim, self.call(&mut model, Some(&optim), Hook::Setup(SetupStage::Fit)));
         attempt!(model, optim, self.call(&mut model, Some(&optim), Hook::FitStart));
         if let (Some(val), true) = (val_loader, self.state.validation_enabled && self.config.num_sanity_val_steps > 0) {
@@ -140,7 +141,7 @@ impl<M: LightningModule> Trainer<M> {
             if let Some(seed) = self.config.seed {
                 self.device.seed(epoch_seed(seed, epoch));
             }
-            let (m, o, result) = self.train_epoch(model, optim, lr, train_loader, std::mem::take(&mut skip));
+            let (m, o, result) = self.train_epoch(model, optim, train_loader, std::mem::take(&mut skip));
             (model, optim) = (m, o);
             attempt!(model, optim, result);
             if self.state.validation_enabled
@@ -176,13 +177,21 @@ impl<M: LightningModule> Trainer<M> {
 
     /// One training epoch (skipping its first `skip` batches, already trained before a resume)
     /// and its epoch metrics.
-    fn train_epoch(&mut self, mut model: M, mut optim: ModuleOptimizer, lr: f64, loader: &Loader<M::Batch>, skip: usize) -> (M, ModuleOptimizer, Result<()>) {
+    fn train_epoch(&mut self, mut model: M, mut optim: OptimizerConfig, loader: &Loader<M::Batch>, skip: usize) -> (M, OptimizerConfig, Result<()>) {
         let epoch = self.state.epoch;
         let max_steps = self.config.max_steps.unwrap_or(u64::MAX);
         self.state.stage = Some(Stage::Train);
         self.state.train_batches_done = skip;
         self.state.train_epoch_finished = false;
+        // A resumed epoch keeps the learning rate it had (restored from the checkpoint).
+        if skip == 0 {
+            optim.advance(Interval::Epoch);
+            self.state.lr = optim.lr;
+        }
         attempt!(model, optim, self.call(&mut model, Some(&optim), Hook::EpochStart(Stage::Train)));
+        let accumulate = self.config.accumulate_grad_batches;
+        let mut accumulator = GradientsAccumulator::<M>::new();
+        let mut pending = 0usize;
         let mut results = EpochResults::default();
         let mut iter = loader.iter();
         let mut limit = None;
@@ -208,19 +217,40 @@ impl<M: LightningModule> Trainer<M> {
                 batch_idx += 1;
                 continue;
             }
+            if crate::interrupt::requested() {
+                let error = Error::Interrupted { epoch, step: self.state.global_step };
+                return (model, optim, Err(error));
+            }
             attempt!(model, optim, self.call(&mut model, Some(&optim), Hook::BatchStart(Stage::Train, batch_idx)));
             let mut ctx = StepContext::new(Stage::Train, batch_idx, batch.batch_size(), epoch, self.state.global_step);
             let loss = attempt!(model, optim, model.training_step(batch, &mut ctx));
             attempt!(model, optim, self.call(&mut model, Some(&optim), Hook::BeforeBackward(&loss)));
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            // Accumulated losses are divided by the count, so the step sees the mean gradient.
+            let scaled = if accumulate > 1 { loss.clone().div_scalar(accumulate as f64) } else { loss.clone() };
+            let grads = GradientsParams::from_grads(scaled.backward(), &model);
             attempt!(model, optim, self.call(&mut model, Some(&optim), Hook::AfterBackward));
-            attempt!(model, optim, self.call(&mut model, Some(&optim), Hook::BeforeOptimizerStep));
-            model = optim.step(lr, model, grads);
-            self.state.global_step += 1;
+            accumulator.accumulate(&model, grads);
+            pending += 1;
             attempt!(model, optim, results.record(ctx.take_logged()));
             last_loss = Some(loss);
             batch_idx += 1;
             self.state.train_batches_done = batch_idx;
+            let last_batch = limit.is_some_and(|l| batch_idx >= l);
+            if pending < accumulate && !last_batch {
+                attempt!(model, optim, self.call(&mut model, Some(&optim), Hook::BatchEnd(Stage::Train, batch_idx - 1)));
+                continue;
+            }
+            pending = 0;
+            attempt!(model, optim, self.call(&mut model, Some(&optim), Hook::BeforeOptimizerStep));
+            let mut grads = accumulator.grads();
+            if let Some(clip) = self.config.gradient_clip {
+                crate::grad::clip(&model, &mut grads, clip);
+            }
+            optim.advance(Interval::Step);
+            self.state.lr = optim.lr;
+            let rates = optim.rates();
+            model = optim.optimizer.step(rates, model, grads);
+            self.state.global_step += 1;
 
             if self.state.global_step % self.config.log_every_n_steps == 0 {
                 let metrics = results.step_values(Target::Logger);
@@ -245,7 +275,7 @@ impl<M: LightningModule> Trainer<M> {
 
     /// One validation run (hooks included); its epoch metrics are published unless this is the
     /// sanity check.
-    fn run_validation(&mut self, model: &mut M, optim: &ModuleOptimizer, loader: &Loader<M::Batch>, limit: Option<usize>) -> Result<()> {
+    fn run_validation(&mut self, model: &mut M, optim: &OptimizerConfig, loader: &Loader<M::Batch>, limit: Option<usize>) -> Result<()> {
         self.state.stage = Some(Stage::Validation);
         self.call(model, Some(optim), Hook::StageStart(Stage::Validation))?;
         self.call(model, Some(optim), Hook::EpochStart(Stage::Validation))?;

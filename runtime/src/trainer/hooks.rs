@@ -10,7 +10,6 @@
 //! on_validation_end. `validate`/`test`/`predict`: setup(stage) → that stage's run → teardown.
 //! On an error, callbacks' on_exception runs before the loggers are finalized.
 
-use burn::optim::ModuleOptimizer;
 use burn::tensor::Tensor;
 
 use super::Trainer;
@@ -168,13 +167,13 @@ fn callback_hook<M: LightningModule>(c: &mut dyn Callback<M>, v: &mut TrainerVie
 
 impl<M: LightningModule> Trainer<M> {
     /// Runs `hook` on the module, then on every callback.
-    pub(super) fn call(&mut self, module: &mut M, optimizer: Option<&ModuleOptimizer>, hook: Hook<'_>) -> Result<()> {
+    pub(super) fn call(&mut self, module: &mut M, optimizer: Option<&crate::optim::OptimizerConfig>, hook: Hook<'_>) -> Result<()> {
         module_hook(module, hook, self.state.epoch)?;
         self.call_callbacks(module, optimizer, hook)
     }
 
     /// Runs `hook` on every callback only.
-    pub(super) fn call_callbacks(&mut self, module: &M, optimizer: Option<&ModuleOptimizer>, hook: Hook<'_>) -> Result<()> {
+    pub(super) fn call_callbacks(&mut self, module: &M, optimizer: Option<&crate::optim::OptimizerConfig>, hook: Hook<'_>) -> Result<()> {
         let Trainer { callbacks, state, loggers, .. } = self;
         for i in 0..callbacks.len() {
             let (before, rest) = callbacks.split_at_mut(i);

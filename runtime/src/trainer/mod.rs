@@ -22,7 +22,7 @@ mod results;
 mod state;
 
 pub use ckpt_path::CkptPath;
-pub use config::{Limit, TrainerConfig};
+pub use config::{GradientClip, Limit, TrainerConfig};
 pub use hooks::Hook;
 pub use results::{EpochResults, EpochValue, Target};
 pub use state::TrainerState;
@@ -85,6 +85,12 @@ impl<M: LightningModule> TrainerBuilder<M> {
         enable_progress_bar: bool => enable_progress_bar;
         /// Print the model summary at fit start (default true).
         enable_model_summary: bool => enable_model_summary;
+        /// Stop gracefully on Ctrl-C (default true).
+        handle_sigint: bool => handle_sigint;
+        /// Clip gradients before each optimizer step (default: no clipping).
+        gradient_clip: GradientClip => gradient_clip (Some);
+        /// Batches whose gradients make one optimizer step (default 1).
+        accumulate_grad_batches: usize => accumulate_grad_batches;
     }
 
     /// Where logs and checkpoints go (default: the working directory).
@@ -200,10 +206,15 @@ impl<M: LightningModule> Trainer<M> {
     }
 
     fn fit_inner<D: DataModule<Batch = M::Batch>>(&mut self, model: M, dm: &mut D, resume: Option<(PathBuf, crate::checkpoint::Checkpoint)>) -> Result<M> {
+        self.start_stage();
         dm.prepare_data()?;
         dm.setup(SetupStage::Fit)?;
         let result = self.run_fit(model, dm, resume);
-        let status = if result.is_ok() { crate::loggers::RunStatus::Success } else { crate::loggers::RunStatus::Failed };
+        let status = match &result {
+            Ok(_) => crate::loggers::RunStatus::Success,
+            Err(Error::Interrupted { .. }) => crate::loggers::RunStatus::Interrupted,
+            Err(_) => crate::loggers::RunStatus::Failed,
+        };
         if result.is_err() {
             self.bars.clear();
         }
@@ -215,6 +226,7 @@ impl<M: LightningModule> Trainer<M> {
 
     /// Runs the validation loop once and returns its epoch metrics.
     pub fn validate<D: DataModule<Batch = M::Batch>>(&mut self, model: &M, dm: &mut D) -> Result<Metrics> {
+        self.start_stage();
         dm.prepare_data()?;
         dm.setup(SetupStage::Validate)?;
         let loader = dm.val_dataloader()?.ok_or_else(|| Error::Config("the data module has no val_dataloader".into()))?;
@@ -223,6 +235,7 @@ impl<M: LightningModule> Trainer<M> {
 
     /// Runs the test loop once, prints the results table and returns the test metrics.
     pub fn test<D: DataModule<Batch = M::Batch>>(&mut self, model: &M, dm: &mut D) -> Result<Metrics> {
+        self.start_stage();
         dm.prepare_data()?;
         dm.setup(SetupStage::Test)?;
         let loader = dm.test_dataloader()?.ok_or_else(|| Error::Config("the data module has no test_dataloader".into()))?;
@@ -242,10 +255,19 @@ impl<M: LightningModule> Trainer<M> {
 
     /// Runs `predict_step` over the predict loader and returns one prediction per batch.
     pub fn predict<D: DataModule<Batch = M::Batch>>(&mut self, model: &M, dm: &mut D) -> Result<Vec<M::Prediction>> {
+        self.start_stage();
         dm.prepare_data()?;
         dm.setup(SetupStage::Predict)?;
         let loader = dm.predict_dataloader()?.ok_or_else(|| Error::Config("the data module has no predict_dataloader".into()))?;
         self.run_predict(model, loader)
+    }
+
+    /// Each stage starts uninterrupted, with the Ctrl-C handler in place when configured.
+    fn start_stage(&self) {
+        if self.config.handle_sigint {
+            crate::interrupt::install();
+        }
+        crate::interrupt::clear();
     }
 
     fn finalize_loggers(&mut self, status: crate::loggers::RunStatus) -> Result<()> {

@@ -1,0 +1,109 @@
+//! Gradient clipping as Lightning does it: by the global L2 norm over all parameters
+//! (`clip_grad_norm_`) or element-wise by value, on the device without reading anything back.
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::GradientsParams;
+use burn::tensor::Tensor;
+
+use crate::trainer::GradientClip;
+
+/// Clips `grads` (the gradients of `model`'s parameters) in place.
+pub fn clip<M: Module>(model: &M, grads: &mut GradientsParams, clip: GradientClip) {
+    match clip {
+        GradientClip::Value(v) => model.visit(&mut Apply { grads, op: Op::Clamp(v) }),
+        GradientClip::Norm(max_norm) => {
+            let mut squares = SumSquares { grads, total: None };
+            model.visit(&mut squares);
+            let Some(total) = squares.total else { return };
+            // scale = min(1, max_norm / (norm + 1e-6)), as torch.nn.utils.clip_grad_norm_.
+            let scale = total.sqrt().add_scalar(1e-6).recip().mul_scalar(max_norm).clamp_max(1.0);
+            model.visit(&mut Apply { grads, op: Op::Scale(scale) });
+        }
+    }
+}
+
+/// Sums the squares of every gradient into one device scalar.
+struct SumSquares<'a> {
+    grads: &'a GradientsParams,
+    total: Option<Tensor<1>>,
+}
+
+impl ModuleVisitor for SumSquares<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(grad) = self.grads.get::<D>(param.id) {
+            let sum = grad.powi_scalar(2).sum();
+            self.total = Some(match self.total.take() {
+                Some(total) => total + sum,
+                None => sum,
+            });
+        }
+    }
+}
+
+enum Op {
+    Clamp(f64),
+    Scale(Tensor<1>),
+}
+
+/// Rewrites every gradient with `op`.
+struct Apply<'a> {
+    grads: &'a mut GradientsParams,
+    op: Op,
+}
+
+impl ModuleVisitor for Apply<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(grad) = self.grads.remove::<D>(param.id) {
+            let clipped = match &self.op {
+                Op::Clamp(v) => grad.clamp(-v, *v),
+                Op::Scale(scale) => grad * scale.clone().unsqueeze::<D>(),
+            };
+            self.grads.register::<D>(param.id, clipped);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::nn::{Initializer, Linear, LinearConfig};
+    use burn::tensor::Device;
+
+    use super::*;
+
+    /// A 2×2 linear layer whose weight gradient is all 3 and bias gradient all 4 (norm √68).
+    fn setup() -> (Linear, GradientsParams) {
+        let device = Device::default();
+        let layer = LinearConfig::new(2, 2).with_initializer(Initializer::Zeros).init(&device);
+        let mut grads = GradientsParams::new();
+        grads.register::<2>(layer.weight.id, Tensor::full([2, 2], 3.0, &device));
+        grads.register::<1>(layer.bias.as_ref().expect("bias").id, Tensor::full([2], 4.0, &device));
+        (layer, grads)
+    }
+
+    fn values<const D: usize>(grads: &GradientsParams, param: &Param<Tensor<D>>) -> Vec<f32> {
+        grads.get::<D>(param.id).expect("gradient").into_data().try_to_vec::<f32>().expect("f32")
+    }
+
+    #[test]
+    fn norm_clipping_scales_every_gradient_by_the_global_norm() {
+        let (layer, mut grads) = setup();
+        clip(&layer, &mut grads, GradientClip::Norm(1.0));
+        let scale = 1.0 / (68f64.sqrt() + 1e-6);
+        for (got, want) in values(&grads, &layer.weight).iter().zip([3.0 * scale; 4]) {
+            assert!((*got as f64 - want).abs() < 1e-6, "{got} vs {want}");
+        }
+        let bias = layer.bias.as_ref().expect("bias");
+        assert!(values(&grads, bias).iter().all(|g| (*g as f64 - 4.0 * scale).abs() < 1e-6));
+        let (layer, mut grads) = setup();
+        clip(&layer, &mut grads, GradientClip::Norm(100.0));
+        assert_eq!(values(&grads, &layer.weight), [3.0; 4], "below the threshold nothing changes");
+    }
+
+    #[test]
+    fn value_clipping_clamps_each_element() {
+        let (layer, mut grads) = setup();
+        clip(&layer, &mut grads, GradientClip::Value(3.5));
+        assert_eq!(values(&grads, &layer.weight), [3.0; 4]);
+        assert_eq!(values(&grads, layer.bias.as_ref().expect("bias")), [3.5; 2]);
+    }
+}

@@ -1,0 +1,124 @@
+//! What the Trainer does between backward and step: gradient accumulation and clipping; and
+//! Ctrl-C, which stops a fit gracefully.
+
+use fulmen::prelude::*;
+
+use crate::probe::{PointsData, Probe, temp_dir};
+
+fn trainer(configure: impl FnOnce(fulmen::TrainerBuilder<Probe>) -> fulmen::TrainerBuilder<Probe>) -> Trainer<Probe> {
+    let builder = Trainer::builder().accelerator(fulmen::Accelerator::Cpu).max_epochs(1).num_sanity_val_steps(0).no_logger().enable_progress_bar(false).enable_model_summary(false);
+    configure(builder).build().unwrap()
+}
+
+fn outputs(model: &Probe) -> Vec<f32> {
+    let x = Tensor::<2>::from_floats([[0.5, -0.5], [0.25, -0.25], [1.0, -1.0]], &Device::flex());
+    model.forward(x).into_data().try_to_vec().unwrap()
+}
+
+#[test]
+fn accumulating_two_batches_of_4_steps_like_one_batch_of_8() {
+    let start = Probe::new(&Device::flex(), vec![1.0]);
+    let mut accumulating = trainer(|b| b.accumulate_grad_batches(2));
+    let a = accumulating.fit(start.clone(), &mut PointsData { train: 32, val: 0, batch: 4 }).unwrap();
+    let mut plain = trainer(|b| b);
+    let b = plain.fit(start.clone(), &mut PointsData { train: 32, val: 0, batch: 8 }).unwrap();
+    assert_eq!((accumulating.state().global_step, plain.state().global_step), (4, 4));
+    for (x, y) in outputs(&a).iter().zip(outputs(&b)) {
+        assert!((x - y).abs() < 1e-5, "{:?} vs {:?}", outputs(&a), outputs(&b));
+    }
+    assert_ne!(outputs(&a), outputs(&start), "it trained");
+    // A last, incomplete accumulation still steps: 5 batches with accumulate 2 → 3 steps.
+    let mut odd = trainer(|b| b.accumulate_grad_batches(2));
+    odd.fit(start, &mut PointsData { train: 20, val: 0, batch: 4 }).unwrap();
+    assert_eq!(odd.state().global_step, 3);
+}
+
+#[test]
+fn clipping_bounds_the_update() {
+    let start = Probe::new(&Device::flex(), vec![1.0]);
+    let moved = |clip: Option<GradientClip>| {
+        let mut t = trainer(|b| match clip {
+            Some(c) => b.gradient_clip(c).max_steps(1),
+            None => b.max_steps(1),
+        });
+        let trained = t.fit(start.clone(), &mut PointsData { train: 8, val: 0, batch: 8 }).unwrap();
+        outputs(&trained).iter().zip(outputs(&start)).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max)
+    };
+    let free = moved(None);
+    let by_norm = moved(Some(GradientClip::Norm(1e-4)));
+    let by_value = moved(Some(GradientClip::Value(1e-5)));
+    // SGD lr 0.1: a gradient of norm ≤ 1e-4 moves an output by at most 0.1·1e-4·(|x| + 1).
+    assert!(free > 1e-3, "{free}");
+    assert!(by_norm < 2.1e-5 && by_norm > 0.0, "{by_norm}");
+    assert!(by_value < 1e-5 && by_value > 0.0, "{by_value}");
+    let err = Trainer::<Probe>::builder().gradient_clip(GradientClip::Norm(-1.0)).build().err().expect("an error").to_string();
+    assert!(err.contains("positive"), "{err}");
+    let err = Trainer::<Probe>::builder().accumulate_grad_batches(0).build().err().expect("an error").to_string();
+    assert!(err.contains("accumulate_grad_batches"), "{err}");
+}
+
+/// Set in the child process of the Ctrl-C test: the folder it trains in.
+const SIGINT_CHILD_ROOT: &str = "FULMEN_TEST_SIGINT_CHILD_ROOT";
+
+/// Writes `started` after a few steps and `exception` from on_exception.
+struct Marker(std::path::PathBuf);
+
+impl Callback<Probe> for Marker {
+    fn on_train_batch_end(&mut self, t: &mut TrainerView<'_, Probe>, _batch_idx: usize) -> fulmen::Result<()> {
+        if t.state.global_step == 5 {
+            std::fs::write(self.0.join("started"), b"").map_err(fulmen::Error::user)?;
+        }
+        // Slow the loop down so the signal lands mid-training.
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        Ok(())
+    }
+    fn on_exception(&mut self, _t: &mut TrainerView<'_, Probe>, error: &fulmen::Error) -> fulmen::Result<()> {
+        std::fs::write(self.0.join("exception"), error.to_string()).map_err(fulmen::Error::user)
+    }
+}
+
+#[test]
+fn ctrl_c_stops_fit_gracefully() {
+    if let Ok(root) = std::env::var(SIGINT_CHILD_ROOT) {
+        // Child: train "forever"; SIGINT must end fit with Error::Interrupted.
+        let root = std::path::PathBuf::from(root);
+        let mut trainer = Trainer::builder()
+            .accelerator(fulmen::Accelerator::Cpu)
+            .max_epochs(100_000)
+            .enable_progress_bar(false)
+            .enable_model_summary(false)
+            .log_every_n_steps(1)
+            .default_root_dir(&root)
+            .callback(Marker(root.clone()))
+            .callback(ModelCheckpoint::default().dirpath(root.join("ckpts")).save_last(true))
+            .build()
+            .unwrap();
+        let err = trainer.fit(Probe::new(trainer.device(), vec![1.0]), &mut PointsData { train: 16, val: 4, batch: 4 }).unwrap_err();
+        std::fs::write(root.join("result"), err.to_string()).unwrap();
+        assert!(matches!(err, fulmen::Error::Interrupted { .. }), "{err}");
+        return;
+    }
+    let root = temp_dir("sigint");
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "optimization::ctrl_c_stops_fit_gracefully", "--test-threads=1"])
+        .env(SIGINT_CHILD_ROOT, &root)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !root.join("started").exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "the child's fit did not end with Error::Interrupted: {:?}", std::fs::read_to_string(root.join("result")));
+    let result = std::fs::read_to_string(root.join("result")).unwrap();
+    assert!(result.starts_with("interrupted at global step"), "{result}");
+    assert_eq!(std::fs::read_to_string(root.join("exception")).unwrap(), result, "on_exception saw the same error");
+    let last = fulmen::Checkpoint::read(&root.join("ckpts/last.ckpt")).unwrap();
+    assert!(last.header.global_step >= 5, "last.ckpt holds the interrupted position: {:?}", last.header.position());
+    assert!(result.contains(&format!("global step {} ", last.header.global_step)), "{result} vs {:?}", last.header.position());
+    assert!(root.join("lightning_logs/version_0/metrics.csv").is_file());
+}
