@@ -95,6 +95,9 @@ struct Args {
     /// Data loader worker threads.
     #[arg(long, default_value_t = 2)]
     num_workers: usize,
+    /// Resume from a checkpoint: a path, `last` (the newest under --default-root-dir) or `best`.
+    #[arg(long, value_name = "PATH|last|best")]
+    ckpt_path: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -106,6 +109,10 @@ fn main() -> ExitCode {
     };
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e @ fulmen::Error::Interrupted { .. }) => {
+            eprintln!("{e}; resume with --ckpt-path last");
+            ExitCode::from(130)
+        }
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
@@ -121,7 +128,7 @@ fn run(args: &Args) -> fulmen::Result<()> {
         .fast_dev_run(usize::from(args.fast_dev_run))
         .default_root_dir(&args.default_root_dir)
         .callback(EarlyStopping::new("val_loss"))
-        .callback(ModelCheckpoint::monitor("val_loss"))
+        .callback(ModelCheckpoint::monitor("val_loss").save_last(true))
         .build()?;
     fulmen::seed_everything(args.seed, trainer.device());
     let base = match &args.hparams {
@@ -133,7 +140,7 @@ fn run(args: &Args) -> fulmen::Result<()> {
 
     if args.synthetic {
         let dm = SyntheticDataModule::new(args.seed).batch_size(args.batch_size).num_workers(args.num_workers);
-        return fit_and_test(&mut trainer, model, dm);
+        return fit_and_test(&mut trainer, model, dm, args.ckpt_path.as_deref());
     }
     let mut dm = Cifar10DataModule::new(&args.data_dir).batch_size(args.batch_size).num_workers(args.num_workers).seed(args.seed);
     if let Some(url) = &args.cifar_url {
@@ -149,26 +156,31 @@ fn run(args: &Args) -> fulmen::Result<()> {
             dir = args.data_dir.display()
         )));
     }
-    fit_and_test(&mut trainer, model, dm)
+    fit_and_test(&mut trainer, model, dm, args.ckpt_path.as_deref())
 }
 
 fn fit_and_test<D: DataModule<Batch = ClassificationBatch<4>>>(
     trainer: &mut Trainer<LitModel>,
     model: LitModel,
     mut dm: D,
+    ckpt_path: Option<&str>,
 ) -> fulmen::Result<()> {
     let start = Instant::now();
-    let fitted = trainer.fit(model, &mut dm)?;
+    let fitted = match ckpt_path {
+        Some(ckpt) => trainer.fit_from(model, &mut dm, ckpt)?,
+        None => trainer.fit(model, &mut dm)?,
+    };
     let fit_time = start.elapsed();
     // As Lightning's `trainer.test()`: evaluate the best checkpoint when there is one.
-    let model = match trainer.state().best_model_path.clone() {
+    match trainer.state().best_model_path.clone() {
         Some(path) => {
             println!("Testing the best checkpoint {}", path.display());
-            LitModel::load_from_checkpoint(&path, trainer.device())?
+            trainer.test_from(&mut dm, "best")?;
         }
-        None => fitted,
-    };
-    trainer.test(&model, &mut dm)?;
+        None => {
+            trainer.test(&fitted, &mut dm)?;
+        }
+    }
     let state = trainer.state();
     println!(
         "Trained {} epochs ({} steps) in {:.1}s{}",
