@@ -26,6 +26,14 @@ pub enum Error {
         /// What is wrong and what to write instead.
         reason: String,
     },
+    /// A metric got input it cannot use, or no input.
+    #[error("metric `{metric}`: {reason}")]
+    Metric {
+        /// The metric's name.
+        metric: String,
+        /// What was wrong and what to pass instead.
+        reason: String,
+    },
     /// A layer chain that cannot produce the shapes it claims.
     #[error("layer `{layer}`: {reason}")]
     Shape {

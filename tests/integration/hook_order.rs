@@ -26,6 +26,8 @@ pub struct Recorder {
     log: Log,
     #[module(skip)]
     fail_at_step: Option<u64>,
+    #[module(skip)]
+    nan_at_step: Option<u64>,
 }
 
 macro_rules! module_hooks {
@@ -59,7 +61,8 @@ impl LightningModule for Recorder {
         if self.fail_at_step == Some(ctx.global_step()) {
             return Err(Error::user("step failed on purpose"));
         }
-        Ok(cross_entropy(self.forward(batch.inputs), batch.targets))
+        let loss = cross_entropy(self.forward(batch.inputs), batch.targets);
+        Ok(if self.nan_at_step == Some(ctx.global_step()) { loss.mul_scalar(f64::NAN) } else { loss })
     }
     fn validation_step(&self, batch: Self::Batch, ctx: &mut StepContext) -> fulmen::Result<()> {
         ctx.log("val_loss", &cross_entropy(self.forward(batch.inputs), batch.targets))
@@ -182,7 +185,7 @@ fn setup(fail_at_step: Option<u64>) -> (Log, Trainer<Recorder>, Recorder) {
         .callback(Tracer(log.clone()))
         .build()
         .unwrap();
-    let model = Recorder { linear: LinearConfig::new(2, 2).init(trainer.device()), log: log.clone(), fail_at_step };
+    let model = Recorder { linear: LinearConfig::new(2, 2).init(trainer.device()), log: log.clone(), fail_at_step, nan_at_step: None };
     (log, trainer, model)
 }
 
@@ -240,4 +243,15 @@ fn a_failing_step_reaches_on_exception_and_stops_fit() {
     assert_eq!(log.last().map(String::as_str), Some("callback:on_exception at step 3: step failed on purpose"), "{log:#?}");
     assert!(!log.iter().any(|e| e.ends_with("on_fit_end")));
     assert_eq!(log.iter().filter(|e| *e == "callback:on_train_batch_end").count(), 3);
+}
+
+#[test]
+fn a_nan_loss_is_reported_with_the_step_that_produced_it() {
+    let (log, mut trainer, mut model) = setup(None);
+    model.nan_at_step = Some(1);
+    // 4 steps per epoch: the loss is read at the epoch end, and names step 1, not 3.
+    let err = trainer.fit(model, &mut PointsData { train: 16, val: 4, batch: 4 }).unwrap_err();
+    assert!(matches!(err, Error::NonFiniteLoss { step: 1, epoch: 0, .. }), "{err}");
+    assert!(err.to_string().contains("NaN at global step 1 (epoch 0)"), "{err}");
+    assert!(log.lock().unwrap().last().is_some_and(|e| e.starts_with("callback:on_exception")));
 }

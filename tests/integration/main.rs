@@ -12,6 +12,7 @@ mod hparams;
 mod hook_order;
 mod hparams_options;
 mod log_semantics;
+mod metrics_parity;
 mod optimization;
 mod trainer_config;
 mod user_crate;

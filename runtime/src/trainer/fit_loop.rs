@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use burn::optim::{GradientsAccumulator, GradientsParams};
 
 use super::hooks::Hook;
+use super::loss_watch::LossWatch;
 use super::results::{EpochResults, EpochValue, Target};
 use super::{Trainer, TrainerState};
 use crate::checkpoint::{Checkpoint, Position};
@@ -196,7 +197,7 @@ impl<M: LightningModule> Trainer<M> {
         let mut iter = loader.iter();
         let mut limit = None;
         let mut batch_idx = 0usize;
-        let mut last_loss = None;
+        let mut losses = LossWatch::default();
         let mut exhausted = true;
         while limit.is_none_or(|l| batch_idx < l) {
             if self.state.global_step >= max_steps {
@@ -232,7 +233,7 @@ impl<M: LightningModule> Trainer<M> {
             accumulator.accumulate(&model, grads);
             pending += 1;
             attempt!(model, optim, results.record(ctx.take_logged()));
-            last_loss = Some(loss);
+            losses.record(&loss, self.state.global_step);
             batch_idx += 1;
             self.state.train_batches_done = batch_idx;
             let last_batch = limit.is_some_and(|l| batch_idx >= l);
@@ -259,7 +260,7 @@ impl<M: LightningModule> Trainer<M> {
             }
             self.bars.set_position(Bar::Main, batch_idx as u64);
             if batch_idx as u64 % self.config.progress_bar_refresh_rate == 0 {
-                attempt!(model, optim, self.check_loss(last_loss.take()));
+                attempt!(model, optim, losses.check(epoch));
                 let shown = results.step_values(Target::ProgBar);
                 self.state.progress_bar_metrics.extend(shown);
                 self.bars.set_metrics(&self.state.progress_bar_metrics);
@@ -267,7 +268,7 @@ impl<M: LightningModule> Trainer<M> {
             attempt!(model, optim, self.call(&mut model, Some(&optim), Hook::BatchEnd(Stage::Train, batch_idx - 1)));
         }
         self.state.train_epoch_finished = exhausted;
-        attempt!(model, optim, self.check_loss(last_loss.take()));
+        attempt!(model, optim, losses.check(epoch));
         let values = results.epoch_values();
         attempt!(model, optim, self.publish_epoch(values, Stage::Train));
         (model, optim, Ok(()))
@@ -287,17 +288,6 @@ impl<M: LightningModule> Trainer<M> {
         self.call(model, Some(optim), Hook::EpochEnd(Stage::Validation))?;
         self.call(model, Some(optim), Hook::StageEnd(Stage::Validation))?;
         self.state.stage = Some(Stage::Train);
-        Ok(())
-    }
-
-    /// Fails with the step number when the loss is NaN or infinite (read only when the bar refreshes).
-    fn check_loss(&self, loss: Option<burn::tensor::Tensor<1>>) -> Result<()> {
-        if let Some(loss) = loss {
-            let value = loss.into_scalar::<f32>() as f64;
-            if !value.is_finite() {
-                return Err(Error::NonFiniteLoss { value, step: self.state.global_step, epoch: self.state.epoch });
-            }
-        }
         Ok(())
     }
 

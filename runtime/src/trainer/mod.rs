@@ -18,6 +18,7 @@ mod config;
 mod eval_loop;
 mod fit_loop;
 mod hooks;
+mod loss_watch;
 mod results;
 mod state;
 

@@ -1,0 +1,126 @@
+//! Streaming metrics against scikit-learn: tests/fixtures/metrics/sklearn.json is made by
+//! generate.py next to it (pinned versions). Every case is streamed in uneven batches.
+
+use fulmen::metrics::{Accuracy, Average, ConfusionMatrix, FBeta, Metric, MetricValue, Normalize, Precision, Recall, ZeroDivision};
+use fulmen::prelude::*;
+use fulmen::serde_json::Value;
+
+const FIXTURE: &str = include_str!("../fixtures/metrics/sklearn.json");
+
+fn number(v: &Value) -> f64 {
+    match v {
+        Value::String(s) if s == "nan" => f64::NAN,
+        v => v.as_f64().unwrap_or_else(|| panic!("not a number: {v}")),
+    }
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a.is_nan() && b.is_nan()) || (a - b).abs() <= 1e-6
+}
+
+/// Feeds a case to `metric` in batches of 7, 1, 13, 7, 1, 13, ...
+fn stream(metric: &mut dyn Metric, case: &Value) -> MetricValue {
+    let device = Device::flex();
+    let classes = case["classes"].as_u64().unwrap() as usize;
+    let scores: Vec<f32> = case["scores"].as_array().unwrap().iter().flat_map(|row| row.as_array().unwrap().iter().map(|v| number(v) as f32)).collect();
+    let targets: Vec<i64> = case["y_true"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+    let (mut start, sizes) = (0, [7usize, 1, 13]);
+    for size in sizes.iter().cycle() {
+        if start >= targets.len() {
+            break;
+        }
+        let end = (start + size).min(targets.len());
+        let n = end - start;
+        let s = Tensor::<2>::from_data(fulmen::burn::tensor::TensorData::new(scores[start * classes..end * classes].to_vec(), [n, classes]), &device);
+        let t = Tensor::<1, Int>::from_data(fulmen::burn::tensor::TensorData::new(targets[start..end].to_vec(), [n]), &device);
+        metric.update(&s, &t).unwrap();
+        start = end;
+    }
+    metric.compute().unwrap()
+}
+
+fn check(case: &Value, key: &str, metric: &mut dyn Metric) {
+    let name = case["name"].as_str().unwrap();
+    let want = &case["expected"][key];
+    let got = stream(metric, case);
+    match (got, want) {
+        (MetricValue::Scalar(g), w) if !w.is_array() => assert!(close(g, number(w)), "{name} {key}: {g} vs {w}"),
+        (MetricValue::PerClass(g), Value::Array(w)) => {
+            assert_eq!(g.len(), w.len(), "{name} {key}");
+            for (a, b) in g.iter().zip(w) {
+                assert!(close(*a, number(b)), "{name} {key}: {g:?} vs {w:?}");
+            }
+        }
+        (MetricValue::Matrix(g), Value::Array(w)) => {
+            for (row, wrow) in g.iter().zip(w) {
+                for (a, b) in row.iter().zip(wrow.as_array().unwrap()) {
+                    assert!(close(*a, number(b)), "{name} {key}: {g:?} vs {w:?}");
+                }
+            }
+        }
+        (g, w) => panic!("{name} {key}: {g:?} vs {w}"),
+    }
+}
+
+fn cases() -> Vec<Value> {
+    let doc: Value = fulmen::serde_json::from_str(FIXTURE).unwrap();
+    doc["cases"].as_array().unwrap().clone()
+}
+
+#[test]
+fn precision_recall_and_f_beta_match_scikit_learn() {
+    let averages = [(Average::Micro, "micro"), (Average::Macro, "macro"), (Average::Weighted, "weighted"), (Average::PerClass, "None")];
+    let zero_divisions = [(ZeroDivision::Zero, "zero"), (ZeroDivision::One, "one"), (ZeroDivision::Nan, "nan")];
+    let mut checked = 0;
+    for case in cases() {
+        let c = case["classes"].as_u64().unwrap() as usize;
+        for (average, a) in averages {
+            for (zd, z) in zero_divisions {
+                check(&case, &format!("precision_{a}_{z}"), &mut Precision::new(c).average(average).zero_division(zd));
+                check(&case, &format!("recall_{a}_{z}"), &mut Recall::new(c).average(average).zero_division(zd));
+                for beta in [0.5, 1.0, 2.0] {
+                    check(&case, &format!("f{beta:?}_{a}_{z}"), &mut FBeta::new(c, beta).average(average).zero_division(zd));
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(checked, 6 * 4 * 3 * 3);
+}
+
+#[test]
+fn accuracy_and_confusion_matrices_match_scikit_learn() {
+    for case in cases() {
+        let c = case["classes"].as_u64().unwrap() as usize;
+        check(&case, "accuracy", &mut Accuracy::new(c));
+        check(&case, "accuracy_macro", &mut Accuracy::new(c).average(Average::Macro));
+        for k in [2, 3] {
+            if k < c {
+                check(&case, &format!("top{k}_accuracy"), &mut Accuracy::new(c).top_k(k));
+            }
+        }
+        for (normalize, key) in [(Normalize::None, "None"), (Normalize::True, "true"), (Normalize::Pred, "pred"), (Normalize::All, "all")] {
+            check(&case, &format!("confusion_{key}"), &mut ConfusionMatrix::new(c).normalize(normalize));
+        }
+    }
+}
+
+#[test]
+fn bad_input_is_a_clear_error() {
+    let device = Device::flex();
+    let scores = Tensor::<2>::from_floats([[0.1, 0.9], [0.8, 0.2]], &device);
+    let mut f1 = fulmen::metrics::f1(3);
+    let err = f1.update(&scores, &Tensor::<1, Int>::from_ints([0, 1], &device)).unwrap_err().to_string();
+    assert!(err.contains("f1_macro") && err.contains("2 columns") && err.contains("3 classes"), "{err}");
+    let mut f1 = fulmen::metrics::f1(2);
+    let err = f1.update(&scores, &Tensor::<1, Int>::from_ints([0, 1, 1], &device)).unwrap_err().to_string();
+    assert!(err.contains("2 rows of scores but 3 targets"), "{err}");
+    f1.update(&scores, &Tensor::<1, Int>::from_ints([0, 7], &device)).unwrap();
+    let err = f1.compute().unwrap_err().to_string();
+    assert!(err.contains("label 7 is outside 0..2"), "{err}");
+    f1.reset();
+    let err = f1.compute().unwrap_err().to_string();
+    assert!(err.contains("no samples"), "{err}");
+    let err = Accuracy::new(2).top_k(3).update(&scores, &Tensor::<1, Int>::from_ints([0, 1], &device)).unwrap_err().to_string();
+    assert!(err.contains("top_k = 3") && err.contains("only 2 classes"), "{err}");
+}
