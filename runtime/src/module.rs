@@ -3,10 +3,11 @@
 use std::collections::BTreeMap;
 
 use burn::module::Module;
-use burn::tensor::Tensor;
+use burn::tensor::{Int, Tensor};
 
 use crate::data::SetupStage;
 use crate::error::{Error, Result};
+use crate::metrics::Metric;
 use crate::optim::OptimizerConfig;
 
 /// A batch that knows how many samples it holds (epoch means are weighted by it).
@@ -373,6 +374,23 @@ pub struct Logged {
     pub reduce: Reduce,
 }
 
+/// One batch for a streaming metric logged in one step.
+#[derive(Debug)]
+pub struct MetricUpdate {
+    /// The name as given to `log_metric`.
+    pub name: String,
+    /// The metric, as first given this epoch (later ones only carry the batch).
+    pub metric: Box<dyn Metric>,
+    /// The batch's scores `[batch, classes]`, out of autodiff.
+    pub scores: Tensor<2>,
+    /// The batch's targets.
+    pub targets: Tensor<1, Int>,
+    /// Show in the progress bar.
+    pub prog_bar: bool,
+    /// Send to loggers.
+    pub logger: bool,
+}
+
 /// What a step sees of the run: its stage, position, and `log`.
 #[derive(Debug)]
 pub struct StepContext {
@@ -382,12 +400,13 @@ pub struct StepContext {
     epoch: u64,
     global_step: u64,
     logged: Vec<Logged>,
+    metrics: Vec<MetricUpdate>,
 }
 
 impl StepContext {
     /// A context for one step (the Trainer makes these; tests may too).
     pub fn new(stage: Stage, batch_idx: usize, batch_size: usize, epoch: u64, global_step: u64) -> Self {
-        StepContext { stage, batch_idx, batch_size, epoch, global_step, logged: Vec::new() }
+        StepContext { stage, batch_idx, batch_size, epoch, global_step, logged: Vec::new(), metrics: Vec::new() }
     }
 
     /// The stage this step runs in.
@@ -414,6 +433,49 @@ impl StepContext {
     /// Logs `value` under `name` with the stage's defaults (Lightning's `self.log(name, value)`).
     pub fn log(&mut self, name: &str, value: impl Into<LogValue>) -> Result<()> {
         self.log_with(name, value, LogOptions::default())
+    }
+
+    /// Updates the streaming `metric` logged under `name` with this batch; its value is computed
+    /// over the whole epoch (torchmetrics' semantics: an F1 of the epoch, not a mean of batch
+    /// F1s) and logged at the epoch end. `metric` is the prototype: the first one given in an
+    /// epoch is kept and updated, later ones only bring their batch.
+    pub fn log_metric(&mut self, name: &str, metric: impl Metric + 'static, scores: &Tensor<2>, targets: &Tensor<1, Int>) -> Result<()> {
+        self.log_metric_with(name, metric, scores, targets, LogOptions::default())
+    }
+
+    /// [`log_metric`](Self::log_metric) with options (`prog_bar`, `logger`; metrics are per epoch).
+    pub fn log_metric_with(
+        &mut self,
+        name: &str,
+        metric: impl Metric + 'static,
+        scores: &Tensor<2>,
+        targets: &Tensor<1, Int>,
+        options: LogOptions,
+    ) -> Result<()> {
+        let fail = |reason: &str| Err(Error::Log { name: name.to_string(), reason: reason.to_string() });
+        if options.on_step == Some(true) || options.on_epoch == Some(false) {
+            return fail("a metric object is computed over the epoch; log a tensor for per-step values");
+        }
+        if self.stage == Stage::Predict {
+            return fail("predict_step cannot log; return the values instead");
+        }
+        if self.metrics.iter().any(|m| m.name == name) || self.logged.iter().any(|l| l.name == name) {
+            return fail("logged twice in the same step; log each name once per step");
+        }
+        self.metrics.push(MetricUpdate {
+            name: name.to_string(),
+            metric: Box::new(metric),
+            scores: scores.clone().detach().without_autodiff(),
+            targets: targets.clone(),
+            prog_bar: options.prog_bar,
+            logger: options.logger,
+        });
+        Ok(())
+    }
+
+    /// The streaming-metric batches logged in this step (the Trainer takes them).
+    pub fn take_metrics(&mut self) -> Vec<MetricUpdate> {
+        std::mem::take(&mut self.metrics)
     }
 
     /// Logs `value` under `name` with explicit options.

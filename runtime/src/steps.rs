@@ -6,7 +6,7 @@ use burn::tensor::{Int, Tensor};
 use crate::data::ClassificationBatch;
 use crate::error::Result;
 use crate::loss::{cross_entropy, nll_loss};
-use crate::metrics::accuracy;
+use crate::metrics::{Metric, accuracy};
 use crate::module::{LightningModule, LogOptions, Stage, StepContext};
 
 /// A loss or metric function of (model output, targets), as a user method provides it.
@@ -30,6 +30,9 @@ pub enum MetricKind<'a> {
     Accuracy,
     /// The user's metric (`metrics(Self::method)`), logged as `<stage>_<name>`.
     Custom(&'a str, OutputFn<'a>),
+    /// A streaming metric made for the model's class count (`metrics(f1(average = macro))`),
+    /// computed over the epoch and logged as `<stage>_<metric name>` (`val_f1_macro`).
+    Streaming(&'a dyn Fn(usize) -> Box<dyn Metric>),
 }
 
 /// Forward, loss and metrics for one batch, logged as `<prefix>_loss` and `<prefix>_acc`:
@@ -63,6 +66,12 @@ where
             MetricKind::Accuracy => {
                 let acc = accuracy(output.clone(), batch.targets.clone());
                 ctx.log_with(&format!("{prefix}_acc"), acc, options.clone())?;
+            }
+            MetricKind::Streaming(make) => {
+                let metric = make(output.dims()[1]);
+                let name = format!("{prefix}_{}", metric.name());
+                let options = LogOptions::new().prog_bar(stage != Stage::Train);
+                ctx.log_metric_with(&name, metric, &output, &batch.targets, options)?;
             }
             MetricKind::Custom(name, f) => {
                 let value = f(output.clone(), batch.targets.clone());

@@ -124,3 +124,41 @@ fn bad_input_is_a_clear_error() {
     let err = Accuracy::new(2).top_k(3).update(&scores, &Tensor::<1, Int>::from_ints([0, 1], &device)).unwrap_err().to_string();
     assert!(err.contains("top_k = 3") && err.contains("only 2 classes"), "{err}");
 }
+
+/// A linear classifier over 3 classes whose generated steps log streaming metrics.
+#[derive(Module, LightningModule, Debug)]
+#[lightning(metrics(accuracy, f1(average = macro), precision(average = weighted), accuracy(top_k = 2)), optimizer = sgd(lr = 0.5))]
+pub struct Lin {
+    #[layer(linear(2 -> 3))]
+    fc: Linear,
+}
+
+#[test]
+fn derived_steps_log_metrics_computed_over_the_epoch() {
+    use crate::probe::PointsData;
+
+    let mut trainer = Trainer::builder().max_epochs(1).no_logger().enable_progress_bar(false).enable_model_summary(false).build().unwrap();
+    let mut data = PointsData { train: 32, val: 23, batch: 5 };
+    let model = trainer.fit(Lin::new(trainer.device()).unwrap(), &mut data).unwrap();
+    assert!(trainer.callback_metrics().contains_key("train_f1_macro"), "{:?}", trainer.callback_metrics());
+    let logged = trainer.validate(&model, &mut data).unwrap();
+
+    let mut references: Vec<(&str, Box<dyn Metric>)> = vec![
+        ("val_f1_macro", Box::new(fulmen::metrics::f1(3))),
+        ("val_precision_weighted", Box::new(Precision::new(3).average(Average::Weighted))),
+        ("val_top2_accuracy", Box::new(Accuracy::new(3).top_k(2))),
+    ];
+    let loader = fulmen::DataModule::val_dataloader(&data).unwrap().unwrap();
+    for batch in loader.iter() {
+        let batch = batch.unwrap();
+        let scores = model.forward(batch.inputs);
+        for (_, metric) in references.iter_mut() {
+            metric.update(&scores, &batch.targets).unwrap();
+        }
+    }
+    for (name, metric) in references {
+        let want = metric.compute().unwrap().scalar().unwrap();
+        assert!(close(logged[name], want), "{name}: {} vs {want}", logged[name]);
+    }
+    assert!(logged.contains_key("val_acc"), "the batch-mean accuracy stays: {logged:?}");
+}

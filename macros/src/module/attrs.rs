@@ -18,7 +18,7 @@ pub struct LightningOpts {
     pub loss: Option<syn::Path>,
     /// Metrics logged by the generated steps.
     #[darling(default)]
-    pub metrics: darling::util::PathList,
+    pub metrics: super::metrics::MetricList,
     /// `adam(lr = field_or_literal)`, `adamw(..)`, `sgd(..)`.
     pub optimizer: Option<syn::Expr>,
     /// A user constructor `fn(hparams, &Device) -> Result<Self>` replacing the generated `new`.

@@ -270,6 +270,10 @@ pub fn generate(model: &ModuleModel) -> TokenStream {
             let name = path.segments.last().map(|s| s.ident.to_string()).unwrap_or_default();
             quote!(#p::steps::MetricKind::Custom(#name, &|output, targets| #path(self, output, targets)))
         }
+        Metric::Streaming(spec) => {
+            let build = spec.constructor(&p);
+            quote!(#p::steps::MetricKind::Streaming(&|classes| ::std::boxed::Box::new(#build)))
+        }
     });
     let step = quote!(#p::steps::classification_step(self, batch, ctx, #loss, &[#(#metrics),*]));
     let training = match &model.opts.training_step {

@@ -3,12 +3,14 @@
 mod attrs;
 mod codegen;
 mod layers;
+mod metrics;
 mod shape;
 
 use proc_macro2::TokenStream;
 
 pub use attrs::{LightningOpts, OptimizerSpec};
 pub use layers::{Op, RawLayer, Size};
+pub use metrics::Metric;
 
 /// A field built from a `#[layer(...)]` spec.
 #[derive(Debug)]
@@ -27,15 +29,6 @@ pub enum Loss {
     /// `cross_entropy` (the model outputs logits).
     CrossEntropy,
     /// The user's `Self::method(&self, output, targets) -> Tensor<1>`.
-    Method(syn::Path),
-}
-
-/// A metric the generated steps log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Metric {
-    /// Top-1 accuracy, logged as `<stage>_acc`.
-    Accuracy,
-    /// The user's `Self::method(&self, output, targets) -> Tensor<1>`, logged as `<stage>_<method>`.
     Method(syn::Path),
 }
 
@@ -197,17 +190,7 @@ pub fn analyze(input: &syn::DeriveInput) -> darling::Result<ModuleModel> {
             Loss::CrossEntropy
         }
     };
-    let mut metrics = Vec::new();
-    for metric in opts.metrics.iter() {
-        if metric.is_ident("accuracy") {
-            metrics.push(Metric::Accuracy);
-        } else if user_method(metric) {
-            metrics.push(Metric::Method(metric.clone()));
-        } else {
-            let name = quote::quote!(#metric).to_string().replace(' ', "");
-            errors.push(darling::Error::unknown_value_with_alts(&name, ["accuracy"].iter()).with_span(metric));
-        }
-    }
+    let metrics: Vec<Metric> = opts.metrics.0.iter().filter_map(|m| errors.handle(metrics::parse(m))).collect();
     let optimizer = match &opts.optimizer {
         Some(expr) => errors.handle(OptimizerSpec::parse(expr)),
         None => Some(OptimizerSpec { kind: syn::Ident::new("adam", proc_macro2::Span::call_site()), lr: syn::parse_quote!(1e-3) }),

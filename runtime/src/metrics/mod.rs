@@ -44,7 +44,7 @@ impl MetricValue {
 /// A streaming metric (torchmetrics' `Metric`): `update` with every batch's scores
 /// `[batch, classes]` and targets `[batch]` (the work stays on the device), `compute` once at
 /// the end (one read), `reset` for the next epoch.
-pub trait Metric: Send {
+pub trait Metric: Send + std::fmt::Debug {
     /// A name for logs and errors (`f1_macro`).
     fn name(&self) -> String;
     /// Adds a batch.
@@ -53,4 +53,19 @@ pub trait Metric: Send {
     fn compute(&self) -> Result<MetricValue>;
     /// Forgets every batch.
     fn reset(&mut self);
+}
+
+impl Metric for Box<dyn Metric> {
+    fn name(&self) -> String {
+        self.as_ref().name()
+    }
+    fn update(&mut self, scores: &Tensor<2>, targets: &Tensor<1, Int>) -> Result<()> {
+        self.as_mut().update(scores, targets)
+    }
+    fn compute(&self) -> Result<MetricValue> {
+        self.as_ref().compute()
+    }
+    fn reset(&mut self) {
+        self.as_mut().reset()
+    }
 }

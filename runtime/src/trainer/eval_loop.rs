@@ -49,12 +49,13 @@ impl<M: LightningModule> Trainer<M> {
                 _ => model.validation_step(batch, &mut ctx)?,
             }
             results.record(ctx.take_logged())?;
+            results.record_metrics(ctx.take_metrics())?;
             self.call(model, None, Hook::BatchEnd(stage, batch_idx))?;
             batch_idx += 1;
             self.bars.set_position(Bar::Eval, batch_idx as u64);
         }
         self.bars.finish(Bar::Eval);
-        Ok(results.epoch_values())
+        results.epoch_values()
     }
 
     /// `validate` and `test`: one evaluation epoch, logged and printed as a table.

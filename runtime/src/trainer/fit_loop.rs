@@ -233,6 +233,7 @@ impl<M: LightningModule> Trainer<M> {
             accumulator.accumulate(&model, grads);
             pending += 1;
             attempt!(model, optim, results.record(ctx.take_logged()));
+            attempt!(model, optim, results.record_metrics(ctx.take_metrics()));
             losses.record(&loss, self.state.global_step);
             batch_idx += 1;
             self.state.train_batches_done = batch_idx;
@@ -269,7 +270,7 @@ impl<M: LightningModule> Trainer<M> {
         }
         self.state.train_epoch_finished = exhausted;
         attempt!(model, optim, losses.check(epoch));
-        let values = results.epoch_values();
+        let values = attempt!(model, optim, results.epoch_values());
         attempt!(model, optim, self.publish_epoch(values, Stage::Train));
         (model, optim, Ok(()))
     }

@@ -5,7 +5,7 @@
 use burn::tensor::{Tensor, Transaction};
 
 use crate::error::{Error, Result};
-use crate::module::{LogValue, Logged, Metrics, Reduce};
+use crate::module::{LogValue, Logged, MetricUpdate, Metrics, Reduce};
 
 #[derive(Debug)]
 struct Entry {
@@ -30,6 +30,8 @@ struct Entry {
 #[derive(Debug, Default)]
 pub struct EpochResults {
     entries: Vec<Entry>,
+    /// Streaming metrics by name, updated every step and computed at the epoch end.
+    metrics: Vec<MetricUpdate>,
 }
 
 /// Which of an entry's values a read asks for.
@@ -103,6 +105,25 @@ impl EpochResults {
         Ok(())
     }
 
+    /// Adds one step's streaming-metric batches.
+    pub fn record_metrics(&mut self, updates: Vec<MetricUpdate>) -> Result<()> {
+        for update in updates {
+            if self.entries.iter().any(|e| e.name == update.name) {
+                return Err(Error::Log { name: update.name, reason: "logged both as a value and as a metric object in one epoch".into() });
+            }
+            match self.metrics.iter_mut().find(|m| m.name == update.name) {
+                Some(kept) => kept.metric.update(&update.scores, &update.targets)?,
+                None => {
+                    let mut first = update;
+                    first.metric.reset();
+                    first.metric.update(&first.scores, &first.targets)?;
+                    self.metrics.push(first);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Reads the latest step values bound for `target` (one device sync for all of them).
     /// Names get a `_step` suffix when the value is also logged per epoch.
     pub fn step_values(&mut self, target: Target) -> Metrics {
@@ -139,15 +160,17 @@ impl EpochResults {
         out
     }
 
-    /// The epoch's reduced values (one device sync), by output name, with their routing.
-    pub fn epoch_values(&self) -> Vec<EpochValue> {
+    /// The epoch's reduced values (one device sync) and computed metrics, by output name, with
+    /// their routing.
+    pub fn epoch_values(&self) -> Result<Vec<EpochValue>> {
         let pending: Vec<(usize, Tensor<1>)> =
             self.entries.iter().enumerate().filter_map(|(i, e)| Some((i, e.device_acc.clone()?))).collect();
         let mut device: Vec<Option<f64>> = vec![None; self.entries.len()];
         for (i, v) in read_all(pending) {
             device[i] = Some(v);
         }
-        self.entries
+        let values = self
+            .entries
             .iter()
             .zip(device)
             .filter(|(e, _)| e.on_epoch && e.weight > 0)
@@ -161,7 +184,16 @@ impl EpochResults {
                 let name = if e.on_step { format!("{}_epoch", e.name) } else { e.name.clone() };
                 EpochValue { name, base: e.name.clone(), value, logger: e.logger, prog_bar: e.prog_bar }
             })
-            .collect()
+            .collect::<Vec<_>>();
+        let mut values = values;
+        for m in &self.metrics {
+            let value = m.metric.compute()?.scalar().ok_or_else(|| Error::Log {
+                name: m.name.clone(),
+                reason: "only single-number metrics can be logged (not per-class values or matrices); compute those yourself".into(),
+            })?;
+            values.push(EpochValue { name: m.name.clone(), base: m.name.clone(), value, logger: m.logger, prog_bar: m.prog_bar });
+        }
+        Ok(values)
     }
 }
 

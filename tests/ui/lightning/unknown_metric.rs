@@ -6,7 +6,7 @@ pub struct Cfg {
 }
 
 #[derive(Module, LightningModule, Debug)]
-#[lightning(hparams = Cfg, metrics(accuracy, f1))]
+#[lightning(hparams = Cfg, metrics(accuracy, f_one, auroc))]
 pub struct Net {
     #[layer(linear(4 -> 2))]
     fc: Linear,
