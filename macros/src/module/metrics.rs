@@ -1,7 +1,8 @@
 //! `metrics(...)`: `accuracy` (the batch mean), `Self::method`, and streaming metrics computed
 //! over the epoch: `accuracy(average = micro | macro | weighted)` or `accuracy(top_k = 5)`,
-//! `precision`, `recall`, `f1`, `fbeta(beta = 2)`, each with `average = micro | macro |
-//! weighted` (default macro; accuracy's default is micro).
+//! `precision`, `recall`, `f1`, `fbeta(beta = 2)`, `auroc`, `average_precision`, each with
+//! `average = micro | macro | weighted` (default macro; accuracy's default is micro; the
+//! ranking metrics have no micro).
 
 use darling::FromMeta;
 use darling::ast::NestedMeta;
@@ -78,7 +79,7 @@ impl syn::parse::Parse for Arg {
     }
 }
 
-const NAMES: [&str; 5] = ["accuracy", "precision", "recall", "f1", "fbeta"];
+const NAMES: [&str; 7] = ["accuracy", "precision", "recall", "f1", "fbeta", "auroc", "average_precision"];
 const AVERAGES: [&str; 3] = ["micro", "macro", "weighted"];
 
 /// Reads one item of `metrics(...)`.
@@ -127,6 +128,9 @@ pub fn parse(meta: &syn::Meta) -> darling::Result<Metric> {
     if kind == "fbeta" && spec.beta.is_none() {
         errors.push(darling::Error::custom("`fbeta` needs its beta: `fbeta(beta = 2)`").with_span(kind));
     }
+    if (kind == "auroc" || kind == "average_precision") && spec.average.as_ref().is_some_and(|a| a == "micro") {
+        errors.push(darling::Error::custom("ranking metrics average `macro` or `weighted`, not `micro`").with_span(kind));
+    }
     if spec.top_k.is_some() && spec.average.as_ref().is_some_and(|a| a != "micro") {
         errors.push(darling::Error::custom("top-k accuracy is micro-averaged only; drop `average`").with_span(kind));
     }
@@ -148,6 +152,8 @@ impl Streaming {
             "precision" => quote!(#p::metrics::Precision::new(classes) #average),
             "recall" => quote!(#p::metrics::Recall::new(classes) #average),
             "f1" => quote!(#p::metrics::f1(classes) #average),
+            "auroc" => quote!(#p::metrics::Auroc::new(classes) #average),
+            "average_precision" => quote!(#p::metrics::AveragePrecision::new(classes) #average),
             _ => {
                 let beta = self.beta.clone().unwrap_or_else(|| syn::parse_quote!(1.0));
                 quote!(#p::metrics::FBeta::new(classes, (#beta) as f64) #average)

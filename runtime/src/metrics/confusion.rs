@@ -63,7 +63,7 @@ impl ConfusionState {
             let bad = if low < 0 { low } else { high };
             return Err(fail(format!("label {bad} is outside 0..{} (num_classes = {})", self.classes, self.classes)));
         }
-        let values: Vec<f32> = matrix.clone().into_data().try_to_vec().map_err(|e| fail(format!("cannot read the counts: {e:?}")))?;
+        let values: Vec<f32> = matrix.clone().into_data().convert::<f32>().try_to_vec().map_err(|e| fail(format!("cannot read the counts: {e:?}")))?;
         let c = self.classes;
         Ok(Counts { matrix: (0..c).map(|i| (0..c).map(|j| values[i * c + j].round() as u64).collect()).collect() })
     }

@@ -6,9 +6,11 @@ use burn::tensor::{Int, Tensor};
 
 mod classification;
 mod confusion;
+mod ranking;
 
 pub use classification::{Accuracy, Average, FBeta, Precision, Recall, ZeroDivision, f1};
 pub use confusion::{ConfusionMatrix, Counts, Normalize};
+pub use ranking::{AveragePrecision, Auroc, PrCurve, PrecisionRecallCurve};
 
 use crate::error::Result;
 
