@@ -92,3 +92,41 @@ fn model_checkpoint_keeps_the_top_k_by_the_monitored_metric() {
     assert_eq!(trainer.state().best_model_path.as_deref(), Some(dir.join("epoch=3-val_loss=0.50.ckpt").as_path()));
     let _ = std::fs::remove_dir_all(root);
 }
+
+#[test]
+fn model_checkpoint_every_n_epochs_steps_and_weights_only() {
+    let root = temp_dir("checkpoint-every");
+    let listing = |dir: &std::path::Path| {
+        let mut files: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        files.sort();
+        files
+    };
+    // 2 batches per epoch, 4 epochs: every 2 epochs keeps epochs 1 and 3; every 3 steps, steps 3 and 6.
+    let (epochs, steps) = (root.join("epochs"), root.join("steps"));
+    let mut trainer = builder()
+        .no_logger()
+        .max_epochs(4)
+        .callback(ModelCheckpoint::default().dirpath(&epochs).every_n_epochs(2).save_top_k(-1).save_weights_only(true))
+        .callback(ModelCheckpoint::default().dirpath(&steps).every_n_train_steps(3).save_top_k(-1))
+        .build()
+        .unwrap();
+    trainer.fit(Probe::new(trainer.device(), vec![1.0]), &mut PointsData { train: 8, val: 4, batch: 4 }).unwrap();
+    assert_eq!(listing(&epochs), ["epoch=1-step=4.ckpt", "epoch=3-step=8.ckpt"]);
+    assert_eq!(listing(&steps), ["epoch=1-step=3.ckpt", "epoch=2-step=6.ckpt"]);
+    let weights_only = fulmen::Checkpoint::read(&epochs.join("epoch=3-step=8.ckpt")).unwrap();
+    assert_eq!(weights_only.header.sections.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["model"]);
+    let mid_epoch = fulmen::Checkpoint::read(&steps.join("epoch=1-step=3.ckpt")).unwrap();
+    assert_eq!((mid_epoch.header.batches_in_epoch, mid_epoch.header.epoch_finished), (1, false));
+    let _ = std::fs::remove_dir_all(root);
+}
+
+#[test]
+fn learning_rate_monitor_logs_every_epoch_by_default() {
+    let root = temp_dir("lr-monitor");
+    let mut trainer = builder().max_epochs(3).default_root_dir(&root).callback(LearningRateMonitor::new()).build().unwrap();
+    trainer.fit(Probe::new(trainer.device(), vec![1.0]), &mut PointsData { train: 8, val: 4, batch: 4 }).unwrap();
+    let csv = crate::probe::read_csv(&root.join("lightning_logs/version_0/metrics.csv"));
+    // Probe uses SGD(lr = 0.1); one row per epoch start, at global steps 0, 2, 4.
+    assert_eq!(crate::probe::column(&csv, "lr-SGD"), [(0, 0.1), (2, 0.1), (4, 0.1)]);
+    let _ = std::fs::remove_dir_all(root);
+}

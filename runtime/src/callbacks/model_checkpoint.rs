@@ -203,7 +203,13 @@ impl ModelCheckpoint {
 
 impl<M: LightningModule> Callback<M> for ModelCheckpoint {
     fn state_key(&self) -> String {
-        format!("ModelCheckpoint{{monitor={}, mode={:?}}}", self.monitor.as_deref().unwrap_or("none"), self.mode).to_lowercase()
+        // As Lightning's: two checkpoint callbacks that differ in these keep separate states.
+        let monitor = self.monitor.as_deref().unwrap_or("none");
+        format!(
+            "ModelCheckpoint{{monitor={monitor}, mode={:?}, every_n_train_steps={}, every_n_epochs={}}}",
+            self.mode, self.every_n_train_steps, self.every_n_epochs
+        )
+        .to_lowercase()
     }
     fn state_dict(&self) -> Option<serde_json::Value> {
         let kept: Vec<_> = self.kept.iter().map(|(s, p)| serde_json::json!([super::score_to_json(*s), p])).collect();
