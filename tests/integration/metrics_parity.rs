@@ -126,6 +126,10 @@ fn bad_input_is_a_clear_error() {
     auroc.update(&Tensor::<2>::from_floats([[0.1, f32::NAN], [0.8, 0.2]], &device), &Tensor::<1, Int>::from_ints([0, 1], &device)).unwrap();
     let err = auroc.compute().unwrap_err().to_string();
     assert!(err.contains("auroc") && err.contains("NaN") && err.contains("finite"), "{err}");
+    let mut binned = fulmen::metrics::PrecisionRecallCurve::binned(2, 5);
+    binned.update(&Tensor::<2>::from_floats([[1.5, -0.5], [0.8, 0.2]], &device), &Tensor::<1, Int>::from_ints([0, 1], &device)).unwrap();
+    let err = binned.compute().unwrap_err().to_string();
+    assert!(err.contains("-0.5") && err.contains("probabilities in [0, 1]") && err.contains("softmax"), "{err}");
     let err = Accuracy::new(2).top_k(3).update(&scores, &Tensor::<1, Int>::from_ints([0, 1], &device)).unwrap_err().to_string();
     assert!(err.contains("top_k = 3") && err.contains("only 2 classes"), "{err}");
 }
@@ -219,16 +223,16 @@ fn auroc_average_precision_and_pr_curves_match_scikit_learn() {
             compare(name, &format!("auroc_{a}"), auroc.compute().unwrap(), &expected[format!("auroc_{a}")]);
             compare(name, &format!("average_precision_{a}"), ap.compute().unwrap(), &expected[format!("average_precision_{a}")]);
         }
-        let mut curve = PrecisionRecallCurve::new(c);
-        stream_probs(&case, |s, t| curve.update(s, t).unwrap());
-        for (class, (got, want)) in curve.compute().unwrap().iter().zip(expected["pr_curves"].as_array().unwrap()).enumerate() {
-            for (field, values) in [("precision", &got.precision), ("recall", &got.recall), ("thresholds", &got.thresholds)] {
-                let index = ["precision", "recall", "thresholds"].iter().position(|f| *f == field).unwrap();
-                let want: Vec<f64> = want[index].as_array().unwrap().iter().map(number).collect();
-                assert_eq!(values.len(), want.len(), "{name} class {class} {field}");
-                for (a, b) in values.iter().zip(&want) {
-                    // Thresholds are the f32 scores themselves.
-                    assert!((a - b).abs() <= 1e-6, "{name} class {class} {field}: {values:?} vs {want:?}");
+        for (mut curve, key) in [(PrecisionRecallCurve::new(c), "pr_curves"), (PrecisionRecallCurve::binned(c, 9), "binned_pr_curves_9")] {
+            stream_probs(&case, |s, t| curve.update(s, t).unwrap());
+            for (class, (got, want)) in curve.compute().unwrap().iter().zip(expected[key].as_array().unwrap()).enumerate() {
+                for (index, values) in [&got.precision, &got.recall, &got.thresholds].into_iter().enumerate() {
+                    let want: Vec<f64> = want[index].as_array().unwrap().iter().map(number).collect();
+                    assert_eq!(values.len(), want.len(), "{name} {key} class {class} field {index}");
+                    for (a, b) in values.iter().zip(&want) {
+                        // Exact thresholds are the f32 scores themselves.
+                        assert!((a - b).abs() <= 1e-6, "{name} {key} class {class} field {index}: {values:?} vs {want:?}");
+                    }
                 }
             }
         }

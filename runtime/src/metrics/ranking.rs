@@ -206,28 +206,146 @@ ranking_metric!(
     ap_of
 );
 
-/// The precision-recall curve of every class against the rest (what `wandb.plot.pr_curve` draws).
+/// The precision-recall curve of every class against the rest (what `wandb.plot.pr_curve`
+/// draws): exact (every score kept until `compute`), or binned at `n` evenly spaced thresholds
+/// in [0, 1] (torchmetrics' `thresholds = n`: counts on the device, memory `classes × n`, the
+/// scores must be probabilities).
 #[derive(Debug, Clone)]
 pub struct PrecisionRecallCurve {
-    state: ScoreState,
+    mode: CurveMode,
+}
+
+#[derive(Debug, Clone)]
+enum CurveMode {
+    Exact(ScoreState),
+    Binned(Binned),
+}
+
+/// Per class and threshold: predicted positives and true positives, plus supports and the
+/// score range (checked at `compute`).
+#[derive(Debug, Clone)]
+struct Binned {
+    classes: usize,
+    thresholds: usize,
+    predicted: Option<Tensor<2>>,
+    true_positive: Option<Tensor<2>>,
+    support: Option<Tensor<1>>,
+    range: Option<(Tensor<1>, Tensor<1>)>,
+    label_range: Option<(Tensor<1, Int>, Tensor<1, Int>)>,
+}
+
+const CURVE: &str = "precision_recall_curve";
+
+impl Binned {
+    fn threshold_values(&self) -> Vec<f64> {
+        let n = self.thresholds;
+        (0..n).map(|k| if n == 1 { 0.0 } else { k as f64 / (n - 1) as f64 }).collect()
+    }
+
+    fn update(&mut self, scores: &Tensor<2>, targets: &Tensor<1, Int>) -> Result<()> {
+        let [batch, classes] = scores.dims();
+        check_shapes(CURVE, self.classes, [batch, classes], targets.dims()[0])?;
+        let device = targets.device();
+        let scores = scores.clone().detach().without_autodiff();
+        let add = |acc: Option<Tensor<1>>, t: Tensor<1>, f: fn(Tensor<1>, Tensor<1>) -> Tensor<1>| Some(acc.map_or(t.clone(), |a| f(a, t)));
+        self.range = match self.range.take() {
+            Some((lo, hi)) => Some((lo.min_pair(scores.clone().min()), hi.max_pair(scores.clone().max()))),
+            None => Some((scores.clone().min(), scores.clone().max())),
+        };
+        self.label_range = match self.label_range.take() {
+            Some((lo, hi)) => Some((lo.min_pair(targets.clone().min()), hi.max_pair(targets.clone().max()))),
+            None => Some((targets.clone().min(), targets.clone().max())),
+        };
+        let values: Vec<f32> = self.threshold_values().iter().map(|&t| t as f32).collect();
+        let thresholds = Tensor::<1>::from_floats(values.as_slice(), &device).reshape([1, 1, self.thresholds]);
+        // [batch, classes, thresholds]: score ≥ threshold.
+        let above = scores.reshape([batch, classes, 1]).greater_equal(thresholds).float();
+        let class_ids = Tensor::<1, Int>::arange(0..classes as i64, &device).reshape([1, classes]);
+        let positive = targets.clone().reshape([batch, 1]).equal(class_ids).float();
+        let predicted: Tensor<2> = above.clone().sum_dim(0).reshape([classes, self.thresholds]);
+        let true_positive: Tensor<2> = (above * positive.clone().reshape([batch, classes, 1])).sum_dim(0).reshape([classes, self.thresholds]);
+        let support: Tensor<1> = positive.sum_dim(0).reshape([classes]);
+        self.predicted = Some(self.predicted.take().map_or(predicted.clone(), |a| a + predicted));
+        self.true_positive = Some(self.true_positive.take().map_or(true_positive.clone(), |a| a + true_positive));
+        self.support = add(self.support.take(), support, |a, b| a + b);
+        Ok(())
+    }
+
+    fn compute(&self) -> Result<Vec<PrCurve>> {
+        let fail = |reason: String| Error::Metric { metric: CURVE.to_string(), reason };
+        let (Some(predicted), Some(tp), Some(support), Some((lo, hi)), Some((llo, lhi))) =
+            (&self.predicted, &self.true_positive, &self.support, &self.range, &self.label_range)
+        else {
+            return Err(fail("no samples: update() was not called since the last reset (an empty epoch?)".into()));
+        };
+        let (lo, hi) = (lo.clone().into_scalar::<f32>(), hi.clone().into_scalar::<f32>());
+        if !(0.0..=1.0).contains(&lo) || !(0.0..=1.0).contains(&hi) {
+            let bad = if (0.0..=1.0).contains(&lo) { hi } else { lo };
+            return Err(fail(format!("a score is {bad}, but binned thresholds need probabilities in [0, 1]; apply softmax (or sigmoid) first")));
+        }
+        let (llo, lhi) = (llo.clone().into_scalar::<i64>(), lhi.clone().into_scalar::<i64>());
+        if llo < 0 || lhi >= self.classes as i64 {
+            let bad = if llo < 0 { llo } else { lhi };
+            return Err(fail(format!("label {bad} is outside 0..{} (num_classes = {})", self.classes, self.classes)));
+        }
+        let read = |t: &Tensor<2>| t.clone().into_data().convert::<f64>().try_to_vec::<f64>().map_err(|e| fail(format!("cannot read counts: {e:?}")));
+        let (predicted, tp) = (read(predicted)?, read(tp)?);
+        let support: Vec<f64> = support.clone().into_data().convert::<f64>().try_to_vec().map_err(|e| fail(format!("cannot read counts: {e:?}")))?;
+        let n = self.thresholds;
+        let divide = |a: f64, b: f64| if b == 0.0 { 0.0 } else { a / b };
+        Ok((0..self.classes)
+            .map(|c| {
+                let row = |v: &[f64], k: usize| v[c * n + k];
+                let mut precision: Vec<f64> = (0..n).map(|k| divide(row(&tp, k), row(&predicted, k))).collect();
+                let mut recall: Vec<f64> = (0..n).map(|k| divide(row(&tp, k), support[c])).collect();
+                precision.push(1.0);
+                recall.push(0.0);
+                PrCurve { precision, recall, thresholds: self.threshold_values() }
+            })
+            .collect())
+    }
 }
 
 impl PrecisionRecallCurve {
-    /// Over `num_classes` classes.
+    /// Exact curves over `num_classes` classes.
     pub fn new(num_classes: usize) -> Self {
-        PrecisionRecallCurve { state: ScoreState::new(num_classes) }
+        PrecisionRecallCurve { mode: CurveMode::Exact(ScoreState::new(num_classes)) }
+    }
+    /// Curves at `thresholds` evenly spaced thresholds from 0 to 1 (at least 2).
+    pub fn binned(num_classes: usize, thresholds: usize) -> Self {
+        let binned = Binned {
+            classes: num_classes,
+            thresholds: thresholds.max(2),
+            predicted: None,
+            true_positive: None,
+            support: None,
+            range: None,
+            label_range: None,
+        };
+        PrecisionRecallCurve { mode: CurveMode::Binned(binned) }
     }
     /// Adds a batch.
     pub fn update(&mut self, scores: &Tensor<2>, targets: &Tensor<1, Int>) -> Result<()> {
-        self.state.update("precision_recall_curve", scores, targets)
+        match &mut self.mode {
+            CurveMode::Exact(state) => state.update(CURVE, scores, targets),
+            CurveMode::Binned(binned) => binned.update(scores, targets),
+        }
     }
-    /// One curve per class (exact: a point at every distinct score).
+    /// One curve per class.
     pub fn compute(&self) -> Result<Vec<PrCurve>> {
-        let host = self.state.read("precision_recall_curve")?;
-        Ok((0..host.classes).map(|c| pr_curve(&host, c)).collect())
+        match &self.mode {
+            CurveMode::Exact(state) => {
+                let host = state.read(CURVE)?;
+                Ok((0..host.classes).map(|c| pr_curve(&host, c)).collect())
+            }
+            CurveMode::Binned(binned) => binned.compute(),
+        }
     }
     /// Forgets every batch.
     pub fn reset(&mut self) {
-        self.state.reset();
+        match &mut self.mode {
+            CurveMode::Exact(state) => state.reset(),
+            CurveMode::Binned(binned) => *binned = Binned { predicted: None, true_positive: None, support: None, range: None, label_range: None, ..binned.clone() },
+        }
     }
 }
