@@ -60,12 +60,23 @@ fn clipping_bounds_the_update() {
 /// Set in the child process of the Ctrl-C test: the folder it trains in.
 const SIGINT_CHILD_ROOT: &str = "FULMEN_TEST_SIGINT_CHILD_ROOT";
 
+/// Set in the child process: interrupt from inside epoch 1's validation instead of waiting
+/// for a signal.
+const INTERRUPT_IN_VALIDATION: &str = "FULMEN_TEST_INTERRUPT_IN_VALIDATION";
+
 /// Writes `started` after a few steps and `exception` from on_exception.
 struct Marker(std::path::PathBuf);
 
 impl Callback<Probe> for Marker {
+    fn on_validation_batch_start(&mut self, t: &mut TrainerView<'_, Probe>, _batch_idx: usize) -> fulmen::Result<()> {
+        // Asked during the first of epoch 1's two validation batches; seen before the second.
+        if std::env::var(INTERRUPT_IN_VALIDATION).is_ok() && t.state.epoch == 1 && !t.state.sanity_checking {
+            fulmen::interrupt::request();
+        }
+        Ok(())
+    }
     fn on_train_batch_end(&mut self, t: &mut TrainerView<'_, Probe>, _batch_idx: usize) -> fulmen::Result<()> {
-        if t.state.global_step == 5 {
+        if t.state.global_step == 5 && !self.0.join("started").exists() {
             std::fs::write(self.0.join("started"), b"").map_err(fulmen::Error::user)?;
         }
         // Slow the loop down so the signal lands mid-training.
@@ -77,48 +88,74 @@ impl Callback<Probe> for Marker {
     }
 }
 
+/// In the child process (SIGINT_CHILD_ROOT set): trains "forever" until interrupted, checks that
+/// fit ended with Error::Interrupted and writes the error to `result`. Returns whether it ran.
+fn run_as_child() -> bool {
+    let Ok(root) = std::env::var(SIGINT_CHILD_ROOT) else { return false };
+    let root = std::path::PathBuf::from(root);
+    let mut trainer = Trainer::builder()
+        .accelerator(fulmen::Accelerator::Cpu)
+        .max_epochs(100_000)
+        .enable_progress_bar(false)
+        .enable_model_summary(false)
+        .log_every_n_steps(1)
+        .default_root_dir(&root)
+        .callback(Marker(root.clone()))
+        .callback(ModelCheckpoint::default().dirpath(root.join("ckpts")).save_last(true))
+        .build()
+        .unwrap();
+    let err = trainer.fit(Probe::new(trainer.device(), vec![1.0]), &mut PointsData { train: 16, val: 8, batch: 4 }).unwrap_err();
+    std::fs::write(root.join("result"), err.to_string()).unwrap();
+    assert!(matches!(err, fulmen::Error::Interrupted { .. }), "{err}");
+    true
+}
+
 #[test]
 fn ctrl_c_stops_fit_gracefully() {
-    if let Ok(root) = std::env::var(SIGINT_CHILD_ROOT) {
-        // Child: train "forever"; SIGINT must end fit with Error::Interrupted.
-        let root = std::path::PathBuf::from(root);
-        let mut trainer = Trainer::builder()
-            .accelerator(fulmen::Accelerator::Cpu)
-            .max_epochs(100_000)
-            .enable_progress_bar(false)
-            .enable_model_summary(false)
-            .log_every_n_steps(1)
-            .default_root_dir(&root)
-            .callback(Marker(root.clone()))
-            .callback(ModelCheckpoint::default().dirpath(root.join("ckpts")).save_last(true))
-            .build()
-            .unwrap();
-        let err = trainer.fit(Probe::new(trainer.device(), vec![1.0]), &mut PointsData { train: 16, val: 4, batch: 4 }).unwrap_err();
-        std::fs::write(root.join("result"), err.to_string()).unwrap();
-        assert!(matches!(err, fulmen::Error::Interrupted { .. }), "{err}");
+    if run_as_child() {
         return;
     }
     let root = temp_dir("sigint");
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "optimization::ctrl_c_stops_fit_gracefully", "--test-threads=1"])
-        .env(SIGINT_CHILD_ROOT, &root)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !root.join("started").exists() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(5));
+    let last = interrupted_child(&root, None);
+    assert!(last.header.global_step >= 5, "last.ckpt holds the interrupted position: {:?}", last.header.position());
+}
+
+#[test]
+fn an_interrupt_during_validation_resumes_at_the_next_epoch() {
+    if run_as_child() {
+        return;
     }
-    let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
-    assert!(status.success());
+    let root = temp_dir("sigint-validation");
+    let last = interrupted_child(&root, Some(INTERRUPT_IN_VALIDATION));
+    // Epoch 1's 4 training batches were done: a resume starts at epoch 2.
+    assert_eq!((last.header.epoch, last.header.global_step, last.header.epoch_finished), (1, 8, true));
+}
+
+/// Runs the child fit (sending SIGINT after step 5 unless `env` makes it interrupt itself)
+/// and checks the graceful stop; returns its last.ckpt.
+fn interrupted_child(root: &std::path::Path, env: Option<&str>) -> fulmen::Checkpoint {
+    let name = if env.is_some() { "optimization::an_interrupt_during_validation_resumes_at_the_next_epoch" } else { "optimization::ctrl_c_stops_fit_gracefully" };
+    let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+    command.args(["--exact", name, "--test-threads=1"]).env(SIGINT_CHILD_ROOT, root);
+    if let Some(env) = env {
+        command.env(env, "1");
+    }
+    let mut child = command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    if env.is_none() {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !root.join("started").exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+    }
     let exit = child.wait().unwrap();
     assert!(exit.success(), "the child's fit did not end with Error::Interrupted: {:?}", std::fs::read_to_string(root.join("result")));
     let result = std::fs::read_to_string(root.join("result")).unwrap();
     assert!(result.starts_with("interrupted at global step"), "{result}");
     assert_eq!(std::fs::read_to_string(root.join("exception")).unwrap(), result, "on_exception saw the same error");
     let last = fulmen::Checkpoint::read(&root.join("ckpts/last.ckpt")).unwrap();
-    assert!(last.header.global_step >= 5, "last.ckpt holds the interrupted position: {:?}", last.header.position());
     assert!(result.contains(&format!("global step {} ", last.header.global_step)), "{result} vs {:?}", last.header.position());
     assert!(root.join("lightning_logs/version_0/metrics.csv").is_file());
+    last
 }

@@ -256,7 +256,7 @@ impl<M: LightningModule> Callback<M> for ModelCheckpoint {
     /// On Ctrl-C, `save_last` writes `last.ckpt` at the interrupted position, so `fit_from(.., "last")`
     /// continues from there.
     fn on_exception(&mut self, trainer: &mut TrainerView<'_, M>, error: &Error) -> Result<()> {
-        if !self.save_last || !matches!(error, Error::Interrupted { .. }) || trainer.state.fast_dev_run || trainer.state.stage != Some(crate::module::Stage::Train) {
+        if !self.save_last || !matches!(error, Error::Interrupted { .. }) || trainer.state.fast_dev_run || !trainer.state.fitting {
             return Ok(());
         }
         let dir = self.dir(trainer);

@@ -43,6 +43,7 @@ impl<M: LightningModule> Trainer<M> {
         self.state = TrainerState {
             default_root_dir: self.config.default_root_dir.clone(),
             validation_enabled,
+            fitting: true,
             fast_dev_run: self.config.fast_dev_run > 0,
             log_dir: self.state.log_dir.take(),
             ..TrainerState::default()

@@ -211,6 +211,7 @@ impl<M: LightningModule> Trainer<M> {
         dm.prepare_data()?;
         dm.setup(SetupStage::Fit)?;
         let result = self.run_fit(model, dm, resume);
+        self.state.fitting = false;
         let status = match &result {
             Ok(_) => crate::loggers::RunStatus::Success,
             Err(Error::Interrupted { .. }) => crate::loggers::RunStatus::Interrupted,

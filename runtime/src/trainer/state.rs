@@ -15,6 +15,8 @@ pub struct TrainerState {
     pub stage: Option<Stage>,
     /// True during the sanity validation pass before training.
     pub sanity_checking: bool,
+    /// True while `fit` runs (also during its validation runs).
+    pub fitting: bool,
     /// Latest values of every logged metric (what callbacks monitor).
     pub callback_metrics: Metrics,
     /// Latest values sent to the loggers.
