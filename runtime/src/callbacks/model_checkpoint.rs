@@ -150,12 +150,18 @@ impl ModelCheckpoint {
             }
         }
         if self.save_last {
-            let path = dir.join("last.ckpt");
-            self.last_model_path = Some(path.clone());
-            self.saved_dir = Some(dir.clone());
-            trainer.save_checkpoint(&path, self.weights_only, &*self)?;
-            trainer.state.last_model_path = Some(path);
+            self.write_last(trainer, dir)?;
         }
+        Ok(())
+    }
+
+    /// Writes `last.ckpt` in `dir`.
+    fn write_last<M: LightningModule>(&mut self, trainer: &mut TrainerView<'_, M>, dir: PathBuf) -> Result<()> {
+        let path = dir.join("last.ckpt");
+        self.last_model_path = Some(path.clone());
+        self.saved_dir = Some(dir);
+        trainer.save_checkpoint(&path, self.weights_only, &*self)?;
+        trainer.state.last_model_path = Some(path);
         Ok(())
     }
 }
@@ -260,12 +266,7 @@ impl<M: LightningModule> Callback<M> for ModelCheckpoint {
             return Ok(());
         }
         let dir = self.dir(trainer);
-        let path = dir.join("last.ckpt");
-        self.last_model_path = Some(path.clone());
-        self.saved_dir = Some(dir);
-        trainer.save_checkpoint(&path, self.weights_only, &*self)?;
-        trainer.state.last_model_path = Some(path);
-        Ok(())
+        self.write_last(trainer, dir)
     }
     fn on_train_batch_end(&mut self, trainer: &mut TrainerView<'_, M>, _batch_idx: usize) -> Result<()> {
         if self.every_n_train_steps > 0 && trainer.state.global_step % self.every_n_train_steps == 0 { self.save(trainer) } else { Ok(()) }

@@ -215,13 +215,12 @@ pub struct Accuracy {
     average: Average,
     top_k: usize,
     hits: Option<Tensor<1>>,
-    seen: usize,
 }
 
 impl Accuracy {
     /// Micro accuracy over `num_classes` classes.
     pub fn new(num_classes: usize) -> Self {
-        Accuracy { state: ConfusionState::new(num_classes), average: Average::Micro, top_k: 1, hits: None, seen: 0 }
+        Accuracy { state: ConfusionState::new(num_classes), average: Average::Micro, top_k: 1, hits: None }
     }
     /// Micro or macro (per-class values with `PerClass`).
     pub fn average(mut self, average: Average) -> Self {
@@ -258,23 +257,21 @@ impl Metric for Accuracy {
             return Err(Error::Metric { metric: self.name(), reason: "top-k accuracy is micro-averaged only".into() });
         }
         let scores = scores.clone().detach().without_autodiff();
-        let (_, best) = scores.topk_with_indices(self.top_k, 1);
+        let (_, best) = scores.clone().topk_with_indices(self.top_k, 1);
         let hits = best.equal(targets.clone().reshape([batch, 1]).repeat_dim(1, self.top_k)).int().sum().float();
         self.hits = Some(match self.hits.take() {
             Some(h) => h + hits,
             None => hits,
         });
-        // The labels' range is checked through the counts of the state too.
-        let predicted = targets.clone().clamp(0, classes as i64 - 1);
-        self.seen += batch;
-        self.state.add(predicted, targets.clone())
+        // The state's counts give the sample total and check the labels' range.
+        self.state.update(&self.name(), &scores, targets)
     }
 
     fn compute(&self) -> Result<MetricValue> {
         let counts = self.state.counts(&self.name())?;
         if self.top_k > 1 {
             let hits = self.hits.as_ref().map_or(0.0, |h| h.clone().into_scalar::<f32>() as f64);
-            return Ok(MetricValue::Scalar(hits / self.seen as f64));
+            return Ok(MetricValue::Scalar(hits / counts.total()));
         }
         let (tp, predicted, support) = (counts.tp(), counts.predicted(), counts.support());
         match self.average {
@@ -298,7 +295,6 @@ impl Metric for Accuracy {
     fn reset(&mut self) {
         self.state.reset();
         self.hits = None;
-        self.seen = 0;
     }
 }
 

@@ -34,7 +34,7 @@ impl ConfusionState {
     }
 
     /// Adds predicted and true labels, both `[batch]`.
-    pub fn add(&mut self, predicted: Tensor<1, Int>, targets: Tensor<1, Int>) -> Result<()> {
+    fn add(&mut self, predicted: Tensor<1, Int>, targets: Tensor<1, Int>) -> Result<()> {
         let device = targets.device();
         let (low, high) = (targets.clone().min(), targets.clone().max());
         self.label_range = Some(match self.label_range.take() {

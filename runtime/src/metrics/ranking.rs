@@ -247,7 +247,6 @@ impl Binned {
         check_shapes(CURVE, self.classes, [batch, classes], targets.dims()[0])?;
         let device = targets.device();
         let scores = scores.clone().detach().without_autodiff();
-        let add = |acc: Option<Tensor<1>>, t: Tensor<1>, f: fn(Tensor<1>, Tensor<1>) -> Tensor<1>| Some(acc.map_or(t.clone(), |a| f(a, t)));
         self.range = match self.range.take() {
             Some((lo, hi)) => Some((lo.min_pair(scores.clone().min()), hi.max_pair(scores.clone().max()))),
             None => Some((scores.clone().min(), scores.clone().max())),
@@ -267,7 +266,7 @@ impl Binned {
         let support: Tensor<1> = positive.sum_dim(0).reshape([classes]);
         self.predicted = Some(self.predicted.take().map_or(predicted.clone(), |a| a + predicted));
         self.true_positive = Some(self.true_positive.take().map_or(true_positive.clone(), |a| a + true_positive));
-        self.support = add(self.support.take(), support, |a, b| a + b);
+        self.support = Some(self.support.take().map_or(support.clone(), |a| a + support));
         Ok(())
     }
 

@@ -129,9 +129,6 @@ impl<M: LightningModule> Trainer<M> {
         attempt!(model, optim, self.call(&mut model, Some(&optim), Hook::StageStart(Stage::Train)));
 
         let (mut epoch, mut skip) = if start.epoch_finished { (start.epoch + 1, 0) } else { (start.epoch, start.batches_in_epoch) };
-        if start == Position::default() {
-            skip = 0;
-        }
         // Replay the data order of the epochs already done.
         for _ in 0..epoch {
             drop(train_loader.iter());
@@ -231,21 +228,26 @@ impl<M: LightningModule> Trainer<M> {
             let scaled = if accumulate > 1 { loss.clone().div_scalar(accumulate as f64) } else { loss.clone() };
             let grads = GradientsParams::from_grads(scaled.backward(), &model);
             attempt!(model, optim, self.call(&mut model, Some(&optim), Hook::AfterBackward));
-            accumulator.accumulate(&model, grads);
-            pending += 1;
             attempt!(model, optim, results.record(ctx.take_logged()));
             attempt!(model, optim, results.record_metrics(ctx.take_metrics()));
             losses.record(&loss, self.state.global_step);
             batch_idx += 1;
             self.state.train_batches_done = batch_idx;
-            let last_batch = limit.is_some_and(|l| batch_idx >= l);
-            if pending < accumulate && !last_batch {
-                attempt!(model, optim, self.call(&mut model, Some(&optim), Hook::BatchEnd(Stage::Train, batch_idx - 1)));
-                continue;
-            }
-            pending = 0;
+            self.bars.set_position(Bar::Main, batch_idx as u64);
+            let mut grads = if accumulate > 1 {
+                accumulator.accumulate(&model, grads);
+                pending += 1;
+                // An incomplete last group still steps.
+                if pending < accumulate && !limit.is_some_and(|l| batch_idx >= l) {
+                    attempt!(model, optim, self.call(&mut model, Some(&optim), Hook::BatchEnd(Stage::Train, batch_idx - 1)));
+                    continue;
+                }
+                pending = 0;
+                accumulator.grads()
+            } else {
+                grads
+            };
             attempt!(model, optim, self.call(&mut model, Some(&optim), Hook::BeforeOptimizerStep));
-            let mut grads = accumulator.grads();
             if let Some(clip) = self.config.gradient_clip {
                 crate::grad::clip(&model, &mut grads, clip);
             }
@@ -260,7 +262,6 @@ impl<M: LightningModule> Trainer<M> {
                 self.state.callback_metrics.extend(metrics.clone());
                 attempt!(model, optim, self.log_row(metrics, self.state.global_step - 1));
             }
-            self.bars.set_position(Bar::Main, batch_idx as u64);
             if batch_idx as u64 % self.config.progress_bar_refresh_rate == 0 {
                 attempt!(model, optim, losses.check(epoch));
                 let shown = results.step_values(Target::ProgBar);
