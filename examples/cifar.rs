@@ -7,7 +7,13 @@
 //! cargo run --release --example cifar -- --fast-dev-run     # one batch of everything
 //! cargo run --release --example cifar -- --set learning_rate=1e-3   # override a hyperparameter
 //! cargo run --release --example cifar -- --hparams lightning_logs/version_0/hparams.yaml
+//! cargo run --release --example cifar -- --logger wandb --logger csv   # W&B offline run + CSV
 //! ```
+//!
+//! With `--logger wandb` the run is written as a W&B offline run under `./wandb/`; upload it
+//! with `wandb sync wandb/latest-run`. Metric curves, 32 validation images with their predicted
+//! and true classes every epoch, and the test set's precision-recall curve and confusion matrix
+//! reach the W&B run, TensorBoard (`tensorboard --logdir lightning_logs`), and PNGs in the log folder.
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -98,6 +104,26 @@ struct Args {
     /// Resume from a checkpoint: a path, `last` (the newest under --default-root-dir) or `best`.
     #[arg(long, value_name = "PATH|last|best")]
     ckpt_path: Option<String>,
+    /// Where to log (repeatable); default: csv and tensorboard.
+    #[arg(long = "logger", value_enum)]
+    loggers: Vec<LoggerKind>,
+    /// The W&B project of `--logger wandb`.
+    #[arg(long, default_value = "wandb-lightning")]
+    wandb_project: String,
+    /// Runs `wandb sync` at the end when the `wandb` command is installed (`--logger wandb`).
+    #[arg(long)]
+    wandb_sync: bool,
+    /// Validation images logged with their predictions after every validation epoch.
+    #[arg(long, default_value_t = 32)]
+    num_samples: usize,
+}
+
+/// A logger for `--logger`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LoggerKind {
+    Csv,
+    Tensorboard,
+    Wandb,
 }
 
 fn main() -> ExitCode {
@@ -120,8 +146,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: &Args) -> fulmen::Result<()> {
-    let mut trainer = Trainer::builder()
+/// The Trainer: EarlyStopping, ModelCheckpoint, the image-prediction callback, and the loggers.
+fn trainer(args: &Args, predictions: ImagePredictionLogger) -> fulmen::Result<Trainer<LitModel>> {
+    let mut builder = Trainer::builder()
         .max_epochs(args.max_epochs)
         .accelerator(args.accelerator.parse()?)
         .seed(args.seed)
@@ -129,17 +156,31 @@ fn run(args: &Args) -> fulmen::Result<()> {
         .default_root_dir(&args.default_root_dir)
         .callback(EarlyStopping::new("val_loss"))
         .callback(ModelCheckpoint::monitor("val_loss").save_last(true))
-        .build()?;
-    fulmen::seed_everything(args.seed, trainer.device());
+        .callback(predictions);
+    let kinds = if args.loggers.is_empty() { vec![LoggerKind::Csv, LoggerKind::Tensorboard] } else { args.loggers.clone() };
+    for kind in kinds {
+        builder = match kind {
+            LoggerKind::Csv => builder.logger(CsvLogger::default_root()),
+            LoggerKind::Tensorboard => builder.logger(TensorBoardLogger::default_root()),
+            LoggerKind::Wandb => builder.logger(WandbLogger::new(&args.wandb_project).job_type("train").sync_on_finish(args.wandb_sync)),
+        };
+    }
+    builder.build()
+}
+
+fn run(args: &Args) -> fulmen::Result<()> {
     let base = match &args.hparams {
         Some(path) => LitConfig::from_yaml_file(path)?,
         None => LitConfig::new([3, 32, 32], 10),
     };
     let config = base.with_overrides(&args.overrides)?;
-    let model = LitModel::new(config, trainer.device())?;
 
     if args.synthetic {
         let dm = SyntheticDataModule::new(args.seed).batch_size(args.batch_size).num_workers(args.num_workers);
+        let predictions = ImagePredictionLogger::new(dm.val_samples(args.num_samples), dm.batcher());
+        let mut trainer = trainer(args, predictions)?;
+        fulmen::seed_everything(args.seed, trainer.device());
+        let model = LitModel::new(config, trainer.device())?;
         return fit_and_test(&mut trainer, model, dm, args.ckpt_path.as_deref());
     }
     let mut dm = Cifar10DataModule::new(&args.data_dir).batch_size(args.batch_size).num_workers(args.num_workers).seed(args.seed);
@@ -156,6 +197,12 @@ fn run(args: &Args) -> fulmen::Result<()> {
             dir = args.data_dir.display()
         )));
     }
+    // As the tutorial: the first validation images, picked before training.
+    dm.setup(SetupStage::Fit)?;
+    let predictions = ImagePredictionLogger::new(dm.val_samples(args.num_samples)?, dm.batcher());
+    let mut trainer = trainer(args, predictions)?;
+    fulmen::seed_everything(args.seed, trainer.device());
+    let model = LitModel::new(config, trainer.device())?;
     fit_and_test(&mut trainer, model, dm, args.ckpt_path.as_deref())
 }
 

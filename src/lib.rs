@@ -28,9 +28,10 @@ pub mod prelude {
     pub use crate::burn::tensor::{Device, Int, Tensor};
     pub use crate::{
         Accelerator, Batch, Callback, Cifar10DataModule, CkptPath, ClassificationBatch, CsvLogger, DataModule,
-        EarlyStopping, FromHparams, GradientClip, Hyperparameters, Interval, LearningRateMonitor, LightningModule,
-        LogOptions, Mode, ModelCheckpoint, Result, SetupStage, Stage, StepContext, SyntheticDataModule, Trainer,
-        TrainerView, hparams, hyperparameters,
+        EarlyStopping, FromHparams, GradientClip, Hyperparameters, ImagePredictionLogger, Interval,
+        LearningRateMonitor, LightningModule, LogOptions, Logger, Mode, ModelCheckpoint, Result, SetupStage, Stage,
+        StepContext, SyntheticDataModule, TensorBoardLogger, Trainer, TrainerView, WandbLogger, hparams,
+        hyperparameters,
     };
 }
 

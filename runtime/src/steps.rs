@@ -6,7 +6,7 @@ use burn::tensor::{Int, Tensor};
 use crate::data::ClassificationBatch;
 use crate::error::Result;
 use crate::loss::{cross_entropy, nll_loss};
-use crate::metrics::{Metric, accuracy};
+use crate::metrics::{ConfusionMatrix, Metric, PrecisionRecallCurve, accuracy};
 use crate::module::{LightningModule, LogOptions, Stage, StepContext};
 
 /// A loss or metric function of (model output, targets), as a user method provides it.
@@ -36,8 +36,8 @@ pub enum MetricKind<'a> {
 }
 
 /// Forward, loss and metrics for one batch, logged as `<prefix>_loss` and `<prefix>_acc`:
-/// in training per step and per epoch, in validation and test per epoch with `prog_bar`.
-/// Returns the loss.
+/// in training per step and per epoch, in validation and test per epoch with `prog_bar`; in
+/// test also the charts of [`MAX_CHART_CLASSES`]. Returns the loss.
 pub fn classification_step<M, const D: usize>(
     model: &M,
     batch: ClassificationBatch<D>,
@@ -79,8 +79,22 @@ where
             }
         }
     }
+    if stage == Stage::Test && output.dims()[1] <= MAX_CHART_CLASSES {
+        let classes = output.dims()[1];
+        let probabilities = match loss {
+            LossKind::Nll => output.clone().exp(),
+            _ => burn::tensor::activation::softmax(output.clone(), 1),
+        };
+        ctx.log_metric("test_pr_curve", PrecisionRecallCurve::new(classes), &probabilities, &batch.targets)?;
+        ctx.log_metric("test_confusion_matrix", ConfusionMatrix::new(classes), &output, &batch.targets)?;
+    }
     Ok(loss_value)
 }
+
+/// Up to this many classes, the generated test step also logs the test set's precision-recall
+/// curves (`test_pr_curve`, one class against the rest, on softmax probabilities) and its
+/// confusion matrix (`test_confusion_matrix`): charts in the loggers and PNGs in the log folder.
+pub const MAX_CHART_CLASSES: usize = 50;
 
 /// The generated `predict_step`: the forward output.
 pub fn predict<M, const D: usize>(model: &M, batch: ClassificationBatch<D>) -> Result<Tensor<2>>

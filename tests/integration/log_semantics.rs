@@ -53,7 +53,7 @@ fn epoch_values_are_batch_weighted_and_named_by_their_flags() {
             ])
             .unwrap();
     }
-    let values: std::collections::BTreeMap<String, f64> = results.epoch_values().unwrap().into_iter().map(|v| (v.name, v.value)).collect();
+    let values: std::collections::BTreeMap<String, f64> = results.epoch_values().unwrap().values.into_iter().map(|v| (v.name, v.value)).collect();
     // (0*4 + 1*4 + 2*2) / 10 = 0.8, not the unweighted 1.0
     assert!((values["both_epoch"] - 0.8).abs() < 1e-9, "{values:?}");
     assert!((values["dev"] - 0.8).abs() < 1e-6, "{values:?}");

@@ -4,6 +4,7 @@
 mod seed_cnn;
 
 mod probe;
+mod reference;
 
 mod checkpoints;
 mod cifar10;
@@ -12,6 +13,7 @@ mod hparams;
 mod hook_order;
 mod hparams_options;
 mod log_semantics;
+mod loggers;
 mod metrics_parity;
 mod optimization;
 mod trainer_config;

@@ -12,10 +12,12 @@ use crate::module::LightningModule;
 use crate::trainer::TrainerState;
 
 mod early_stopping;
+mod image_predictions;
 mod lr_monitor;
 mod model_checkpoint;
 
 pub use early_stopping::{EarlyStopping, Mode};
+pub use image_predictions::ImagePredictionLogger;
 pub use lr_monitor::LearningRateMonitor;
 pub use model_checkpoint::ModelCheckpoint;
 
@@ -36,7 +38,7 @@ impl<M: LightningModule> TrainerView<'_, M> {
     /// Writes a checkpoint of the module (and optimizer, unless `weights_only`) to `path`,
     /// atomically, with the position, the hyperparameters, every callback's `state_dict`
     /// (`caller`'s included: pass `self`) and what `on_save_checkpoint` hooks add.
-    pub fn save_checkpoint(&self, path: &Path, weights_only: bool, caller: &dyn Callback<M>) -> Result<()> {
+    pub fn save_checkpoint(&mut self, path: &Path, weights_only: bool, caller: &dyn Callback<M>) -> Result<()> {
         let (before, after) = self.others;
         let callbacks: Vec<&dyn Callback<M>> = before.iter().map(|c| c.as_ref()).chain(std::iter::once(caller)).chain(after.iter().map(|c| c.as_ref())).collect();
         let mut states = serde_json::Map::new();
@@ -67,7 +69,29 @@ impl<M: LightningModule> TrainerView<'_, M> {
             self.module.hparams().map(|h| h.values),
             states,
             extra,
-        )
+        )?;
+        for logger in self.loggers.iter_mut() {
+            logger.after_save_checkpoint(path)?;
+        }
+        Ok(())
+    }
+
+    /// Sets a run-level summary value in every logger that keeps one (W&B's run summary).
+    pub fn log_summary(&mut self, key: &str, value: f64) -> Result<()> {
+        for logger in self.loggers.iter_mut() {
+            logger.log_summary(key, value)?;
+        }
+        Ok(())
+    }
+
+    /// Sends images to every logger that takes them, at the step of the latest optimizer step
+    /// (where epoch-end metrics are logged too).
+    pub fn log_images(&mut self, key: &str, images: &[crate::loggers::Image]) -> Result<()> {
+        let step = self.state.global_step.saturating_sub(1);
+        for logger in self.loggers.iter_mut().filter(|l| l.takes_images()) {
+            logger.log_images(key, images, step)?;
+        }
+        Ok(())
     }
 
     /// Sends `metrics` (with `epoch` added) to every logger at global step `step`, and makes

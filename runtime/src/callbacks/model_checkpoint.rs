@@ -147,6 +147,9 @@ impl ModelCheckpoint {
                 }
                 trainer.state.best_model_path = self.best_model_path.clone();
                 trainer.state.last_model_path = Some(path);
+                if let (Some(monitor), Some(best)) = (&self.monitor, self.best_model_score) {
+                    trainer.log_summary(&format!("best_{monitor}"), best)?;
+                }
             }
         }
         if self.save_last {

@@ -101,10 +101,6 @@ impl Cifar10DataModule {
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }
-    /// Class names from `batches.meta.txt` (after `setup`).
-    pub fn class_names(&self) -> &[String] {
-        &self.classes
-    }
     /// The batcher: mean/std 0.5 per channel, as the tutorial's transform.
     pub fn batcher(&self) -> ImageBatcher {
         ImageBatcher::new([3, 32, 32], &[0.5; 3], &[0.5; 3])
@@ -207,6 +203,11 @@ fn read_batches(paths: &[PathBuf]) -> Result<ImageSet> {
 
 impl DataModule for Cifar10DataModule {
     type Batch = ClassificationBatch<4>;
+
+    /// The names in `batches.meta.txt` (after `setup`).
+    fn class_names(&self) -> Option<Vec<String>> {
+        (!self.classes.is_empty()).then(|| self.classes.clone())
+    }
 
     fn prepare_data(&mut self) -> Result<()> {
         if self.extracted() {

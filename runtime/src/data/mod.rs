@@ -49,6 +49,10 @@ pub trait DataModule {
         let _ = stage;
         Ok(())
     }
+    /// Names of the classes, by label (for image captions and chart legends; `None`: numbered).
+    fn class_names(&self) -> Option<Vec<String>> {
+        None
+    }
     /// The shuffled training loader.
     fn train_dataloader(&self) -> Result<Loader<Self::Batch>>;
     /// The validation loader (`None`: no validation).

@@ -113,10 +113,6 @@ impl SyntheticDataModule {
     pub fn batcher(&self) -> ImageBatcher {
         ImageBatcher::new([3, SIDE, SIDE], &[0.5; 3], &[0.5; 3])
     }
-    /// Class names by index.
-    pub fn class_names(&self) -> Vec<String> {
-        SYNTHETIC_CLASSES.iter().map(|s| s.to_string()).collect()
-    }
     /// The first `n` validation images, as the tutorial's `val_samples`.
     pub fn val_samples(&self, n: usize) -> Vec<ImageItem> {
         let set = self.split(1);
@@ -138,6 +134,9 @@ impl DataModule for SyntheticDataModule {
 
     fn setup(&mut self, _stage: SetupStage) -> Result<()> {
         self.options.check()
+    }
+    fn class_names(&self) -> Option<Vec<String>> {
+        Some(SYNTHETIC_CLASSES.iter().map(|s| s.to_string()).collect())
     }
     fn train_dataloader(&self) -> Result<Loader<Self::Batch>> {
         Ok(self.loader(0, true))

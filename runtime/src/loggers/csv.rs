@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use super::{Logger, RunStatus, next_version};
+use super::{Logger, RunStatus, VersionDir};
 use crate::error::Result;
 use crate::fs::atomic_write;
 use crate::hparams::SavedHparams;
@@ -13,9 +13,7 @@ use crate::module::Metrics;
 /// the hyperparameters as `hparams.yaml`, as Lightning's `CSVLogger` does.
 #[derive(Debug)]
 pub struct CsvLogger {
-    save_dir: Option<PathBuf>,
-    name: String,
-    version: Option<u32>,
+    dir: VersionDir,
     rows: Vec<Metrics>,
     columns: BTreeSet<String>,
     dirty: bool,
@@ -24,35 +22,24 @@ pub struct CsvLogger {
 impl CsvLogger {
     /// A logger writing under `save_dir/lightning_logs`.
     pub fn new(save_dir: impl Into<PathBuf>) -> Self {
-        CsvLogger { save_dir: Some(save_dir.into()), ..Self::default_root() }
+        CsvLogger { dir: VersionDir::new(Some(save_dir.into()), "lightning_logs"), ..Self::default_root() }
     }
 
     /// A logger that writes under the Trainer's `default_root_dir`.
     pub fn default_root() -> Self {
-        CsvLogger { save_dir: None, name: "lightning_logs".into(), version: None, rows: Vec::new(), columns: BTreeSet::new(), dirty: false }
+        CsvLogger { dir: VersionDir::new(None, "lightning_logs"), rows: Vec::new(), columns: BTreeSet::new(), dirty: false }
     }
 
     /// Sets the experiment name (default `lightning_logs`).
     pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = name.into();
+        self.dir.set_name(name);
         self
     }
 
     /// Writes to `version_N` instead of the next free version.
     pub fn version(mut self, version: u32) -> Self {
-        self.version = Some(version);
+        self.dir.set_version(version);
         self
-    }
-
-    fn dir(&mut self) -> Result<PathBuf> {
-        let base = self.save_dir.clone().unwrap_or_else(|| PathBuf::from(".")).join(&self.name);
-        let version = match self.version {
-            Some(v) => v,
-            None => *self.version.insert(next_version(&base)?),
-        };
-        let dir = base.join(format!("version_{version}"));
-        std::fs::create_dir_all(&dir).map_err(crate::Error::io("cannot create", &dir))?;
-        Ok(dir)
     }
 
     fn render(&self) -> String {
@@ -74,16 +61,22 @@ fn format_cell(v: f64) -> String {
 
 impl Logger for CsvLogger {
     fn name(&self) -> &str {
-        &self.name
+        self.dir.name()
     }
     fn set_default_root(&mut self, root: &Path) {
-        self.save_dir.get_or_insert_with(|| root.to_path_buf());
+        self.dir.set_default_root(root);
     }
     fn log_dir(&mut self) -> Result<Option<PathBuf>> {
-        self.dir().map(Some)
+        self.dir.dir().map(Some)
+    }
+    fn unversioned_base(&self) -> Option<PathBuf> {
+        self.dir.unversioned_base()
+    }
+    fn set_version(&mut self, version: u32) {
+        self.dir.set_version(version);
     }
     fn log_hyperparams(&mut self, hparams: &SavedHparams) -> Result<()> {
-        let path = self.dir()?.join("hparams.yaml");
+        let path = self.dir.dir()?.join("hparams.yaml");
         atomic_write(&path, hparams.to_yaml()?.as_bytes())
     }
     fn log_metrics(&mut self, metrics: &Metrics, step: u64) -> Result<()> {
@@ -101,7 +94,7 @@ impl Logger for CsvLogger {
         if !self.dirty {
             return Ok(());
         }
-        let path = self.dir()?.join("metrics.csv");
+        let path = self.dir.dir()?.join("metrics.csv");
         atomic_write(&path, self.render().as_bytes())?;
         self.dirty = false;
         Ok(())

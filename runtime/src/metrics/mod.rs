@@ -29,8 +29,10 @@ pub enum MetricValue {
     Scalar(f64),
     /// One value per class.
     PerClass(Vec<f64>),
-    /// A matrix, row by row.
+    /// A matrix, row by row (a confusion matrix: rows are true classes).
     Matrix(Vec<Vec<f64>>),
+    /// One precision-recall curve per class.
+    Curves(Vec<PrCurve>),
 }
 
 impl MetricValue {

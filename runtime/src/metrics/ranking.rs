@@ -87,6 +87,58 @@ pub struct PrCurve {
     pub recall: Vec<f64>,
     /// The distinct scores, increasing.
     pub thresholds: Vec<f64>,
+    /// Samples of the class scored at or above each threshold.
+    pub true_positives: Vec<f64>,
+    /// Samples of other classes scored at or above each threshold.
+    pub false_positives: Vec<f64>,
+    /// Samples of the class.
+    pub positives: f64,
+    /// Samples of other classes.
+    pub negatives: f64,
+}
+
+impl PrCurve {
+    /// Counts at `n` evenly spaced thresholds `k / (n - 1)` (TensorBoard's pr_curves layout):
+    /// rows true positives, false positives, true negatives, false negatives, precision, recall.
+    pub fn at_thresholds(&self, n: usize) -> [Vec<f64>; 6] {
+        let mut rows: [Vec<f64>; 6] = Default::default();
+        for k in 0..n {
+            let t = if n < 2 { 0.0 } else { k as f64 / (n - 1) as f64 };
+            // The first stored threshold at or above t; every sample scored ≥ t is counted there.
+            let i = self.thresholds.partition_point(|&s| s < t - 1e-12);
+            let (tp, fp) = (self.true_positives.get(i).copied().unwrap_or(0.0), self.false_positives.get(i).copied().unwrap_or(0.0));
+            let (tn, fn_) = (self.negatives - fp, self.positives - tp);
+            rows[0].push(tp);
+            rows[1].push(fp);
+            rows[2].push(tn);
+            rows[3].push(fn_);
+            rows[4].push(if tp + fp > 0.0 { tp / (tp + fp) } else { 0.0 });
+            rows[5].push(if self.positives > 0.0 { tp / self.positives } else { 0.0 });
+        }
+        rows
+    }
+
+    /// Precision at `n` recall points from 1 down to 0, as `wandb.plot.pr_curve` draws it: the
+    /// precision made non-increasing in recall, taken at the first point reaching each recall,
+    /// rounded to 3 decimals. Returns (recall, precision) pairs.
+    pub fn interpolated(&self, n: usize) -> Vec<(f64, f64)> {
+        let mut precision = self.precision.clone();
+        for i in 1..precision.len() {
+            precision[i] = precision[i].max(precision[i - 1]);
+        }
+        precision.reverse();
+        let recall: Vec<f64> = self.recall.iter().rev().copied().collect();
+        // numpy's rounding (half to even) and linspace (k · step, the last point exactly 1).
+        let round = |v: f64| (v * 1000.0).round_ties_even() / 1000.0;
+        (0..n)
+            .rev()
+            .map(|k| {
+                let r = if k + 1 == n { 1.0 } else { k as f64 * (1.0 / (n - 1) as f64) };
+                let i = recall.partition_point(|&x| x < r).min(precision.len() - 1);
+                (round(r), round(precision[i]))
+            })
+            .collect()
+    }
 }
 
 fn pr_curve(host: &Host, class: usize) -> PrCurve {
@@ -96,7 +148,16 @@ fn pr_curve(host: &Host, class: usize) -> PrCurve {
     let mut recall: Vec<f64> = tps.iter().map(|t| if positives == 0.0 { 1.0 } else { t / positives }).rev().collect();
     precision.push(1.0);
     recall.push(0.0);
-    PrCurve { precision, recall, thresholds: thresholds.into_iter().rev().collect() }
+    let negatives = fps.last().copied().unwrap_or(0.0);
+    PrCurve {
+        precision,
+        recall,
+        thresholds: thresholds.into_iter().rev().collect(),
+        true_positives: tps.into_iter().rev().collect(),
+        false_positives: fps.into_iter().rev().collect(),
+        positives,
+        negatives,
+    }
 }
 
 /// Average precision: `Σ (R_n − R_{n−1}) P_n` over the curve (scikit-learn's step-wise sum).
@@ -299,7 +360,17 @@ impl Binned {
                 let mut recall: Vec<f64> = (0..n).map(|k| divide(row(&tp, k), support[c])).collect();
                 precision.push(1.0);
                 recall.push(0.0);
-                PrCurve { precision, recall, thresholds: self.threshold_values() }
+                let true_positives: Vec<f64> = (0..n).map(|k| row(&tp, k)).collect();
+                let false_positives: Vec<f64> = (0..n).map(|k| row(&predicted, k) - row(&tp, k)).collect();
+                PrCurve {
+                    precision,
+                    recall,
+                    thresholds: self.threshold_values(),
+                    true_positives,
+                    false_positives,
+                    positives: support[c],
+                    negatives: support.iter().sum::<f64>() - support[c],
+                }
             })
             .collect())
     }
@@ -346,5 +417,20 @@ impl PrecisionRecallCurve {
             CurveMode::Exact(state) => state.reset(),
             CurveMode::Binned(binned) => *binned = Binned { predicted: None, true_positive: None, support: None, range: None, label_range: None, ..binned.clone() },
         }
+    }
+}
+
+impl Metric for PrecisionRecallCurve {
+    fn name(&self) -> String {
+        "pr_curve".into()
+    }
+    fn update(&mut self, scores: &Tensor<2>, targets: &Tensor<1, Int>) -> Result<()> {
+        PrecisionRecallCurve::update(self, scores, targets)
+    }
+    fn compute(&self) -> Result<MetricValue> {
+        PrecisionRecallCurve::compute(self).map(MetricValue::Curves)
+    }
+    fn reset(&mut self) {
+        PrecisionRecallCurve::reset(self)
     }
 }

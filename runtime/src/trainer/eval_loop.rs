@@ -3,7 +3,7 @@
 
 use super::fit_loop::estimate_batches;
 use super::hooks::Hook;
-use super::results::{EpochResults, EpochValue};
+use super::results::{EpochOutput, EpochResults};
 use super::{Trainer, metrics_table};
 use crate::data::{Loader, SetupStage};
 use crate::error::{Error, Result};
@@ -13,7 +13,7 @@ use crate::module::{Batch, LightningModule, Metrics, Stage, StepContext};
 impl<M: LightningModule> Trainer<M> {
     /// Runs `stage`'s step over `loader` (at most `limit` batches, else the configured limit)
     /// and returns the epoch values.
-    pub(super) fn evaluate(&mut self, model: &mut M, loader: &Loader<M::Batch>, stage: Stage, limit: Option<usize>) -> Result<Vec<EpochValue>> {
+    pub(super) fn evaluate(&mut self, model: &mut M, loader: &Loader<M::Batch>, stage: Stage, limit: Option<usize>) -> Result<EpochOutput> {
         let configured = match stage {
             Stage::Test => self.config.limit_test_batches,
             _ => self.config.limit_val_batches,
@@ -76,9 +76,9 @@ impl<M: LightningModule> Trainer<M> {
         self.call(model, None, Hook::Setup(setup))?;
         self.call(model, None, Hook::StageStart(stage))?;
         self.call(model, None, Hook::EpochStart(stage))?;
-        let values = self.evaluate(model, &loader, stage, None)?;
-        let metrics: Metrics = values.iter().map(|v| (v.name.clone(), v.value)).collect();
-        self.publish_epoch(values, stage)?;
+        let output = self.evaluate(model, &loader, stage, None)?;
+        let metrics: Metrics = output.values.iter().map(|v| (v.name.clone(), v.value)).collect();
+        self.publish_epoch(output, stage)?;
         self.call(model, None, Hook::EpochEnd(stage))?;
         self.call(model, None, Hook::StageEnd(stage))?;
         self.call(model, None, Hook::Teardown(setup))?;

@@ -6,7 +6,7 @@ use burn::optim::{GradientsAccumulator, GradientsParams};
 
 use super::hooks::Hook;
 use super::loss_watch::LossWatch;
-use super::results::{EpochResults, EpochValue, Target};
+use super::results::{EpochOutput, EpochResults, PlotValue, Target};
 use super::{Trainer, TrainerState};
 use crate::checkpoint::{Checkpoint, Position};
 use crate::data::{DataModule, Loader, SetupStage};
@@ -46,6 +46,7 @@ impl<M: LightningModule> Trainer<M> {
             fitting: true,
             fast_dev_run: self.config.fast_dev_run > 0,
             log_dir: self.state.log_dir.take(),
+            class_names: self.state.class_names.take(),
             ..TrainerState::default()
         };
         let model = match &resume {
@@ -272,8 +273,8 @@ impl<M: LightningModule> Trainer<M> {
         }
         self.state.train_epoch_finished = exhausted;
         attempt!(model, optim, losses.check(epoch));
-        let values = attempt!(model, optim, results.epoch_values());
-        attempt!(model, optim, self.publish_epoch(values, Stage::Train));
+        let output = attempt!(model, optim, results.epoch_values());
+        attempt!(model, optim, self.publish_epoch(output, Stage::Train));
         (model, optim, Ok(()))
     }
 
@@ -284,9 +285,9 @@ impl<M: LightningModule> Trainer<M> {
         self.call(model, Some(optim), Hook::StageStart(Stage::Validation))?;
         self.call(model, Some(optim), Hook::EpochStart(Stage::Validation))?;
         let mut snapshot = model.valid();
-        let values = self.evaluate(&mut snapshot, loader, Stage::Validation, limit)?;
+        let output = self.evaluate(&mut snapshot, loader, Stage::Validation, limit)?;
         if !self.state.sanity_checking {
-            self.publish_epoch(values, Stage::Validation)?;
+            self.publish_epoch(output, Stage::Validation)?;
         }
         self.call(model, Some(optim), Hook::EpochEnd(Stage::Validation))?;
         self.call(model, Some(optim), Hook::StageEnd(Stage::Validation))?;
@@ -294,10 +295,11 @@ impl<M: LightningModule> Trainer<M> {
         Ok(())
     }
 
-    /// Puts epoch values into `callback_metrics`, the progress bar and one logger row.
-    pub(super) fn publish_epoch(&mut self, values: Vec<EpochValue>, stage: Stage) -> Result<()> {
+    /// Puts epoch values into `callback_metrics`, the progress bar and one logger row, and
+    /// the epoch's charts into the loggers and the log folder.
+    pub(super) fn publish_epoch(&mut self, output: EpochOutput, stage: Stage) -> Result<()> {
         let mut row = Metrics::new();
-        for v in values {
+        for v in output.values {
             self.state.callback_metrics.insert(v.base.clone(), v.value);
             self.state.callback_metrics.insert(v.name.clone(), v.value);
             if v.prog_bar && stage != Stage::Test {
@@ -309,6 +311,41 @@ impl<M: LightningModule> Trainer<M> {
         }
         if !row.is_empty() {
             self.log_row(row, self.state.global_step.saturating_sub(1))?;
+        }
+        for plot in output.plots {
+            self.publish_plot(plot)?;
+        }
+        Ok(())
+    }
+
+    /// Sends a chart to the loggers (at the epoch row's step) and saves it as
+    /// `<log dir>/<name>.png`; classes are named by the data module when it names them.
+    fn publish_plot(&mut self, plot: super::results::EpochPlot) -> Result<()> {
+        use crate::loggers::{ClassCurves, ConfusionTable, numbered_classes};
+        let step = self.state.global_step.saturating_sub(1);
+        let names = |n: usize| self.state.class_names.clone().filter(|names| names.len() == n).unwrap_or_else(|| numbered_classes(n));
+        let image = match plot.value {
+            PlotValue::PrCurves(curves) => {
+                let curves = ClassCurves { classes: names(curves.len()), curves };
+                if plot.logger {
+                    for logger in &mut self.loggers {
+                        logger.log_pr_curves(&plot.name, &curves, step)?;
+                    }
+                }
+                crate::plots::pr_curves(&curves, &format!("Precision-recall: {}", plot.name))?
+            }
+            PlotValue::ConfusionMatrix(matrix) => {
+                let matrix = ConfusionTable { classes: names(matrix.len()), matrix };
+                if plot.logger {
+                    for logger in &mut self.loggers {
+                        logger.log_confusion_matrix(&plot.name, &matrix, step)?;
+                    }
+                }
+                crate::plots::confusion_matrix(&matrix)?
+            }
+        };
+        if let Some(dir) = &self.state.log_dir {
+            crate::fs::atomic_write(&dir.join(format!("{}.png", plot.name)), &image.to_png()?)?;
         }
         Ok(())
     }
@@ -330,6 +367,21 @@ impl<M: LightningModule> Trainer<M> {
     pub(super) fn start_loggers(&mut self, hparams: Option<crate::hparams::SavedHparams>) -> Result<()> {
         if self.state.log_dir.is_some() || self.loggers.is_empty() {
             return Ok(());
+        }
+        // Loggers with the same `<save_dir>/<name>` (CSV and TensorBoard by default) share one version.
+        let mut versions: Vec<(std::path::PathBuf, u32)> = Vec::new();
+        for logger in &mut self.loggers {
+            if let Some(base) = logger.unversioned_base() {
+                let version = match versions.iter().find(|(b, _)| *b == base) {
+                    Some((_, v)) => *v,
+                    None => {
+                        let v = crate::loggers::next_version(&base)?;
+                        versions.push((base, v));
+                        v
+                    }
+                };
+                logger.set_version(version);
+            }
         }
         for logger in &mut self.loggers {
             let dir = logger.log_dir()?;

@@ -9,7 +9,7 @@ use crate::accelerator::Accelerator;
 use crate::callbacks::Callback;
 use crate::data::{DataModule, SetupStage};
 use crate::error::{Error, Result};
-use crate::loggers::{CsvLogger, Logger};
+use crate::loggers::{CsvLogger, Logger, TensorBoardLogger};
 use crate::module::{LightningModule, Metrics};
 use crate::progress::ProgressBars;
 
@@ -25,7 +25,7 @@ mod state;
 pub use ckpt_path::CkptPath;
 pub use config::{GradientClip, Limit, TrainerConfig};
 pub use hooks::Hook;
-pub use results::{EpochResults, EpochValue, Target};
+pub use results::{EpochOutput, EpochPlot, EpochResults, EpochValue, PlotValue, Target};
 pub use state::TrainerState;
 
 /// Runs a [`LightningModule`] on a [`DataModule`]: `fit`, `validate`, `test`, `predict`.
@@ -150,6 +150,7 @@ impl<M: LightningModule> TrainerBuilder<M> {
             loggers.clear();
         } else if loggers.is_empty() && self.default_logger {
             loggers.push(Box::new(CsvLogger::default_root()));
+            loggers.push(Box::new(TensorBoardLogger::default_root()));
         }
         for logger in &mut loggers {
             logger.set_default_root(&config.default_root_dir);
@@ -210,6 +211,7 @@ impl<M: LightningModule> Trainer<M> {
         self.start_stage();
         dm.prepare_data()?;
         dm.setup(SetupStage::Fit)?;
+        self.state.class_names = dm.class_names();
         let result = self.run_fit(model, dm, resume);
         self.state.fitting = false;
         let status = match &result {
@@ -231,6 +233,7 @@ impl<M: LightningModule> Trainer<M> {
         self.start_stage();
         dm.prepare_data()?;
         dm.setup(SetupStage::Validate)?;
+        self.state.class_names = dm.class_names();
         let loader = dm.val_dataloader()?.ok_or_else(|| Error::Config("the data module has no val_dataloader".into()))?;
         self.run_evaluation(model, loader, crate::module::Stage::Validation)
     }
@@ -240,6 +243,7 @@ impl<M: LightningModule> Trainer<M> {
         self.start_stage();
         dm.prepare_data()?;
         dm.setup(SetupStage::Test)?;
+        self.state.class_names = dm.class_names();
         let loader = dm.test_dataloader()?.ok_or_else(|| Error::Config("the data module has no test_dataloader".into()))?;
         self.run_evaluation(model, loader, crate::module::Stage::Test)
     }

@@ -5,6 +5,7 @@
 use burn::tensor::{Tensor, Transaction};
 
 use crate::error::{Error, Result};
+use crate::metrics::MetricValue;
 use crate::module::{LogValue, Logged, MetricUpdate, Metrics, Reduce};
 
 #[derive(Debug)]
@@ -162,7 +163,7 @@ impl EpochResults {
 
     /// The epoch's reduced values (one device sync) and computed metrics, by output name, with
     /// their routing.
-    pub fn epoch_values(&self) -> Result<Vec<EpochValue>> {
+    pub fn epoch_values(&self) -> Result<EpochOutput> {
         let pending: Vec<(usize, Tensor<1>)> =
             self.entries.iter().enumerate().filter_map(|(i, e)| Some((i, e.device_acc.clone()?))).collect();
         let mut device: Vec<Option<f64>> = vec![None; self.entries.len()];
@@ -186,15 +187,58 @@ impl EpochResults {
             })
             .collect::<Vec<_>>();
         let mut values = values;
+        let mut plots = Vec::new();
         for m in &self.metrics {
-            let value = m.metric.compute()?.scalar().ok_or_else(|| Error::Log {
-                name: m.name.clone(),
-                reason: "only single-number metrics can be logged (not per-class values or matrices); compute those yourself".into(),
-            })?;
+            let value = match m.metric.compute()? {
+                MetricValue::Scalar(value) => value,
+                MetricValue::Matrix(matrix) => {
+                    plots.push(EpochPlot { name: m.name.clone(), value: PlotValue::ConfusionMatrix(matrix), logger: m.logger });
+                    continue;
+                }
+                MetricValue::Curves(curves) => {
+                    plots.push(EpochPlot { name: m.name.clone(), value: PlotValue::PrCurves(curves), logger: m.logger });
+                    continue;
+                }
+                MetricValue::PerClass(_) => {
+                    return Err(Error::Log {
+                        name: m.name.clone(),
+                        reason: "per-class values cannot be logged as one metric; use an average (macro, weighted) or log each class's value".into(),
+                    });
+                }
+            };
             values.push(EpochValue { name: m.name.clone(), base: m.name.clone(), value, logger: m.logger, prog_bar: m.prog_bar });
         }
-        Ok(values)
+        Ok(EpochOutput { values, plots })
     }
+}
+
+/// An epoch's reduced values and its charts.
+#[derive(Debug, Clone, Default)]
+pub struct EpochOutput {
+    /// Numbers, by output name.
+    pub values: Vec<EpochValue>,
+    /// Confusion matrices and precision-recall curves.
+    pub plots: Vec<EpochPlot>,
+}
+
+/// A chart a metric computed at an epoch end.
+#[derive(Debug, Clone)]
+pub struct EpochPlot {
+    /// The name passed to `log_metric`.
+    pub name: String,
+    /// What to draw.
+    pub value: PlotValue,
+    /// Send to loggers.
+    pub logger: bool,
+}
+
+/// A chart's data.
+#[derive(Debug, Clone)]
+pub enum PlotValue {
+    /// A confusion matrix (rows: true class).
+    ConfusionMatrix(Vec<Vec<f64>>),
+    /// One precision-recall curve per class.
+    PrCurves(Vec<crate::metrics::PrCurve>),
 }
 
 /// One reduced epoch value.

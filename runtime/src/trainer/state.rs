@@ -49,6 +49,8 @@ pub struct TrainerState {
     pub optimizer_name: String,
     /// The checkpoint `fit` resumed from, if any.
     pub resumed_from: Option<PathBuf>,
+    /// Class names from the data module (`DataModule::class_names`), for captions and charts.
+    pub class_names: Option<Vec<String>>,
 }
 
 impl TrainerState {
