@@ -283,3 +283,82 @@ fn a_resumed_run_continues_its_steps_in_a_new_offline_folder() {
     reference::check("wandb", &spec, &root);
     let _ = std::fs::remove_dir_all(root);
 }
+
+/// A history record of exactly `size` encoded bytes (found by growing a padding value; the
+/// key length is varied when a varint step skips the size).
+fn history_of_size(step: i64, size: usize) -> Vec<u8> {
+    use fulmen::loggers::wandb::{HistoryItem, HistoryRecord, HistoryStep};
+    let item = |key: &str, json: String| HistoryItem { key: String::new(), nested_key: vec![key.into()], value_json: json };
+    for key_len in 1..8 {
+        for pad in 0..size {
+            let record = Record {
+                num: step + 2,
+                history: Some(HistoryRecord {
+                    item: vec![item("_step", step.to_string()), item("trainer/global_step", step.to_string()), item(&"p".repeat(key_len), format!("\"{}\"", "x".repeat(pad)))],
+                    step: Some(HistoryStep { num: step }),
+                }),
+                ..Default::default()
+            };
+            let bytes = <Record as prost::Message>::encode_to_vec(&record);
+            if bytes.len() == size {
+                return bytes;
+            }
+            if bytes.len() > size {
+                break;
+            }
+        }
+    }
+    panic!("no history record of {size} bytes");
+}
+
+#[test]
+fn wandbs_reader_reads_records_at_every_block_boundary_offset() {
+    use fulmen::loggers::wandb::{BLOCK, RecordLog, RunExitRecord, RunRecord};
+    let root = temp_dir("loggers-blocks");
+    let dir = root.join("wandb/offline-run-20261127_000000-blocks1");
+    std::fs::create_dir_all(dir.join("files")).unwrap();
+    let mut log = RecordLog::create(&dir.join("run-blocks1.wandb")).unwrap();
+    let encode = |r: &Record| <Record as prost::Message>::encode_to_vec(r);
+    let run = RunRecord { run_id: "blocks1".into(), project: "blocks".into(), ..Default::default() };
+    log.append(&encode(&Record { num: 1, run: Some(run), ..Default::default() })).unwrap();
+    let mut step = 0i64;
+    let mut records = 1;
+    let mut push = |log: &mut RecordLog, bytes: Vec<u8>, step: &mut i64| {
+        log.append(&bytes).unwrap();
+        *step += 1;
+        records += 1;
+    };
+    // For each gap, a record whose chunk ends `gap` bytes before the next block boundary, then
+    // a small record after it (which starts with padding, an empty FIRST chunk, or a new block).
+    for gap in 0..=20usize {
+        let left = BLOCK - log.offset() % BLOCK;
+        let size = if left > 7 + gap + 100 { left - 7 - gap } else { left + BLOCK - 7 - gap };
+        if size >= BLOCK - 7 {
+            // Fill the rest of this block first so the sized record fits in one chunk of the next.
+            let fill = left.saturating_sub(7);
+            push(&mut log, history_of_size(step, fill.max(120)), &mut step);
+            let left = BLOCK - log.offset() % BLOCK;
+            push(&mut log, history_of_size(step, left - 7 - gap), &mut step);
+        } else {
+            push(&mut log, history_of_size(step, size), &mut step);
+        }
+        assert_eq!(BLOCK - log.offset() % BLOCK, if gap == 0 { BLOCK } else { gap }, "gap {gap}");
+        push(&mut log, history_of_size(step, 120), &mut step);
+    }
+    // Records larger than a block: split into FIRST, MIDDLE..., LAST chunks.
+    for size in [BLOCK + 1, 3 * BLOCK + 500] {
+        push(&mut log, history_of_size(step, size), &mut step);
+    }
+    let exit = Record { num: step + 2, exit: Some(RunExitRecord { exit_code: 0, runtime: 1 }), ..Default::default() };
+    log.append(&encode(&exit)).unwrap();
+    records += 1;
+    log.sync().unwrap();
+    drop(log);
+    assert_eq!(read_records(&dir.join("run-blocks1.wandb")).unwrap().len(), records);
+    let spec = json!({
+        "wandb_dir": dir, "records": records, "state": "finished", "exit_code": 0, "first_step": 0,
+        "run": { "project": "blocks", "run_id": "blocks1", "tags": [] }, "config": {}, "history": [],
+    });
+    reference::check("wandb", &spec, &root);
+    let _ = std::fs::remove_dir_all(root);
+}

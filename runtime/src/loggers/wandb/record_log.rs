@@ -68,6 +68,11 @@ impl RecordLog {
         }
     }
 
+    /// Bytes written so far, the file header included (where the next chunk starts).
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+
     /// Pushes buffered bytes to the file (whole records only, so a reader never sees half of one
     /// unless the process dies inside this call).
     pub fn flush(&mut self) -> std::io::Result<()> {
