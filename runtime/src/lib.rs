@@ -2,6 +2,7 @@
 //! loggers, metrics, data modules and checkpoints. Users depend on the `fulmen` facade crate.
 
 pub mod accelerator;
+pub mod allocator;
 pub mod callbacks;
 pub mod checkpoint;
 pub mod data;
@@ -10,6 +11,7 @@ pub mod fs;
 pub mod grad;
 pub mod hparams;
 pub mod interrupt;
+pub mod kernels;
 pub mod loggers;
 pub mod loss;
 pub mod metrics;

@@ -4,7 +4,7 @@
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
-use burn::tensor::ops::{AvgPoolOptions, MaxPoolOptions};
+use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor};
 
 use crate::shape::{Padding, Window};
@@ -35,9 +35,23 @@ pub fn batch_norm(channels: usize, device: &Device) -> BatchNorm {
     BatchNormConfig::new(channels).init(device)
 }
 
-/// The conv2d forward pass.
+/// The conv2d forward pass: `layer.forward(x)`, through fulmen's fast kernels on flex.
 pub fn conv2d_forward(layer: &Conv2d, x: Tensor<4>) -> Tensor<4> {
-    layer.forward(x)
+    let [_, _, h, w] = x.dims();
+    let pad = |config: &PaddingConfig2d| match *config {
+        PaddingConfig2d::Valid => [(0, 0), (0, 0)],
+        PaddingConfig2d::Same => [same_padding(layer.kernel_size[0], layer.stride[0], h), same_padding(layer.kernel_size[1], layer.stride[1], w)],
+        PaddingConfig2d::Explicit(top, left, bottom, right) => [(top, bottom), (left, right)],
+    };
+    let options = ConvOptions::new_with_padding(layer.stride, pad(&layer.padding), layer.dilation, layer.groups);
+    crate::kernels::conv2d(x, layer.weight.val(), layer.bias.as_ref().map(|b| b.val()), options)
+}
+
+/// Burn's `Same` padding along one axis: (before, after), the odd pixel after.
+fn same_padding(kernel: usize, stride: usize, size: usize) -> (usize, usize) {
+    let out = size.div_ceil(stride);
+    let total = if out > 0 { ((out - 1) * stride + kernel).saturating_sub(size) } else { 0 };
+    (total / 2, total - total / 2)
 }
 
 /// Max pooling over `window` (stride defaults to the kernel, as PyTorch).
@@ -47,7 +61,7 @@ pub fn max_pool2d(x: Tensor<4>, window: Window) -> Tensor<4> {
         .with_stride([window.stride, window.stride])
         .with_padding(p)
         .with_dilation([window.dilation, window.dilation]);
-    burn::tensor::module::max_pool2d(x, options)
+    crate::kernels::max_pool2d(x, options)
 }
 
 /// Average pooling over `window` (padding counted, as PyTorch's default).

@@ -12,6 +12,7 @@ mod fit_synthetic;
 mod hparams;
 mod hook_order;
 mod hparams_options;
+mod kernels;
 mod log_semantics;
 mod loggers;
 mod metrics_parity;

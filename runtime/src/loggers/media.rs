@@ -137,3 +137,26 @@ pub struct ConfusionTable {
 pub fn numbered_classes(n: usize) -> Vec<String> {
     (0..n).map(|i| i.to_string()).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_normalized_tensor_comes_back_as_its_rgb_bytes() {
+        // Pixels 0, 51, 255 in each channel, normalized with mean 0.5 and std 0.5 as the tutorial's.
+        let bytes = [0u8, 51, 255, 128];
+        let values: Vec<f32> = (0..3).flat_map(|_| bytes.iter().map(|&b| (b as f32 / 255.0 - 0.5) / 0.5)).collect();
+        let tensor = Tensor::<3>::from_floats(burn::tensor::TensorData::new(values, [3, 2, 2]), &burn::tensor::Device::flex());
+        let image = Image::from_tensor(tensor, [0.5; 3], [0.5; 3]).unwrap().with_caption("Pred: cat, Label: dog");
+        assert_eq!((image.width(), image.height()), (2, 2));
+        assert_eq!(image.pixel(1, 0), [51, 51, 51]);
+        assert_eq!(image.pixel(0, 1), [255, 255, 255]);
+        let png = image.to_png().unwrap();
+        let mut reader = png::Decoder::new(std::io::Cursor::new(png)).read_info().unwrap();
+        let mut decoded = vec![0; reader.output_buffer_size().unwrap()];
+        reader.next_frame(&mut decoded).unwrap();
+        assert_eq!(&decoded[..12], image.rgb());
+        assert!(Image::from_rgb(2, 2, vec![0; 11]).is_err());
+    }
+}

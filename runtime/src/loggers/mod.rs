@@ -41,6 +41,14 @@ pub trait Logger: Send {
     fn set_default_root(&mut self, root: &Path);
     /// The version folder this run writes to (created on first use), if the logger writes files.
     fn log_dir(&mut self) -> Result<Option<PathBuf>>;
+    /// The folder that holds the experiment (`<save_dir>/<name>/...`), once known.
+    fn save_dir(&self) -> Option<PathBuf> {
+        None
+    }
+    /// The run's version (`version_N`'s number, W&B's run id), once chosen.
+    fn version(&self) -> Option<String> {
+        None
+    }
     /// `<save_dir>/<name>` while this logger's `version_N` is not chosen yet: loggers with the
     /// same base share one version folder (the Trainer picks it once).
     fn unversioned_base(&self) -> Option<PathBuf> {

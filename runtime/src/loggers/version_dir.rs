@@ -21,6 +21,14 @@ impl VersionDir {
     pub fn name(&self) -> &str {
         &self.name
     }
+    /// The save dir, once known.
+    pub fn save_dir(&self) -> Option<PathBuf> {
+        self.save_dir.clone()
+    }
+    /// The version number, once chosen.
+    pub fn version(&self) -> Option<u32> {
+        self.version
+    }
     /// Renames the experiment.
     pub fn set_name(&mut self, name: impl Into<String>) {
         self.name = name.into();

@@ -123,6 +123,12 @@ impl Logger for TensorBoardLogger {
     fn log_dir(&mut self) -> Result<Option<PathBuf>> {
         self.dir.dir().map(Some)
     }
+    fn save_dir(&self) -> Option<PathBuf> {
+        self.dir.save_dir()
+    }
+    fn version(&self) -> Option<String> {
+        self.dir.version().map(|v| v.to_string())
+    }
     fn unversioned_base(&self) -> Option<PathBuf> {
         self.dir.unversioned_base()
     }

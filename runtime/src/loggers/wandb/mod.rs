@@ -373,6 +373,13 @@ impl Logger for WandbLogger {
     fn set_default_root(&mut self, root: &Path) {
         self.save_dir.get_or_insert_with(|| root.to_path_buf());
     }
+    fn save_dir(&self) -> Option<PathBuf> {
+        self.save_dir.clone()
+    }
+    /// The run id.
+    fn version(&self) -> Option<String> {
+        self.run.as_ref().map(|r| r.id.clone()).or_else(|| self.id.clone())
+    }
     /// `<save_dir>/<project>/<run id>`: where checkpoints go by default (as Lightning's).
     fn log_dir(&mut self) -> Result<Option<PathBuf>> {
         let save_dir = self.save_dir.clone().unwrap_or_else(|| PathBuf::from("."));

@@ -1,0 +1,375 @@
+//! f32 conv2d on NCHW host buffers: forward and the three gradients, by im2col + gemm per image
+//! (images in parallel). Stride, asymmetric padding, dilation, groups, with or without bias.
+
+use rayon::prelude::*;
+
+use super::matmul::{View, matmul};
+
+/// The sizes of one conv2d call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    /// Images.
+    pub batch: usize,
+    /// Input channels.
+    pub in_channels: usize,
+    /// Input height and width.
+    pub input: [usize; 2],
+    /// Output channels.
+    pub out_channels: usize,
+    /// Kernel height and width.
+    pub kernel: [usize; 2],
+    /// Strides.
+    pub stride: [usize; 2],
+    /// (before, after) padding per spatial axis.
+    pub padding: [(usize, usize); 2],
+    /// Dilations.
+    pub dilation: [usize; 2],
+    /// Groups.
+    pub groups: usize,
+    /// Output height and width.
+    pub output: [usize; 2],
+}
+
+impl Geometry {
+    /// The geometry of input `[N, C, H, W]` and weight `[C_out, C / groups, KH, KW]`, or why
+    /// they do not fit together.
+    pub fn new(x: [usize; 4], w: [usize; 4], stride: [usize; 2], padding: [(usize, usize); 2], dilation: [usize; 2], groups: usize) -> Result<Self, String> {
+        let [batch, in_channels, h, wd] = x;
+        let [out_channels, per_group, kh, kw] = w;
+        if groups == 0 || in_channels % groups != 0 || out_channels % groups != 0 || per_group * groups != in_channels {
+            return Err(format!("conv2d: {in_channels} input channels, weight {w:?} and {groups} groups do not fit"));
+        }
+        if stride.contains(&0) || dilation.contains(&0) || kh == 0 || kw == 0 {
+            return Err("conv2d: kernel, stride and dilation must be positive".into());
+        }
+        let out = |axis: usize, size: usize, k: usize| {
+            let padded = size + padding[axis].0 + padding[axis].1;
+            let span = dilation[axis] * (k - 1) + 1;
+            (padded >= span).then(|| (padded - span) / stride[axis] + 1)
+        };
+        let (Some(oh), Some(ow)) = (out(0, h, kh), out(1, wd, kw)) else {
+            return Err(format!("conv2d: a {kh}×{kw} kernel (dilation {dilation:?}) does not fit a padded {h}×{wd} input"));
+        };
+        Ok(Geometry { batch, in_channels, input: [h, wd], out_channels, kernel: [kh, kw], stride, padding, dilation, groups, output: [oh, ow] })
+    }
+
+    /// Rows of one group's im2col matrix: `C/groups · KH · KW`.
+    fn k(&self) -> usize {
+        self.in_channels / self.groups * self.kernel[0] * self.kernel[1]
+    }
+    /// Output positions per image.
+    fn p(&self) -> usize {
+        self.output[0] * self.output[1]
+    }
+    fn image_len(&self) -> usize {
+        self.in_channels * self.input[0] * self.input[1]
+    }
+    fn out_image_len(&self) -> usize {
+        self.out_channels * self.p()
+    }
+    fn out_per_group(&self) -> usize {
+        self.out_channels / self.groups
+    }
+    /// Whether one image's gemm should itself run on several threads (few images).
+    fn parallel_gemm(&self) -> bool {
+        self.batch < rayon::current_num_threads()
+    }
+
+    /// For output index `o` along `axis` and kernel tap `t`: the input index, if inside.
+    fn source(&self, axis: usize, o: usize, t: usize) -> Option<usize> {
+        let i = (o * self.stride[axis] + t * self.dilation[axis]).checked_sub(self.padding[axis].0)?;
+        (i < self.input[axis]).then_some(i)
+    }
+
+    /// The output columns `ox` (a range) whose tap `tx` lands inside the input row.
+    fn valid_columns(&self, tx: usize) -> std::ops::Range<usize> {
+        let [_, ow] = self.output;
+        let start = (0..ow).find(|&ox| self.source(1, ox, tx).is_some()).unwrap_or(ow);
+        let end = (start..ow).rev().find(|&ox| self.source(1, ox, tx).is_some()).map_or(start, |e| e + 1);
+        start..end
+    }
+}
+
+/// Fills `col` (`[K, P]`, row-major) with group `group`'s input patches of one image.
+fn im2col(g: &Geometry, image: &[f32], group: usize, col: &mut [f32]) {
+    let ([kh, kw], [oh, ow], [h, w]) = (g.kernel, g.output, g.input);
+    let per_group = g.in_channels / g.groups;
+    let p = g.p();
+    let columns: Vec<std::ops::Range<usize>> = (0..kw).map(|tx| g.valid_columns(tx)).collect();
+    for c in 0..per_group {
+        let plane = &image[(group * per_group + c) * h * w..][..h * w];
+        for ty in 0..kh {
+            for tx in 0..kw {
+                let row = &mut col[((c * kh + ty) * kw + tx) * p..][..p];
+                let valid = columns[tx].clone();
+                for oy in 0..oh {
+                    let out = &mut row[oy * ow..(oy + 1) * ow];
+                    let Some(iy) = g.source(0, oy, ty) else {
+                        out.fill(0.0);
+                        continue;
+                    };
+                    let line = &plane[iy * w..(iy + 1) * w];
+                    out[..valid.start].fill(0.0);
+                    out[valid.end..].fill(0.0);
+                    if valid.is_empty() {
+                        continue;
+                    }
+                    let first = g.source(1, valid.start, tx).expect("a valid column");
+                    if g.stride[1] == 1 {
+                        out[valid.clone()].copy_from_slice(&line[first..first + valid.len()]);
+                    } else {
+                        for (k, ox) in valid.clone().enumerate() {
+                            out[ox] = line[first + k * g.stride[1]];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adds `col` (`[K, P]`) back into group `group`'s channels of one image's input gradient.
+fn col2im(g: &Geometry, col: &[f32], group: usize, image: &mut [f32]) {
+    let ([kh, kw], [oh, ow], [h, w]) = (g.kernel, g.output, g.input);
+    let per_group = g.in_channels / g.groups;
+    let p = g.p();
+    let columns: Vec<std::ops::Range<usize>> = (0..kw).map(|tx| g.valid_columns(tx)).collect();
+    for c in 0..per_group {
+        let plane = &mut image[(group * per_group + c) * h * w..][..h * w];
+        for ty in 0..kh {
+            for tx in 0..kw {
+                let row = &col[((c * kh + ty) * kw + tx) * p..][..p];
+                let valid = columns[tx].clone();
+                if valid.is_empty() {
+                    continue;
+                }
+                let first = g.source(1, valid.start, tx).expect("a valid column");
+                for oy in 0..oh {
+                    let Some(iy) = g.source(0, oy, ty) else { continue };
+                    let line = &mut plane[iy * w..(iy + 1) * w];
+                    let values = &row[oy * ow + valid.start..oy * ow + valid.end];
+                    for (k, v) in values.iter().enumerate() {
+                        line[first + k * g.stride[1]] += v;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The forward pass: `[N, C_out, OH, OW]` from input `x`, weight `w` and an optional bias.
+pub fn forward(g: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+    let (k, p, cog) = (g.k(), g.p(), g.out_per_group());
+    let mut out = vec![0.0f32; g.batch * g.out_image_len()];
+    if out.is_empty() {
+        return out;
+    }
+    let parallel_gemm = g.parallel_gemm();
+    out.par_chunks_mut(g.out_image_len()).enumerate().for_each_init(
+        || vec![0.0f32; k * p],
+        |col, (n, out_image)| {
+            let image = &x[n * g.image_len()..][..g.image_len()];
+            for group in 0..g.groups {
+                im2col(g, image, group, col);
+                let dst = &mut out_image[group * cog * p..][..cog * p];
+                if let Some(bias) = bias {
+                    for (co, row) in dst.chunks_mut(p).enumerate() {
+                        row.fill(bias[group * cog + co]);
+                    }
+                }
+                let weight = View::row_major(&w[group * cog * k..][..cog * k], cog, k);
+                matmul(dst, weight, View::row_major(col, k, p), bias.is_some(), parallel_gemm);
+            }
+        },
+    );
+    out
+}
+
+/// The input gradient of a stride-1 conv as a forward conv of the output gradient with the
+/// flipped, channel-swapped weight (a full correlation): the gemm is `C/groups × (C_out/groups ·
+/// KH · KW)` by `H · W`, with no col2im pass. `None` when the padding exceeds the dilated kernel
+/// (then [`backward`]'s col2im path applies).
+fn input_grad_as_conv(g: &Geometry, w: &[f32], grad: &[f32]) -> Option<Vec<f32>> {
+    let ([kh, kw], d) = (g.kernel, g.dilation);
+    let reach = [d[0] * (kh - 1), d[1] * (kw - 1)];
+    if g.stride != [1, 1] || (0..2).any(|a| g.padding[a].0 > reach[a] || g.padding[a].1 > reach[a]) {
+        return None;
+    }
+    let (cig, cog) = (g.in_channels / g.groups, g.out_per_group());
+    // W'[ci, co, ty, tx] = W[co, ci, KH-1-ty, KW-1-tx] within each group.
+    let mut flipped = vec![0.0f32; w.len()];
+    for group in 0..g.groups {
+        for co in 0..cog {
+            for ci in 0..cig {
+                for ty in 0..kh {
+                    for tx in 0..kw {
+                        let src = (((group * cog + co) * cig + ci) * kh + (kh - 1 - ty)) * kw + (kw - 1 - tx);
+                        let dst = (((group * cig + ci) * cog + co) * kh + ty) * kw + tx;
+                        flipped[dst] = w[src];
+                    }
+                }
+            }
+        }
+    }
+    let padding = [(reach[0] - g.padding[0].0, reach[0] - g.padding[0].1), (reach[1] - g.padding[1].0, reach[1] - g.padding[1].1)];
+    let transposed = Geometry::new([g.batch, g.out_channels, g.output[0], g.output[1]], [g.in_channels, cog, kh, kw], [1, 1], padding, d, g.groups).ok()?;
+    (transposed.output == g.input).then(|| forward(&transposed, grad, &flipped, None))
+}
+
+/// Which gradients to compute.
+#[derive(Debug, Clone, Copy)]
+pub struct Wanted {
+    /// The input's.
+    pub x: bool,
+    /// The weight's.
+    pub weight: bool,
+    /// The bias's.
+    pub bias: bool,
+}
+
+/// The gradients of (input, weight, bias) from the output gradient `grad`, those `wanted`.
+/// The weight gradient is summed over fixed image chunks in order, so it is deterministic.
+pub fn backward(g: &Geometry, x: &[f32], w: &[f32], grad: &[f32], wanted: Wanted) -> (Option<Vec<f32>>, Option<Vec<f32>>, Option<Vec<f32>>) {
+    let (k, p, cog) = (g.k(), g.p(), g.out_per_group());
+    let bias = wanted.bias.then(|| {
+        let mut db = vec![0.0f32; g.out_channels];
+        for image in grad.chunks(g.out_image_len().max(1)) {
+            for (co, row) in image.chunks(p.max(1)).enumerate() {
+                db[co] += row.iter().sum::<f32>();
+            }
+        }
+        db
+    });
+    // Stride 1 (most convs): the input gradient is itself a forward conv.
+    let direct_dx = if wanted.x { input_grad_as_conv(g, w, grad) } else { None };
+    let wanted = Wanted { x: wanted.x && direct_dx.is_none(), ..wanted };
+    if !wanted.x && !wanted.weight {
+        return (direct_dx, None, bias);
+    }
+    let parallel_gemm = g.parallel_gemm();
+    let weight_len = g.out_channels * k;
+    let mut dx = vec![0.0f32; if wanted.x { g.batch * g.image_len() } else { 0 }];
+    let chunk = g.batch.div_ceil(rayon::current_num_threads()).max(1);
+    let mut slots: Vec<Option<&mut [f32]>> = if wanted.x { dx.chunks_mut(g.image_len().max(1)).map(Some).collect() } else { (0..g.batch).map(|_| None).collect() };
+    let partial: Vec<Vec<f32>> = slots
+        .par_chunks_mut(chunk)
+        .enumerate()
+        .map(|(c, images)| {
+            let mut dw = vec![0.0f32; if wanted.weight { weight_len } else { 0 }];
+            let (mut col, mut dcol) = (vec![0.0f32; k * p], vec![0.0f32; k * p]);
+            for (i, slot) in images.iter_mut().enumerate() {
+                let n = c * chunk + i;
+                let image = &x[n * g.image_len()..][..g.image_len()];
+                let grad_image = &grad[n * g.out_image_len()..][..g.out_image_len()];
+                for group in 0..g.groups {
+                    let grad_group = View::row_major(&grad_image[group * cog * p..][..cog * p], cog, p);
+                    if wanted.weight {
+                        // dW_g (cog × K) += G_g (cog × P) · col_gᵀ (P × K)
+                        im2col(g, image, group, &mut col);
+                        matmul(&mut dw[group * cog * k..][..cog * k], grad_group, View::row_major(&col, k, p).t(), true, parallel_gemm);
+                    }
+                    if let Some(dx_image) = slot.as_deref_mut() {
+                        // dcol (K × P) = W_gᵀ (K × cog) · G_g (cog × P), folded back onto the input.
+                        let weight = View::row_major(&w[group * cog * k..][..cog * k], cog, k);
+                        matmul(&mut dcol, weight.t(), grad_group, false, parallel_gemm);
+                        col2im(g, &dcol, group, dx_image);
+                    }
+                }
+            }
+            dw
+        })
+        .collect();
+    let weight = wanted.weight.then(|| {
+        let mut dw = vec![0.0f32; weight_len];
+        for part in &partial {
+            for (a, b) in dw.iter_mut().zip(part) {
+                *a += b;
+            }
+        }
+        dw
+    });
+    (direct_dx.or(wanted.x.then_some(dx)), weight, bias)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Direct convolution, the definition.
+    fn naive(g: &Geometry, x: &[f32], w: &[f32], b: Option<&[f32]>) -> Vec<f32> {
+        let ([kh, kw], [oh, ow], [h, wd]) = (g.kernel, g.output, g.input);
+        let (per_group, cog) = (g.in_channels / g.groups, g.out_per_group());
+        let mut out = vec![0.0; g.batch * g.out_channels * oh * ow];
+        for n in 0..g.batch {
+            for co in 0..g.out_channels {
+                let group = co / cog;
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut acc = b.map_or(0.0, |b| b[co]);
+                        for c in 0..per_group {
+                            for ty in 0..kh {
+                                for tx in 0..kw {
+                                    if let (Some(iy), Some(ix)) = (g.source(0, oy, ty), g.source(1, ox, tx)) {
+                                        let ci = group * per_group + c;
+                                        acc += x[((n * g.in_channels + ci) * h + iy) * wd + ix] * w[((co * per_group + c) * kh + ty) * kw + tx];
+                                    }
+                                }
+                            }
+                        }
+                        out[((n * g.out_channels + co) * oh + oy) * ow + ox] = acc;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn values(n: usize, seed: f32) -> Vec<f32> {
+        (0..n).map(|i| ((i as f32 * 0.37 + seed).sin() * 1.7).fract()).collect()
+    }
+
+    #[test]
+    fn forward_matches_the_definition_across_strides_paddings_dilations_and_groups() {
+        let cases = [
+            ([2, 3, 7, 6], [4, 3, 3, 3], [1, 1], [(0, 0), (0, 0)], [1, 1], 1),
+            ([1, 4, 9, 8], [6, 2, 3, 2], [2, 1], [(1, 2), (0, 1)], [1, 2], 2),
+            ([3, 2, 5, 5], [2, 2, 1, 1], [1, 2], [(2, 2), (2, 2)], [1, 1], 1),
+            ([1, 6, 6, 7], [6, 1, 3, 3], [2, 2], [(1, 1), (1, 1)], [2, 2], 6),
+        ];
+        for (xs, ws, stride, padding, dilation, groups) in cases {
+            let g = Geometry::new(xs, ws, stride, padding, dilation, groups).unwrap();
+            let x = values(xs.iter().product(), 0.1);
+            let w = values(ws.iter().product(), 0.7);
+            let b = values(ws[0], 1.3);
+            for bias in [None, Some(b.as_slice())] {
+                let fast = forward(&g, &x, &w, bias);
+                let slow = naive(&g, &x, &w, bias);
+                let err = fast.iter().zip(&slow).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+                assert!(err < 1e-5, "{xs:?} {ws:?}: max error {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn gradients_match_finite_differences_of_the_definition() {
+        let (xs, ws) = ([2, 2, 5, 4], [4, 1, 3, 2]);
+        let g = Geometry::new(xs, ws, [2, 1], [(1, 0), (1, 1)], [1, 2], 2).unwrap();
+        let x = values(xs.iter().product(), 0.3);
+        let w = values(ws.iter().product(), 0.9);
+        let b = values(4, 0.2);
+        let out_len = g.batch * g.out_image_len();
+        let weights = values(out_len, 2.0); // loss = Σ weights · out
+        let loss = |x: &[f32], w: &[f32], b: &[f32]| -> f64 { naive(&g, x, w, Some(b)).iter().zip(&weights).map(|(o, c)| (*o as f64) * (*c as f64)).sum() };
+        let (dx, dw, db) = backward(&g, &x, &w, &weights, Wanted { x: true, weight: true, bias: true });
+        let check = |analytic: &[f32], value: &dyn Fn(usize, f32) -> f64, what: &str| {
+            for i in (0..analytic.len()).step_by(3) {
+                let h = 1e-2f32;
+                let numeric = (value(i, h) - value(i, -h)) / (2.0 * h as f64);
+                assert!((numeric - analytic[i] as f64).abs() < 1e-2, "{what}[{i}]: analytic {} vs numeric {numeric}", analytic[i]);
+            }
+        };
+        check(&dx.unwrap(), &|i, h| { let mut x = x.clone(); x[i] += h; loss(&x, &w, &b) }, "dx");
+        check(&dw.unwrap(), &|i, h| { let mut w = w.clone(); w[i] += h; loss(&x, &w, &b) }, "dw");
+        check(&db.unwrap(), &|i, h| { let mut b = b.clone(); b[i] += h; loss(&x, &w, &b) }, "db");
+    }
+}

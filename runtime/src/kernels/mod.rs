@@ -1,0 +1,74 @@
+//! Fast CPU kernels for flex: conv2d (forward and the three gradients by im2col + gemm, images in
+//! parallel) and max-pool (window bounds computed once per row and column), with hand-written
+//! backward passes through Burn's backend-extension mechanism. Burn's generic conv backward and
+//! flex's scalar max-pool are where CPU training time goes (see the README's performance notes).
+//!
+//! [`conv2d`] and [`max_pool2d`] take the fast path when the tensor lives on flex in f32 and
+//! `FULMEN_FAST_KERNELS` is not `0`, and call Burn's own ops otherwise (other devices, other
+//! dtypes), so models stay device-agnostic. The derive's generated `forward` calls them through
+//! `fulmen::nn`.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use burn::backend::{DType, Dispatch, DispatchDevice};
+use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
+use burn::tensor::Tensor;
+
+pub mod conv2d;
+mod extension;
+mod matmul;
+pub mod max_pool;
+
+pub use extension::FastOps;
+
+/// 0: not decided yet (read `FULMEN_FAST_KERNELS`), 1: on, 2: off.
+static STATE: AtomicU8 = AtomicU8::new(0);
+
+/// Whether the fast kernels are on: by default yes, unless `FULMEN_FAST_KERNELS=0`.
+pub fn enabled() -> bool {
+    match STATE.load(Ordering::Relaxed) {
+        1 => true,
+        2 => false,
+        _ => {
+            let on = std::env::var("FULMEN_FAST_KERNELS").map_or(true, |v| v.trim() != "0");
+            STATE.store(if on { 1 } else { 2 }, Ordering::Relaxed);
+            on
+        }
+    }
+}
+
+/// Turns the fast kernels on or off for the whole process (for comparisons; ops already
+/// recorded for a backward pass keep the path they took).
+pub fn set_enabled(on: bool) {
+    STATE.store(if on { 1 } else { 2 }, Ordering::Relaxed);
+}
+
+/// Whether `x` can take the fast path: flex (with or without autodiff), f32, kernels enabled.
+fn fast_path(x: &Tensor<4>) -> bool {
+    enabled() && x.dtype() == DType::F32 && matches!(x.device().without_autodiff().as_dispatch(), DispatchDevice::Flex(_))
+}
+
+/// conv2d as `burn::tensor::module::conv2d`: input `[N, C, H, W]`, weight `[C_out, C / groups,
+/// KH, KW]`, optional bias `[C_out]`.
+pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, options: ConvOptions<2>) -> Tensor<4> {
+    if !fast_path(&x) || weight.dtype() != DType::F32 {
+        return burn::tensor::module::conv2d(x, weight, bias, options);
+    }
+    let out = match bias {
+        Some(bias) => <Dispatch as FastOps>::fulmen_conv2d(x.into_dispatch(), weight.into_dispatch(), bias.into_dispatch(), options),
+        None => <Dispatch as FastOps>::fulmen_conv2d_no_bias(x.into_dispatch(), weight.into_dispatch(), options),
+    };
+    Tensor::from_dispatch(out)
+}
+
+/// 2-D max pooling as `burn::tensor::module::max_pool2d` (the fast path takes symmetric
+/// padding without ceil mode; other options go to Burn's).
+pub fn max_pool2d(x: Tensor<4>, options: MaxPoolOptions<2>) -> Tensor<4> {
+    let symmetric = options.padding.iter().all(|(before, after)| before == after);
+    if !fast_path(&x) || options.ceil_mode || !symmetric {
+        return burn::tensor::module::max_pool2d(x, options);
+    }
+    let MaxPoolOptions { kernel_size, stride, padding, dilation, .. } = options;
+    let padding = padding.map(|(before, _)| before);
+    Tensor::from_dispatch(<Dispatch as FastOps>::fulmen_max_pool2d(x.into_dispatch(), kernel_size, stride, padding, dilation))
+}
