@@ -51,7 +51,10 @@ fn fast_path(x: &Tensor<4>) -> bool {
 /// conv2d as `burn::tensor::module::conv2d`: input `[N, C, H, W]`, weight `[C_out, C / groups,
 /// KH, KW]`, optional bias `[C_out]`.
 pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, options: ConvOptions<2>) -> Tensor<4> {
-    if !fast_path(&x) || weight.dtype() != DType::F32 {
+    let fits = conv2d::Geometry::new(x.dims(), weight.dims(), options.stride, options.padding, options.dilation, options.groups).is_ok()
+        && bias.as_ref().is_none_or(|b| b.dims() == [weight.dims()[0]] && b.dtype() == DType::F32);
+    if !fast_path(&x) || weight.dtype() != DType::F32 || !fits {
+        // Burn's op, also for shapes that do not fit (it reports them in its own words).
         return burn::tensor::module::conv2d(x, weight, bias, options);
     }
     let out = match bias {
@@ -65,7 +68,8 @@ pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, options:
 /// padding without ceil mode; other options go to Burn's).
 pub fn max_pool2d(x: Tensor<4>, options: MaxPoolOptions<2>) -> Tensor<4> {
     let symmetric = options.padding.iter().all(|(before, after)| before == after);
-    if !fast_path(&x) || options.ceil_mode || !symmetric {
+    let fits = max_pool::Geometry::new(x.dims(), options.kernel_size, options.stride, options.padding.map(|p| p.0), options.dilation).is_ok();
+    if !fast_path(&x) || options.ceil_mode || !symmetric || !fits {
         return burn::tensor::module::max_pool2d(x, options);
     }
     let MaxPoolOptions { kernel_size, stride, padding, dilation, .. } = options;
