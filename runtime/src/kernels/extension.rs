@@ -107,7 +107,7 @@ impl<const N: usize> Backward<Flex, N> for Conv2dBackward<N> {
     }
 }
 
-/// The max-pool backward: state = (input shape, argmax indices, output shape).
+/// The max-pool backward: state = (the geometry, the argmax indices).
 #[derive(Debug)]
 struct MaxPoolBackward;
 
