@@ -98,6 +98,18 @@ fn train_steps(batch: usize, steps: usize) -> f64 {
     (batch * steps) as f64 / start.elapsed().as_secs_f64()
 }
 
+/// Median img/s with Burn's ops and with fulmen's kernels, in alternating rounds.
+fn both_ways(batch: usize, rounds: usize, steps: usize) -> (f64, f64) {
+    let (mut builtin, mut fast) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        kernels::set_enabled(false);
+        builtin.push(train_steps(batch, steps));
+        kernels::set_enabled(true);
+        fast.push(train_steps(batch, steps));
+    }
+    (median(builtin), median(fast))
+}
+
 fn pytorch(batch: usize, steps: usize) -> Option<f64> {
     let python = std::env::var("BENCH_PYTHON").ok()?;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/pytorch_step.py");
@@ -120,14 +132,7 @@ fn main() {
     println!("\nwhole training step of the tutorial CNN (img/s, median of {rounds} rounds of {steps} steps):");
     println!("{:>6}{:>10}{:>10}{:>10}{:>9}{:>12}", "batch", "built-in", "fulmen", "PyTorch", "speedup", "vs PyTorch");
     for batch in [32, 128] {
-        let (mut builtin, mut fast) = (Vec::new(), Vec::new());
-        for _ in 0..rounds {
-            kernels::set_enabled(false);
-            builtin.push(train_steps(batch, steps));
-            kernels::set_enabled(true);
-            fast.push(train_steps(batch, steps));
-        }
-        let (builtin, fast) = (median(builtin), median(fast));
+        let (builtin, fast) = both_ways(batch, rounds, steps);
         let torch = pytorch(batch, steps);
         let torch_text = torch.map_or("-".to_string(), |t| format!("{t:.0}"));
         let ratio = torch.map_or("-".to_string(), |t| format!("{:.2}×", fast / t));
@@ -136,14 +141,7 @@ fn main() {
     // The allocator effect: the same comparison with glibc's thresholds raised (what the Trainer does).
     println!("\nwith fulmen::allocator::tune() (mmap threshold 32 MiB, trim 1 GiB): {}", fulmen::allocator::tune());
     for batch in [32, 128] {
-        let (mut builtin, mut fast) = (Vec::new(), Vec::new());
-        for _ in 0..rounds {
-            kernels::set_enabled(false);
-            builtin.push(train_steps(batch, steps));
-            kernels::set_enabled(true);
-            fast.push(train_steps(batch, steps));
-        }
-        let (builtin, fast) = (median(builtin), median(fast));
+        let (builtin, fast) = both_ways(batch, rounds, steps);
         println!("{batch:>6}{builtin:>10.0}{fast:>10.0}{:>20.2}×", fast / builtin);
     }
     if std::env::var("BENCH_PYTHON").is_err() {

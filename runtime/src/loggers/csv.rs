@@ -1,7 +1,7 @@
 //! `CsvLogger`: Lightning's layout, `<save_dir>/<name>/version_N/metrics.csv` + `hparams.yaml`.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::{Logger, RunStatus, VersionDir};
 use crate::error::Result;
@@ -60,27 +60,7 @@ fn format_cell(v: f64) -> String {
 }
 
 impl Logger for CsvLogger {
-    fn name(&self) -> &str {
-        self.dir.name()
-    }
-    fn set_default_root(&mut self, root: &Path) {
-        self.dir.set_default_root(root);
-    }
-    fn log_dir(&mut self) -> Result<Option<PathBuf>> {
-        self.dir.dir().map(Some)
-    }
-    fn save_dir(&self) -> Option<PathBuf> {
-        self.dir.save_dir()
-    }
-    fn version(&self) -> Option<String> {
-        self.dir.version().map(|v| v.to_string())
-    }
-    fn unversioned_base(&self) -> Option<PathBuf> {
-        self.dir.unversioned_base()
-    }
-    fn set_version(&mut self, version: u32) {
-        self.dir.set_version(version);
-    }
+    crate::version_dir_methods!(dir);
     fn log_hyperparams(&mut self, hparams: &SavedHparams) -> Result<()> {
         let path = self.dir.dir()?.join("hparams.yaml");
         atomic_write(&path, hparams.to_yaml()?.as_bytes())

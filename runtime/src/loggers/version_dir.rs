@@ -75,3 +75,33 @@ pub fn next_version(dir: &Path) -> Result<u32> {
         .max();
     Ok(max.map_or(0, |m| m + 1))
 }
+
+/// The `Logger` methods of a logger whose run folder is the [`VersionDir`] in field `$field`
+/// (name, save dir, version, log dir and the shared-version handshake).
+#[macro_export]
+#[doc(hidden)]
+macro_rules! version_dir_methods {
+    ($field:ident) => {
+        fn name(&self) -> &str {
+            self.$field.name()
+        }
+        fn set_default_root(&mut self, root: &std::path::Path) {
+            self.$field.set_default_root(root);
+        }
+        fn log_dir(&mut self) -> $crate::Result<Option<std::path::PathBuf>> {
+            self.$field.dir().map(Some)
+        }
+        fn save_dir(&self) -> Option<std::path::PathBuf> {
+            self.$field.save_dir()
+        }
+        fn version(&self) -> Option<String> {
+            self.$field.version().map(|v| v.to_string())
+        }
+        fn unversioned_base(&self) -> Option<std::path::PathBuf> {
+            self.$field.unversioned_base()
+        }
+        fn set_version(&mut self, version: u32) {
+            self.$field.set_version(version);
+        }
+    };
+}

@@ -76,13 +76,19 @@ impl Canvas {
     /// Draws `text` with its top-left corner at (x, y), each glyph `8 * scale` pixels square;
     /// characters outside ASCII are drawn as `?`.
     pub fn text(&mut self, x: i64, y: i64, text: &str, scale: i64, color: Rgb) {
+        self.glyphs(text, |i, col, row| (x + (i * GLYPH + col) * scale, y + row * scale), scale, color);
+    }
+
+    /// Calls `place(char index, glyph column, glyph row)` for every lit pixel of `text` and
+    /// fills a `scale`-sized square where it says.
+    fn glyphs(&mut self, text: &str, place: impl Fn(i64, i64, i64) -> (i64, i64), scale: i64, color: Rgb) {
         for (i, c) in text.chars().enumerate() {
             let code = if c.is_ascii() { c as usize } else { '?' as usize };
-            let glyph = font8x8::legacy::BASIC_LEGACY[code];
-            for (row, bits) in glyph.iter().enumerate() {
+            for (row, bits) in font8x8::legacy::BASIC_LEGACY[code].iter().enumerate() {
                 for col in 0..8 {
                     if bits >> col & 1 == 1 {
-                        self.fill(x + (i as i64 * GLYPH + col) * scale, y + row as i64 * scale, scale, scale, color);
+                        let (px, py) = place(i as i64, col, row as i64);
+                        self.fill(px, py, scale, scale, color);
                     }
                 }
             }
@@ -98,19 +104,7 @@ impl Canvas {
     /// with its top at x.
     pub fn text_vertical(&mut self, x: i64, y: i64, text: &str, scale: i64, color: Rgb) {
         let start = y + text_width(text, scale) / 2;
-        for (i, c) in text.chars().enumerate() {
-            let code = if c.is_ascii() { c as usize } else { '?' as usize };
-            let glyph = font8x8::legacy::BASIC_LEGACY[code];
-            for (row, bits) in glyph.iter().enumerate() {
-                for col in 0..8 {
-                    if bits >> col & 1 == 1 {
-                        let px = x + row as i64 * scale;
-                        let py = start - (i as i64 * GLYPH + col + 1) * scale;
-                        self.fill(px, py, scale, scale, color);
-                    }
-                }
-            }
-        }
+        self.glyphs(text, |i, col, row| (x + row * scale, start - (i * GLYPH + col + 1) * scale), scale, color);
     }
 
     /// The finished image.

@@ -114,27 +114,7 @@ fn proto_value(value: &serde_json::Value) -> ProtoValue {
 }
 
 impl Logger for TensorBoardLogger {
-    fn name(&self) -> &str {
-        self.dir.name()
-    }
-    fn set_default_root(&mut self, root: &Path) {
-        self.dir.set_default_root(root);
-    }
-    fn log_dir(&mut self) -> Result<Option<PathBuf>> {
-        self.dir.dir().map(Some)
-    }
-    fn save_dir(&self) -> Option<PathBuf> {
-        self.dir.save_dir()
-    }
-    fn version(&self) -> Option<String> {
-        self.dir.version().map(|v| v.to_string())
-    }
-    fn unversioned_base(&self) -> Option<PathBuf> {
-        self.dir.unversioned_base()
-    }
-    fn set_version(&mut self, version: u32) {
-        self.dir.set_version(version);
-    }
+    crate::version_dir_methods!(dir);
     /// `hparams.yaml`, and the hparams plugin's experiment and session-start summaries.
     fn log_hyperparams(&mut self, hparams: &SavedHparams) -> Result<()> {
         atomic_write(&self.dir.dir()?.join("hparams.yaml"), hparams.to_yaml()?.as_bytes())?;
