@@ -4,6 +4,9 @@
 //! `BENCH_PYTHON` set to a Python that has PyTorch, the same step in PyTorch (benches/
 //! pytorch_step.py, same thread count) is measured in the same run.
 //!
+//! Whole steps run in fresh child processes, with glibc malloc's defaults and with the thresholds
+//! the Trainer sets (`fulmen::allocator`), each of them once per round.
+//!
 //! `cargo bench --bench conv_kernels` (env: BENCH_ROUNDS, BENCH_STEPS, BENCH_PYTHON).
 
 #[path = "../tests/common/seed_cnn.rs"]
@@ -98,25 +101,47 @@ fn train_steps(batch: usize, steps: usize) -> f64 {
     (batch * steps) as f64 / start.elapsed().as_secs_f64()
 }
 
-/// Median img/s with Burn's ops and with fulmen's kernels, in alternating rounds.
-fn both_ways(batch: usize, rounds: usize, steps: usize) -> (f64, f64) {
-    let (mut builtin, mut fast) = (Vec::new(), Vec::new());
-    for _ in 0..rounds {
-        kernels::set_enabled(false);
-        builtin.push(train_steps(batch, steps));
-        kernels::set_enabled(true);
-        fast.push(train_steps(batch, steps));
-    }
-    (median(builtin), median(fast))
+/// One measured configuration of the whole training step.
+#[derive(Clone, Copy)]
+struct Setup {
+    kernels: bool,
+    tuned: bool,
 }
 
-fn pytorch(batch: usize, steps: usize) -> Option<f64> {
+impl Setup {
+    const ALL: [Setup; 4] = [
+        Setup { kernels: false, tuned: false },
+        Setup { kernels: true, tuned: false },
+        Setup { kernels: false, tuned: true },
+        Setup { kernels: true, tuned: true },
+    ];
+}
+
+/// img/s of one `Setup` in a fresh child process (this bench run with `BENCH_CHILD`), so that
+/// the allocator starts from its defaults every time, as in a user's training process.
+fn child(setup: Setup, batch: usize, steps: usize) -> f64 {
+    let exe = std::env::current_exe().expect("the bench's own path");
+    let out = std::process::Command::new(exe)
+        .env("BENCH_CHILD", format!("{batch} {steps}"))
+        .env("FULMEN_FAST_KERNELS", if setup.kernels { "1" } else { "0" })
+        .env("FULMEN_TUNE_ALLOCATOR", if setup.tuned { "1" } else { "0" })
+        .output()
+        .expect("the bench can run itself");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim().parse().unwrap_or_else(|_| panic!("child printed {text:?}, stderr {}", String::from_utf8_lossy(&out.stderr)))
+}
+
+/// PyTorch's img/s for the same step, with glibc's defaults or with the thresholds fulmen sets.
+fn pytorch(batch: usize, steps: usize, tuned: bool) -> Option<f64> {
     let python = std::env::var("BENCH_PYTHON").ok()?;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/pytorch_step.py");
-    let out = std::process::Command::new(python)
-        .args([script, &batch.to_string(), &steps.to_string(), &rayon_threads().to_string()])
-        .output()
-        .ok()?;
+    let mut command = std::process::Command::new(python);
+    command.args([script, &batch.to_string(), &steps.to_string(), &rayon_threads().to_string()]);
+    if tuned {
+        let (mmap, trim) = (fulmen::allocator::MMAP_THRESHOLD, fulmen::allocator::TRIM_THRESHOLD);
+        command.env("GLIBC_TUNABLES", format!("glibc.malloc.mmap_threshold={mmap}:glibc.malloc.trim_threshold={trim}"));
+    }
+    let out = command.output().ok()?;
     String::from_utf8_lossy(&out.stdout).trim().parse().ok()
 }
 
@@ -125,24 +150,38 @@ fn rayon_threads() -> usize {
 }
 
 fn main() {
+    if let Ok(job) = std::env::var("BENCH_CHILD") {
+        let [batch, steps] = [0, 1].map(|i| job.split(' ').nth(i).and_then(|v| v.parse().ok()).expect("BENCH_CHILD = \"batch steps\""));
+        if fulmen::allocator::wanted() {
+            fulmen::allocator::tune();
+        }
+        println!("{}", train_steps(batch, steps));
+        return;
+    }
     let rounds = env("BENCH_ROUNDS", 5);
     let steps = env("BENCH_STEPS", 20);
     println!("threads: {}", rayon_threads());
+    fulmen::allocator::tune();
     layers(rounds);
-    println!("\nwhole training step of the tutorial CNN (img/s, median of {rounds} rounds of {steps} steps):");
-    println!("{:>6}{:>10}{:>10}{:>10}{:>9}{:>12}", "batch", "built-in", "fulmen", "PyTorch", "speedup", "vs PyTorch");
+    println!("\nwhole training step of the tutorial CNN, img/s, median of {rounds} rounds of {steps} steps, each in a fresh process;");
+    println!("glibc = malloc's defaults, tuned = fulmen::allocator::tune() (what the Trainer sets; GLIBC_TUNABLES for PyTorch):");
+    println!("{:>6}{:>8}{:>10}{:>10}{:>10}{:>9}{:>12}", "batch", "malloc", "built-in", "fulmen", "PyTorch", "speedup", "vs PyTorch");
     for batch in [32, 128] {
-        let (builtin, fast) = both_ways(batch, rounds, steps);
-        let torch = pytorch(batch, steps);
-        let torch_text = torch.map_or("-".to_string(), |t| format!("{t:.0}"));
-        let ratio = torch.map_or("-".to_string(), |t| format!("{:.2}×", fast / t));
-        println!("{batch:>6}{builtin:>10.0}{fast:>10.0}{torch_text:>10}{:>8.2}×{ratio:>12}", fast / builtin);
-    }
-    // The allocator effect: the same comparison with glibc's thresholds raised (what the Trainer does).
-    println!("\nwith fulmen::allocator::tune() (mmap threshold 32 MiB, trim 1 GiB): {}", fulmen::allocator::tune());
-    for batch in [32, 128] {
-        let (builtin, fast) = both_ways(batch, rounds, steps);
-        println!("{batch:>6}{builtin:>10.0}{fast:>10.0}{:>20.2}×", fast / builtin);
+        let mut runs = vec![Vec::new(); Setup::ALL.len()];
+        for _ in 0..rounds {
+            for (i, setup) in Setup::ALL.into_iter().enumerate() {
+                runs[i].push(child(setup, batch, steps));
+            }
+        }
+        let medians: Vec<f64> = runs.into_iter().map(median).collect();
+        for (row, tuned) in [(0, false), (2, true)] {
+            let (builtin, fast) = (medians[row], medians[row + 1]);
+            let torch = pytorch(batch, steps, tuned);
+            let torch_text = torch.map_or("-".to_string(), |t| format!("{t:.0}"));
+            let ratio = torch.map_or("-".to_string(), |t| format!("{:.2}×", fast / t));
+            let malloc = if tuned { "tuned" } else { "glibc" };
+            println!("{batch:>6}{malloc:>8}{builtin:>10.0}{fast:>10.0}{torch_text:>10}{:>8.2}×{ratio:>12}", fast / builtin);
+        }
     }
     if std::env::var("BENCH_PYTHON").is_err() {
         println!("(PyTorch: set BENCH_PYTHON to a Python with torch to measure it in the same run)");

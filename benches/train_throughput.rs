@@ -104,6 +104,8 @@ fn main() {
     let epochs = env("BENCH_EPOCHS", 4).max(2);
     let images = env("BENCH_IMAGES", 2048);
     let rounds = env("BENCH_ROUNDS", 3).max(1);
+    // The Trainer tunes malloc when it is built; the hand-written loop gets the same from the start.
+    fulmen::allocator::tune();
     println!(
         "seed CNN training throughput, flex backend, {images} images/epoch, {rounds} alternating rounds of {} timed epochs (after 1 warm-up) each",
         epochs - 1

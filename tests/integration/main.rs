@@ -6,6 +6,7 @@ mod seed_cnn;
 mod probe;
 mod reference;
 
+mod allocator;
 mod checkpoints;
 mod cifar10;
 mod fit_synthetic;

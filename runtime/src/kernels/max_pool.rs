@@ -63,26 +63,60 @@ pub fn forward(g: &Geometry, x: &[f32]) -> (Vec<f32>, Vec<i64>) {
     if out.is_empty() {
         return (out, indices);
     }
+    let two_by_two = g.kernel == [2, 2] && g.stride == [2, 2] && g.padding == [0, 0] && g.dilation == [1, 1];
     out.par_chunks_mut(oh * ow).zip(indices.par_chunks_mut(oh * ow)).enumerate().for_each(|(plane, (out, idx))| {
         let x = &x[plane * h * w..][..h * w];
-        for (oy, iys) in rows.iter().enumerate() {
-            for (ox, ixs) in cols.iter().enumerate() {
-                let (mut best, mut at) = (f32::NEG_INFINITY, -1i64);
-                for &iy in iys {
-                    for &ix in ixs {
-                        let v = x[iy * w + ix];
-                        if at < 0 || v > best || v.is_nan() {
-                            best = v;
-                            at = (iy * w + ix) as i64;
-                        }
-                    }
-                }
-                out[oy * ow + ox] = best;
-                idx[oy * ow + ox] = at;
-            }
+        if two_by_two {
+            pool_2x2(x, w, [oh, ow], out, idx);
+        } else {
+            pool_plane(x, w, (&rows, &cols), out, idx);
         }
     });
     (out, indices)
+}
+
+/// One plane of width `w`, any window: `taps` lists the input rows and columns each output
+/// row and column covers.
+fn pool_plane(x: &[f32], w: usize, (rows, cols): (&[Vec<usize>], &[Vec<usize>]), out: &mut [f32], idx: &mut [i64]) {
+    let ow = cols.len();
+    for (oy, iys) in rows.iter().enumerate() {
+        for (ox, ixs) in cols.iter().enumerate() {
+            let (mut best, mut at) = (f32::NEG_INFINITY, -1i64);
+            for &iy in iys {
+                for &ix in ixs {
+                    let v = x[iy * w + ix];
+                    if at < 0 || v > best || v.is_nan() {
+                        best = v;
+                        at = (iy * w + ix) as i64;
+                    }
+                }
+            }
+            out[oy * ow + ox] = best;
+            idx[oy * ow + ox] = at;
+        }
+    }
+}
+
+/// The common 2×2 window at stride 2 without padding, on one plane of width `w`: the same scan
+/// order and NaN rule as the general loop, with the four taps unrolled.
+fn pool_2x2(x: &[f32], w: usize, [oh, ow]: [usize; 2], out: &mut [f32], idx: &mut [i64]) {
+    for oy in 0..oh {
+        let top = 2 * oy * w;
+        let (upper, lower) = (&x[top..][..2 * ow], &x[top + w..][..2 * ow]);
+        let (out, idx) = (&mut out[oy * ow..][..ow], &mut idx[oy * ow..][..ow]);
+        for ox in 0..ow {
+            let i = 2 * ox;
+            let taps = [(upper[i], top + i), (upper[i + 1], top + i + 1), (lower[i], top + w + i), (lower[i + 1], top + w + i + 1)];
+            let (mut best, mut at) = taps[0];
+            for &(v, j) in &taps[1..] {
+                if v > best || v.is_nan() {
+                    (best, at) = (v, j);
+                }
+            }
+            out[ox] = best;
+            idx[ox] = at as i64;
+        }
+    }
 }
 
 /// The input gradient `[N, C, H, W]`: each output gradient added at its maximum's index.
@@ -93,6 +127,9 @@ pub fn backward(g: &Geometry, grad: &[f32], indices: &[i64]) -> Vec<f32> {
         return dx;
     }
     dx.par_chunks_mut(h * w).enumerate().for_each(|(plane, dx)| {
+        // Written before it is read: a fresh zeroed allocation read first maps the shared zero
+        // page, and each later write then costs a copy-on-write fault and a TLB shootdown.
+        dx.fill(0.0);
         let (grad, idx) = (&grad[plane * oh * ow..][..oh * ow], &indices[plane * oh * ow..][..oh * ow]);
         for (g, &i) in grad.iter().zip(idx) {
             if i >= 0 {
@@ -131,5 +168,19 @@ mod tests {
         let (out, idx) = forward(&g, &x);
         // Dilation 2: output (0, 0) looks at x[0], x[2], x[10], x[12].
         assert_eq!((out[0], idx[0]), (12.0, 12));
+    }
+
+    #[test]
+    fn the_unrolled_2x2_window_matches_the_general_loop() {
+        // 7×9: odd sizes leave a last row and column out, as floor mode does; ties and NaNs.
+        let mut x: Vec<f32> = (0..63).map(|i| ((i * 7) % 5) as f32).collect();
+        x[20] = f32::NAN;
+        x[21] = f32::NAN;
+        let g = Geometry::new([1, 1, 7, 9], [2, 2], [2, 2], [0, 0], [1, 1]).unwrap();
+        let (mut out, mut idx) = (vec![0.0; 12], vec![0; 12]);
+        pool_plane(&x, 9, (&g.taps(0), &g.taps(1)), &mut out, &mut idx);
+        let (fast_out, fast_idx) = forward(&g, &x);
+        assert_eq!(fast_idx, idx);
+        assert_eq!(fast_out.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), out.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
     }
 }

@@ -100,6 +100,9 @@ pub struct TrainerConfig {
     /// Sum the gradients of this many batches before each optimizer step (losses are divided
     /// by it, so the step sees their mean).
     pub accumulate_grad_batches: usize,
+    /// Keep freed activation memory in the process (glibc's mmap and trim thresholds raised,
+    /// see [`crate::allocator::tune`]); `FULMEN_TUNE_ALLOCATOR=0` also turns it off.
+    pub tune_allocator: bool,
 }
 
 /// Gradient clipping (Lightning's `gradient_clip_val` with `gradient_clip_algorithm`).
@@ -134,6 +137,7 @@ impl Default for TrainerConfig {
             handle_sigint: true,
             gradient_clip: None,
             accumulate_grad_batches: 1,
+            tune_allocator: true,
         }
     }
 }

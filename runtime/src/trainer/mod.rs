@@ -92,6 +92,8 @@ impl<M: LightningModule> TrainerBuilder<M> {
         gradient_clip: GradientClip => gradient_clip (Some);
         /// Batches whose gradients make one optimizer step (default 1).
         accumulate_grad_batches: usize => accumulate_grad_batches;
+        /// Raise glibc's malloc thresholds so each step reuses its buffers (default true).
+        tune_allocator: bool => tune_allocator;
     }
 
     /// Where logs and checkpoints go (default: the working directory).
@@ -145,6 +147,9 @@ impl<M: LightningModule> TrainerBuilder<M> {
     pub fn build(self) -> Result<Trainer<M>> {
         let config = self.config.resolved()?;
         let device = config.accelerator.device(config.devices)?;
+        if config.tune_allocator && crate::allocator::wanted() {
+            crate::allocator::tune();
+        }
         let mut loggers = self.loggers;
         if config.fast_dev_run > 0 {
             loggers.clear();
