@@ -152,9 +152,7 @@ fn rayon_threads() -> usize {
 fn main() {
     if let Ok(job) = std::env::var("BENCH_CHILD") {
         let [batch, steps] = [0, 1].map(|i| job.split(' ').nth(i).and_then(|v| v.parse().ok()).expect("BENCH_CHILD = \"batch steps\""));
-        if fulmen::allocator::wanted() {
-            fulmen::allocator::tune();
-        }
+        fulmen::allocator::tune_unless_opted_out();
         println!("{}", train_steps(batch, steps));
         return;
     }

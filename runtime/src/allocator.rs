@@ -1,12 +1,14 @@
 //! glibc malloc tuning for training. Every step frees and reallocates the same large activation
 //! and gradient buffers. With glibc's defaults, blocks above its mmap threshold get fresh
 //! mappings and freed heap tops go back to the OS, so each step page-faults its buffers in
-//! again (with a TLB-shootdown interrupt per page on the other cores). Raising both thresholds
+//! again (and a zeroed buffer that is read before it is written maps the shared zero page, so
+//! each first write costs a copy-on-write fault and a TLB-shootdown interrupt to the other
+//! cores). Raising both thresholds
 //! keeps that memory in the process: the tutorial CNN's step at batch 128 went from 25% to 3%
 //! kernel time and 1.35× the throughput on a 2-core machine.
 //!
-//! The Trainer calls [`tune`] when it is built, unless `TrainerBuilder::tune_allocator(false)`
-//! or `FULMEN_TUNE_ALLOCATOR=0`. The settings are process-wide and stay for its lifetime.
+//! The Trainer calls [`tune_unless_opted_out`] when it is built, unless
+//! `TrainerBuilder::tune_allocator(false)`. The settings are process-wide and stay for its lifetime.
 
 /// glibc's largest mmap threshold on 64-bit targets (`DEFAULT_MMAP_THRESHOLD_MAX`).
 pub const MMAP_THRESHOLD: i32 = 32 << 20;
@@ -28,9 +30,9 @@ pub fn tune() -> bool {
     }
 }
 
-/// False when the environment says `FULMEN_TUNE_ALLOCATOR=0`.
-pub fn wanted() -> bool {
-    std::env::var("FULMEN_TUNE_ALLOCATOR").map_or(true, |v| v.trim() != "0")
+/// [`tune`], unless the environment says `FULMEN_TUNE_ALLOCATOR=0`. Returns whether it tuned.
+pub fn tune_unless_opted_out() -> bool {
+    std::env::var("FULMEN_TUNE_ALLOCATOR").map_or(true, |v| v.trim() != "0") && tune()
 }
 
 /// Bytes glibc holds in blocks it mapped on their own (`mallinfo2().hblkhd`), to check where

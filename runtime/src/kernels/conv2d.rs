@@ -398,7 +398,7 @@ pub fn backward(g: &Geometry, x: &[f32], w: &[f32], grad: &[f32], wanted: Wanted
             if !image_weight && !wanted.x {
                 return dw;
             }
-            let (mut col, mut dcol) = (vec![0.0f32; k * p], vec![0.0f32; if wanted.x { k * p } else { 0 }]);
+            let (mut col, mut dcol) = (vec![0.0f32; if image_weight { k * p } else { 0 }], vec![0.0f32; if wanted.x { k * p } else { 0 }]);
             for (i, slot) in images.iter_mut().enumerate() {
                 let n = first + i;
                 let image = &x[n * g.image_len()..][..g.image_len()];

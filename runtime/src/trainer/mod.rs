@@ -147,8 +147,8 @@ impl<M: LightningModule> TrainerBuilder<M> {
     pub fn build(self) -> Result<Trainer<M>> {
         let config = self.config.resolved()?;
         let device = config.accelerator.device(config.devices)?;
-        if config.tune_allocator && crate::allocator::wanted() {
-            crate::allocator::tune();
+        if config.tune_allocator {
+            crate::allocator::tune_unless_opted_out();
         }
         let mut loggers = self.loggers;
         if config.fast_dev_run > 0 {
