@@ -49,9 +49,10 @@ fn conv_run(fast: bool, xs: [usize; 4], ws: [usize; 4], bias: bool, options: &Co
 #[test]
 fn conv2d_matches_burns_outputs_and_gradients() {
     // (input, weight, stride, padding (before, after) per axis, dilation, groups)
-    let cases: [([usize; 4], [usize; 4], [usize; 2], [(usize, usize); 2], [usize; 2], usize); 8] = [
+    let cases: [([usize; 4], [usize; 4], [usize; 2], [(usize, usize); 2], [usize; 2], usize); 9] = [
         ([4, 3, 32, 32], [32, 3, 3, 3], [1, 1], [(0, 0), (0, 0)], [1, 1], 1), // the tutorial's conv1
-        ([2, 32, 14, 14], [64, 32, 3, 3], [1, 1], [(0, 0), (0, 0)], [1, 1], 1), // conv3
+        ([2, 32, 14, 14], [64, 32, 3, 3], [1, 1], [(0, 0), (0, 0)], [1, 1], 1), // conv3 (Winograd)
+        ([3, 16, 9, 11], [8, 16, 3, 3], [1, 1], [(1, 1), (0, 2)], [1, 1], 1), // Winograd: odd sizes, asymmetric padding
         ([1, 5, 11, 9], [7, 5, 3, 3], [2, 2], [(1, 1), (1, 1)], [1, 1], 1), // batch 1, odd sizes, stride 2
         ([3, 4, 10, 13], [6, 4, 5, 3], [1, 2], [(2, 2), (1, 1)], [2, 1], 1), // dilation, mixed stride
         ([2, 6, 9, 9], [9, 2, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 3), // groups

@@ -1,11 +1,13 @@
 //! f32 conv2d on NCHW host buffers: forward and the three gradients, by im2col + gemm per image
 //! (images in parallel). Stride, asymmetric padding, dilation, groups, with or without bias.
-//! Stride-1 convs (and stride-1 input gradients, which are forward convs) use the wide layout
+//! 3×3 stride-1 convs with enough channels go to [`winograd`] (2.25× less gemm work). Other
+//! stride-1 convs (and stride-1 input gradients, which are forward convs) use the wide layout
 //! ([`Wide`]), whose im2col is one contiguous copy per row; other strides gather row by row.
 
 use rayon::prelude::*;
 
 use super::matmul::{View, matmul};
+use super::winograd;
 
 /// The sizes of one conv2d call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -281,6 +283,10 @@ pub fn forward(g: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<
     if out.is_empty() {
         return out;
     }
+    if winograd::applies(g) {
+        winograd::forward(g, x, w, bias, &mut out);
+        return out;
+    }
     if let Some(wide) = g.wide() {
         forward_wide(g, wide, x, w, bias, &mut out);
         return out;
@@ -376,9 +382,10 @@ pub fn backward(g: &Geometry, x: &[f32], w: &[f32], grad: &[f32], wanted: Wanted
     });
     // Stride 1 (most convs): the input gradient is itself a forward conv.
     let direct_dx = if wanted.x { input_grad_as_conv(g, w, grad) } else { None };
-    let wanted = Wanted { x: wanted.x && direct_dx.is_none(), ..wanted };
+    let winograd_dw = (wanted.weight && winograd::applies(g)).then(|| winograd::weight_grad(g, x, grad));
+    let wanted = Wanted { x: wanted.x && direct_dx.is_none(), weight: wanted.weight && winograd_dw.is_none(), ..wanted };
     if !wanted.x && !wanted.weight {
-        return (direct_dx, None, bias);
+        return (direct_dx, winograd_dw, bias);
     }
     let (parallel_gemm, wide) = (g.parallel_gemm(), g.wide());
     let weight_len = g.out_channels * k;
@@ -430,7 +437,7 @@ pub fn backward(g: &Geometry, x: &[f32], w: &[f32], grad: &[f32], wanted: Wanted
         }
         dw
     });
-    (direct_dx.or(wanted.x.then_some(dx)), weight, bias)
+    (direct_dx.or(wanted.x.then_some(dx)), winograd_dw.or(weight), bias)
 }
 
 #[cfg(test)]
@@ -482,6 +489,10 @@ mod tests {
             ([1, 2, 4, 3], [3, 2, 2, 3], [1, 1], [(0, 0), (0, 0)], [1, 1], 1),
             // Nine images on two threads: uneven chunks.
             ([9, 2, 5, 4], [3, 2, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),
+            // Winograd: odd outputs (edge tiles), asymmetric padding, one image, a task per image.
+            ([3, 8, 7, 6], [9, 8, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),
+            ([1, 10, 5, 8], [8, 10, 3, 3], [1, 1], [(0, 2), (1, 0)], [1, 1], 1),
+            ([5, 8, 31, 33], [8, 8, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),
         ];
         let two_threads = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
         for (xs, ws, stride, padding, dilation, groups) in cases {
@@ -505,13 +516,15 @@ mod tests {
             ([2, 2, 5, 4], [4, 1, 3, 2], [2, 1], [(1, 0), (1, 1)], [1, 2], 2),
             ([2, 4, 6, 5], [4, 2, 3, 2], [1, 1], [(1, 2), (0, 1)], [2, 1], 2),
             ([9, 2, 5, 4], [4, 2, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),
+            // Winograd (forward, input gradient as a conv, weight gradient): odd and asymmetric.
+            ([3, 8, 5, 6], [8, 8, 3, 3], [1, 1], [(1, 1), (0, 1)], [1, 1], 1),
         ];
         let two_threads = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
         for (xs, ws, stride, padding, dilation, groups) in cases {
             let g = Geometry::new(xs, ws, stride, padding, dilation, groups).unwrap();
             let x = values(xs.iter().product(), 0.3);
             let w = values(ws.iter().product(), 0.9);
-            let b = values(4, 0.2);
+            let b = values(ws[0], 0.2);
             let out_len = g.batch * g.out_image_len();
             let weights = values(out_len, 2.0); // loss = Σ weights · out
             let loss = |x: &[f32], w: &[f32], b: &[f32]| -> f64 { naive(&g, x, w, Some(b)).iter().zip(&weights).map(|(o, c)| (*o as f64) * (*c as f64)).sum() };

@@ -18,6 +18,7 @@ pub mod conv2d;
 mod extension;
 mod matmul;
 pub mod max_pool;
+mod winograd;
 
 pub use extension::FastOps;
 
