@@ -20,9 +20,10 @@ const MIN_CHANNELS: usize = 8;
 /// Images are grouped so that one task's gemms are about this many tiles wide.
 const TILES_PER_TASK: usize = 256;
 
-/// Whether `g` takes this path.
+/// Whether `g` takes this path (an empty input plane, padding only, stays on im2col).
 pub(super) fn applies(g: &Geometry) -> bool {
-    g.kernel == [3, 3] && g.stride == [1, 1] && g.dilation == [1, 1] && g.groups == 1 && g.in_channels.min(g.out_channels) >= MIN_CHANNELS
+    let shape = g.kernel == [3, 3] && g.stride == [1, 1] && g.dilation == [1, 1] && g.groups == 1;
+    shape && g.in_channels.min(g.out_channels) >= MIN_CHANNELS && !g.input.contains(&0)
 }
 
 /// How the outputs are cut into 2×2 tiles and the images into tasks.
@@ -30,7 +31,8 @@ pub(super) fn applies(g: &Geometry) -> bool {
 /// Each row of tiles has one extra junk tile at its end (`span = tw + 1` slots), so that every
 /// transform is an elementwise op over all of an image's tile slots at once: a run whose
 /// neighbours one tile right and one tile down sit at fixed offsets (1 and `span`). The junk
-/// tiles cost `1 / tw` more gemm work, and their outputs are never written.
+/// tiles cost `1 / tw` more gemm work; their outputs are never written, and their output
+/// gradients are zero, so they add nothing to the weight gradient.
 #[derive(Debug, Clone, Copy)]
 struct Tiling {
     /// Tile rows and (valid) tile columns per image.
