@@ -198,12 +198,11 @@ fn b_transpose(a: &[f32], b: &[f32], c: &[f32], d: &[f32], out: [&mut [f32]; 4])
     }
 }
 
-/// The four runs `e + offset`, `e + 4 + offset`, … (one column of the 4×4 tile elements) of
-/// the 16 `[C, T]` planes in `planes`, each `len` long from `offset`.
+/// The runs `offset..offset + len` of the four planes `elements` (tile elements `e`) of
+/// the 16 `[C, T]` planes, without allocating (this runs per channel and image).
 #[inline(always)]
-fn column<'a>(planes: &'a mut [&mut [f32]], j: usize, offset: usize, len: usize) -> [&'a mut [f32]; 4] {
-    let runs: Vec<&mut [f32]> = planes.iter_mut().skip(j).step_by(4).map(|p| &mut p[offset..][..len]).collect();
-    runs.try_into().unwrap_or_else(|_| panic!("four rows per column"))
+fn runs_of<'a>(planes: &'a mut [&mut [f32]], elements: [usize; 4], offset: usize, len: usize) -> [&'a mut [f32]; 4] {
+    planes.get_disjoint_mut(elements).expect("four distinct tile elements").map(|p| &mut p[offset..][..len])
 }
 
 /// `even[x] = src[2x]`, `odd[x] = src[2x + 1]`. Eight at a time through fixed-size arrays,
@@ -273,8 +272,7 @@ fn input_transform(g: &Geometry, t: &Tiling, images: &[f32], s: &mut Scratch) {
             // … then B along the rows, into V[4i + j].
             let base = c * tiles + n * len;
             for i in 0..4 {
-                let out: Vec<&mut [f32]> = planes[4 * i..4 * i + 4].iter_mut().map(|p| &mut p[base..][..len]).collect();
-                let out: [&mut [f32]; 4] = out.try_into().unwrap_or_else(|_| panic!("four elements per row"));
+                let out = runs_of(&mut planes, [4 * i, 4 * i + 1, 4 * i + 2, 4 * i + 3], base, len);
                 b_transpose(runs[i], runs[4 + i], runs[8 + i], runs[12 + i], out);
             }
         }
@@ -367,7 +365,7 @@ fn grad_transform(g: &Geometry, t: &Tiling, grad: &[f32], s: &mut Scratch) {
             a_apply(y10, y11, [&mut *p10, &mut *p11, &mut *p12, &mut *p13]);
             let base = co * tiles + n * len;
             for (j, (p0, p1)) in [(&*p00, &*p10), (&*p01, &*p11), (&*p02, &*p12), (&*p03, &*p13)].into_iter().enumerate() {
-                a_apply(p0, p1, column(&mut planes, j, base, len));
+                a_apply(p0, p1, runs_of(&mut planes, [j, j + 4, j + 8, j + 12], base, len));
             }
         }
     }
