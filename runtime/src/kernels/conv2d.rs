@@ -493,6 +493,8 @@ mod tests {
             ([3, 8, 7, 6], [9, 8, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),
             ([1, 10, 5, 8], [8, 10, 3, 3], [1, 1], [(0, 2), (1, 0)], [1, 1], 1),
             ([5, 8, 31, 33], [8, 8, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),
+            // Winograd, several images per task, bottom padding past the last input row.
+            ([7, 8, 5, 6], [8, 8, 3, 3], [1, 1], [(0, 2), (2, 1)], [1, 1], 1),
         ];
         let two_threads = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
         for (xs, ws, stride, padding, dilation, groups) in cases {

@@ -20,18 +20,19 @@ const MIN_CHANNELS: usize = 8;
 /// Images are grouped so that one task's gemms are about this many tiles wide.
 const TILES_PER_TASK: usize = 256;
 
-/// Whether `g` takes this path (an empty input plane, padding only, stays on im2col).
+/// Whether `g` takes this path (an empty input or output plane stays on im2col).
 pub(super) fn applies(g: &Geometry) -> bool {
     let shape = g.kernel == [3, 3] && g.stride == [1, 1] && g.dilation == [1, 1] && g.groups == 1;
-    shape && g.in_channels.min(g.out_channels) >= MIN_CHANNELS && !g.input.contains(&0)
+    let empty = g.input.contains(&0) || g.output.contains(&0);
+    shape && g.in_channels.min(g.out_channels) >= MIN_CHANNELS && !empty
 }
 
 /// How the outputs are cut into 2×2 tiles and the images into tasks.
 ///
 /// Each row of tiles has one extra junk tile at its end (`span = tw + 1` slots), so that every
-/// transform is an elementwise op over all of an image's tile slots at once: a run whose
-/// neighbours one tile right and one tile down sit at fixed offsets (1 and `span`). The junk
-/// tiles cost `1 / tw` more gemm work; their outputs are never written, and their output
+/// transform is an elementwise op over all of a task's tile slots at once (one long run per
+/// channel, across its images): a run whose neighbour one tile right sits at offset 1. The
+/// junk tiles cost `1 / tw` more gemm work; their outputs are never written, and their output
 /// gradients are zero, so they add nothing to the weight gradient.
 #[derive(Debug, Clone, Copy)]
 struct Tiling {
@@ -57,10 +58,15 @@ impl Tiling {
         self.tiles[0] * self.span
     }
 
-    /// The length of one parity plane: `(tiles[0] + 1) · span`, plus one so that the run one
-    /// tile down and right stays inside.
-    fn quarter(&self) -> usize {
-        (self.tiles[0] + 1) * self.span + 1
+    /// Tile slots in a full task.
+    fn task(&self) -> usize {
+        self.images * self.per_image()
+    }
+
+    /// The length of one parity plane: a full task's tile slots plus one, so that the run one
+    /// tile right stays inside.
+    fn plane(&self) -> usize {
+        self.task() + 1
     }
 
     /// Whether one task's gemms should themselves run on several threads (fewer tasks than threads).
@@ -69,13 +75,15 @@ impl Tiling {
     }
 }
 
-/// Per-thread buffers: the padded input plane split by row and column parity, sixteen runs of
-/// temporaries, and the task's two `[16, C, T]` matrices. Kept per thread between calls
-/// ([`with_scratch`]), so a training step allocates and zeroes none of it.
+/// Per-thread buffers: one channel of the task's padded input images split by row and column
+/// parity, sixteen runs of temporaries, and the task's two `[16, C, T]` matrices. Kept per
+/// thread between calls ([`with_scratch`]), so a training step allocates and zeroes none of it.
 #[derive(Default)]
 struct Scratch {
-    /// Four parity planes: `[2 · row parity + column parity][(y / 2) · span + x / 2]` holds
-    /// padded input `(y, x)`; their borders stay zero.
+    /// Eight parity planes, `[4 · shift + 2 · row parity + column parity]`: with `shift` 0,
+    /// slot `n · per_image + r · span + x / 2` holds image `n`'s padded input `(2r + parity, x)`;
+    /// with `shift` 1 the same one tile row lower (`2r + 2 + parity`), so that the rows a tile
+    /// reads all sit at its own slot. Cells that no input reaches stay zero.
     quarters: Vec<f32>,
     runs: Vec<f32>,
     v: Vec<f32>,
@@ -87,10 +95,10 @@ struct Scratch {
 impl Scratch {
     /// Sizes the buffers for `g` and zeroes the parity planes.
     fn prepare(&mut self, g: &Geometry, t: &Tiling) {
-        let tiles = t.images * t.per_image();
+        let tiles = t.task();
         self.quarters.clear();
-        self.quarters.resize(4 * t.quarter(), 0.0);
-        for (buffer, len) in [(&mut self.runs, 16 * t.per_image()), (&mut self.v, 16 * g.in_channels * tiles), (&mut self.m, 16 * g.out_channels * tiles)] {
+        self.quarters.resize(8 * t.plane(), 0.0);
+        for (buffer, len) in [(&mut self.runs, 16 * tiles), (&mut self.v, 16 * g.in_channels * tiles), (&mut self.m, 16 * g.out_channels * tiles)] {
             if buffer.len() < len {
                 buffer.resize(len, 0.0);
             }
@@ -205,31 +213,54 @@ fn runs_of<'a>(planes: &'a mut [&mut [f32]], elements: [usize; 4], offset: usize
     planes.get_disjoint_mut(elements).expect("four distinct tile elements").map(|p| &mut p[offset..][..len])
 }
 
+/// The starts of the 8-element blocks that cover `0..n` (for `n ≥ 8`): every multiple of 8,
+/// then, for a ragged end, one more block overlapping the one before it from the last even
+/// start at or below `n − 8`. With an odd `n`, element `n − 1` is left over.
+#[inline(always)]
+fn blocks(n: usize) -> impl Iterator<Item = usize> {
+    let last = (n % 8 != 0).then(|| (n - 8) & !1);
+    (0..n / 8).map(|i| 8 * i).chain(last)
+}
+
 /// `even[x] = src[2x]`, `odd[x] = src[2x + 1]`. Eight at a time through fixed-size arrays,
-/// which the compiler turns into vector shuffles (a plain stride-2 loop stays scalar).
+/// which the compiler turns into vector shuffles (a plain stride-2 loop stays scalar); a
+/// ragged end is one more overlapping block rather than a scalar tail.
 #[inline(always)]
 fn deinterleave(src: &[f32], even: &mut [f32], odd: &mut [f32]) {
-    let blocks = src.chunks_exact(8);
-    let (done, tail) = (4 * blocks.len(), blocks.remainder());
-    for ((e, o), b) in even.chunks_exact_mut(4).zip(odd.chunks_exact_mut(4)).zip(blocks) {
-        e.copy_from_slice(&[b[0], b[2], b[4], b[6]]);
-        o.copy_from_slice(&[b[1], b[3], b[5], b[7]]);
+    let n = src.len();
+    if n < 8 {
+        for (i, v) in src.iter().enumerate() {
+            let half = if i % 2 == 0 { &mut *even } else { &mut *odd };
+            half[i / 2] = *v;
+        }
+        return;
     }
-    for (i, v) in tail.iter().enumerate() {
-        let half = if i % 2 == 0 { &mut *even } else { &mut *odd };
-        half[done + i / 2] = *v;
+    for start in blocks(n) {
+        let b: &[f32; 8] = src[start..start + 8].try_into().expect("an 8-element block");
+        even[start / 2..start / 2 + 4].copy_from_slice(&[b[0], b[2], b[4], b[6]]);
+        odd[start / 2..start / 2 + 4].copy_from_slice(&[b[1], b[3], b[5], b[7]]);
+    }
+    if n % 2 == 1 {
+        even[n / 2] = src[n - 1];
     }
 }
 
 /// `dst[2x] = even[x] + bias`, `dst[2x + 1] = odd[x] + bias`, eight at a time (see [`deinterleave`]).
 #[inline(always)]
 fn interleave(even: &[f32], odd: &[f32], bias: f32, dst: &mut [f32]) {
-    let done = 4 * (dst.len() / 8);
-    for ((d, e), o) in dst.chunks_exact_mut(8).zip(even.chunks_exact(4)).zip(odd.chunks_exact(4)) {
-        d.copy_from_slice(&[e[0], o[0], e[1], o[1], e[2], o[2], e[3], o[3]].map(|v| v + bias));
+    let n = dst.len();
+    if n < 8 {
+        for (i, v) in dst.iter_mut().enumerate() {
+            *v = if i % 2 == 0 { even[i / 2] } else { odd[i / 2] } + bias;
+        }
+        return;
     }
-    for (i, v) in dst[2 * done..].iter_mut().enumerate() {
-        *v = if i % 2 == 0 { even[done + i / 2] } else { odd[done + i / 2] } + bias;
+    for start in blocks(n) {
+        let (e, o) = (&even[start / 2..start / 2 + 4], &odd[start / 2..start / 2 + 4]);
+        dst[start..start + 8].copy_from_slice(&[e[0], o[0], e[1], o[1], e[2], o[2], e[3], o[3]].map(|v| v + bias));
+    }
+    if n % 2 == 1 {
+        dst[n - 1] = even[n / 2] + bias;
     }
 }
 
@@ -246,35 +277,53 @@ fn spread(line: &[f32], left: usize, even: &mut [f32], odd: &mut [f32]) {
 }
 
 /// `V` (`[16, C, T]`, `T` = the task's tile slots, image-major) from consecutive input images:
-/// `Bᵀ d B` per tile.
+/// `Bᵀ d B` per tile, one channel of all the task's images at a time.
 #[inline(always)]
 fn input_transform(g: &Geometry, t: &Tiling, images: &[f32], s: &mut Scratch) {
     let ([h, w], [(top, _), (left, _)], span, len) = (g.input, g.padding, t.span, t.per_image());
-    let (quarter, tiles) = (t.quarter(), s.tiles);
+    let (plane, tiles, rows) = (t.plane(), s.tiles, t.tiles[0]);
     let mut planes: Vec<&mut [f32]> = s.v[..16 * g.in_channels * tiles].chunks_mut(g.in_channels * tiles).collect();
-    for (n, image) in images.chunks(g.in_channels * h * w).enumerate() {
-        for (c, input) in image.chunks(h * w).enumerate() {
-            // Spread the channel over the parity planes (every channel writes the same cells).
-            for (y, line) in input.chunks(w).enumerate() {
-                let py = top + y;
-                let row = 2 * (py % 2) * quarter + (py / 2) * span;
-                let (even, odd) = s.quarters[row..].split_at_mut(quarter);
-                spread(line, left, even, odd);
+    for c in 0..g.in_channels {
+        // Spread the channel over the shift-0 parity planes (every channel and image writes the
+        // same cells) …
+        let input = |n: usize, y: usize| &images[(n * g.in_channels + c) * h * w + y * w..][..w];
+        for n in 0..tiles / len {
+            for y in (0..h).filter(|y| (top + y) / 2 < rows) {
+                let at = 2 * ((top + y) % 2) * plane + n * len + (top + y) / 2 * span;
+                let (even, odd) = s.quarters[at..].split_at_mut(plane);
+                spread(input(n, y), left, even, odd);
             }
-            // d[k][l] (tile row k, column l) is parity plane (k % 2, l % 2) from offset
-            // (k / 2) · span + l / 2. Bᵀ down the columns into T[i][l] …
-            let d = |k: usize, l: usize| &s.quarters[(2 * (k % 2) + l % 2) * quarter + (k / 2) * span + l / 2..][..len];
-            let mut runs = split_runs::<16>(&mut s.runs, len);
-            for l in 0..4 {
-                let [r0, r1, r2, r3, ..] = &mut runs[l * 4..] else { unreachable!("16 runs") };
-                b_transpose(d(0, l), d(1, l), d(2, l), d(3, l), [r0, r1, r2, r3]);
+        }
+        // … copy them one tile row on into the shift-1 planes, and put each image's plane row
+        // `rows` (padded input rows 2 · rows and 2 · rows + 1) in its last row there.
+        for p in 0..4 {
+            s.quarters.copy_within(p * plane + span..p * plane + tiles, (4 + p) * plane);
+        }
+        for n in 0..tiles / len {
+            for parity in 0..2 {
+                let at = (4 + 2 * parity) * plane + n * len + (rows - 1) * span;
+                let (even, odd) = s.quarters[at..].split_at_mut(plane);
+                match (2 * rows + parity).checked_sub(top).filter(|&y| y < h) {
+                    Some(y) => spread(input(n, y), left, even, odd),
+                    None => {
+                        even[..span].fill(0.0);
+                        odd[..span].fill(0.0);
+                    }
+                }
             }
-            // … then B along the rows, into V[4i + j].
-            let base = c * tiles + n * len;
-            for i in 0..4 {
-                let out = runs_of(&mut planes, [4 * i, 4 * i + 1, 4 * i + 2, 4 * i + 3], base, len);
-                b_transpose(runs[i], runs[4 + i], runs[8 + i], runs[12 + i], out);
-            }
+        }
+        // d[k][l] (tile row k, column l) is plane (k / 2, k % 2, l % 2) from offset l / 2.
+        // Bᵀ down the columns into T[i][l] …
+        let d = |k: usize, l: usize| &s.quarters[(4 * (k / 2) + 2 * (k % 2) + l % 2) * plane + l / 2..][..tiles];
+        let mut runs = split_runs::<16>(&mut s.runs, tiles);
+        for l in 0..4 {
+            let [r0, r1, r2, r3, ..] = &mut runs[l * 4..] else { unreachable!("16 runs") };
+            b_transpose(d(0, l), d(1, l), d(2, l), d(3, l), [r0, r1, r2, r3]);
+        }
+        // … then B along the rows, into V[4i + j].
+        for i in 0..4 {
+            let out = runs_of(&mut planes, [4 * i, 4 * i + 1, 4 * i + 2, 4 * i + 3], c * tiles, tiles);
+            b_transpose(runs[i], runs[4 + i], runs[8 + i], runs[12 + i], out);
         }
     }
 }
@@ -316,27 +365,28 @@ fn split_runs<const N: usize>(buffer: &mut [f32], len: usize) -> [&mut [f32]; N]
     runs.try_into().unwrap_or_else(|_| panic!("scratch holds {N} runs"))
 }
 
-/// Output images `[n, C_out, OH, OW]` from `M` (`[16, C_out, T]`): `Aᵀ M A` per tile, plus bias.
+/// Output images `[n, C_out, OH, OW]` from `M` (`[16, C_out, T]`): `Aᵀ M A` per tile, plus
+/// bias, one output channel of all the task's images at a time.
 #[inline(always)]
 fn output_transform(g: &Geometry, t: &Tiling, s: &mut Scratch, bias: Option<&[f32]>, out: &mut [f32]) {
     let ([oh, ow], tw, span, len, tiles) = (g.output, t.tiles[1], t.span, t.per_image(), s.tiles);
     let m = &s.m[..16 * g.out_channels * tiles];
     let stride = g.out_channels * tiles;
-    let [c00, c01, c02, c03, c10, c11, c12, c13, y0e, y0o, y1e, y1o, ..] = split_runs::<16>(&mut s.runs, len);
-    for (n, image) in out.chunks_mut(g.out_channels * oh * ow).enumerate() {
-        for (co, plane) in image.chunks_mut(oh * ow).enumerate() {
-            let e = |i: usize, j: usize| &m[(4 * i + j) * stride + co * tiles + n * len..][..len];
-            // Down the columns (c_rj: output row r, tile column j), then along the rows.
-            for (j, (first, second)) in [(&mut *c00, &mut *c10), (&mut *c01, &mut *c11), (&mut *c02, &mut *c12), (&mut *c03, &mut *c13)].into_iter().enumerate() {
-                a_transpose(e(0, j), e(1, j), e(2, j), e(3, j), first, second);
-            }
-            a_transpose(c00, c01, c02, c03, y0e, y0o);
-            a_transpose(c10, c11, c12, c13, y1e, y1o);
-            // Interleave even and odd columns into the output rows, plus the bias.
-            let b = bias.map_or(0.0, |b| b[co]);
-            for (y, line) in plane.chunks_mut(ow).enumerate() {
+    let [c00, c01, c02, c03, c10, c11, c12, c13, y0e, y0o, y1e, y1o, ..] = split_runs::<16>(&mut s.runs, tiles);
+    for co in 0..g.out_channels {
+        let e = |i: usize, j: usize| &m[(4 * i + j) * stride + co * tiles..][..tiles];
+        // Down the columns (c_rj: output row r, tile column j), then along the rows.
+        for (j, (first, second)) in [(&mut *c00, &mut *c10), (&mut *c01, &mut *c11), (&mut *c02, &mut *c12), (&mut *c03, &mut *c13)].into_iter().enumerate() {
+            a_transpose(e(0, j), e(1, j), e(2, j), e(3, j), first, second);
+        }
+        a_transpose(c00, c01, c02, c03, y0e, y0o);
+        a_transpose(c10, c11, c12, c13, y1e, y1o);
+        // Interleave even and odd columns into each image's output rows, plus the bias.
+        let b = bias.map_or(0.0, |b| b[co]);
+        for (n, image) in out.chunks_mut(g.out_channels * oh * ow).enumerate() {
+            for (y, line) in image[co * oh * ow..][..oh * ow].chunks_mut(ow).enumerate() {
                 let (even, odd) = if y % 2 == 0 { (&*y0e, &*y0o) } else { (&*y1e, &*y1o) };
-                let row = (y / 2) * span;
+                let row = n * len + (y / 2) * span;
                 interleave(&even[row..][..tw], &odd[row..][..tw], b, line);
             }
         }
@@ -344,29 +394,30 @@ fn output_transform(g: &Geometry, t: &Tiling, s: &mut Scratch, bias: Option<&[f3
 }
 
 /// `dM` (`[16, C_out, T]`, into `s.m`) from output-gradient images: `A dY Aᵀ` per tile, with
-/// zeros for junk tiles and for the outputs past an odd edge.
+/// zeros for junk tiles and for the outputs past an odd edge; one output channel of all the
+/// task's images at a time.
 #[inline(always)]
 fn grad_transform(g: &Geometry, t: &Tiling, grad: &[f32], s: &mut Scratch) {
     let ([oh, ow], tw, span, len, tiles) = (g.output, t.tiles[1], t.span, t.per_image(), s.tiles);
     let mut planes: Vec<&mut [f32]> = s.m[..16 * g.out_channels * tiles].chunks_mut(g.out_channels * tiles).collect();
-    let [y00, y01, y10, y11, p00, p01, p02, p03, p10, p11, p12, p13, ..] = split_runs::<16>(&mut s.runs, len);
-    for (n, image) in grad.chunks(g.out_channels * oh * ow).enumerate() {
-        for (co, plane) in image.chunks(oh * ow).enumerate() {
-            // The tiles' four gradients (y_rc: row r, column c) as runs.
-            for (r, (even, odd)) in [(&mut *y00, &mut *y01), (&mut *y10, &mut *y11)].into_iter().enumerate() {
-                even.fill(0.0);
-                odd.fill(0.0);
-                for ((even, odd), line) in even.chunks_mut(span).zip(odd.chunks_mut(span)).zip(plane.chunks(ow).skip(r).step_by(2)) {
-                    deinterleave(line, &mut even[..tw], &mut odd[..tw]);
-                }
+    let [y00, y01, y10, y11, p00, p01, p02, p03, p10, p11, p12, p13, ..] = split_runs::<16>(&mut s.runs, tiles);
+    for co in 0..g.out_channels {
+        // The tiles' four gradients (y_rc: row r, column c) as runs.
+        for y in [&mut *y00, &mut *y01, &mut *y10, &mut *y11] {
+            y.fill(0.0);
+        }
+        for (n, image) in grad.chunks(g.out_channels * oh * ow).enumerate() {
+            for (y, line) in image[co * oh * ow..][..oh * ow].chunks(ow).enumerate() {
+                let (even, odd) = if y % 2 == 0 { (&mut *y00, &mut *y01) } else { (&mut *y10, &mut *y11) };
+                let row = n * len + (y / 2) * span;
+                deinterleave(line, &mut even[row..][..tw], &mut odd[row..][..tw]);
             }
-            // A along the rows (p_rj), then down the columns into dM[i][j].
-            a_apply(y00, y01, [&mut *p00, &mut *p01, &mut *p02, &mut *p03]);
-            a_apply(y10, y11, [&mut *p10, &mut *p11, &mut *p12, &mut *p13]);
-            let base = co * tiles + n * len;
-            for (j, (p0, p1)) in [(&*p00, &*p10), (&*p01, &*p11), (&*p02, &*p12), (&*p03, &*p13)].into_iter().enumerate() {
-                a_apply(p0, p1, runs_of(&mut planes, [j, j + 4, j + 8, j + 12], base, len));
-            }
+        }
+        // A along the rows (p_rj), then down the columns into dM[i][j].
+        a_apply(y00, y01, [&mut *p00, &mut *p01, &mut *p02, &mut *p03]);
+        a_apply(y10, y11, [&mut *p10, &mut *p11, &mut *p12, &mut *p13]);
+        for (j, (p0, p1)) in [(&*p00, &*p10), (&*p01, &*p11), (&*p02, &*p12), (&*p03, &*p13)].into_iter().enumerate() {
+            a_apply(p0, p1, runs_of(&mut planes, [j, j + 4, j + 8, j + 12], co * tiles, tiles));
         }
     }
 }
@@ -426,4 +477,28 @@ pub(super) fn weight_grad(g: &Geometry, x: &[f32], grad: &[f32]) -> Vec<f32> {
         }
     }
     weight_transform_back(g, &du)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deinterleave_and_interleave_split_and_merge_every_length() {
+        for n in 0usize..40 {
+            let src: Vec<f32> = (0..n).map(|i| i as f32 + 0.5).collect();
+            let (mut even, mut odd) = (vec![-1.0; n.div_ceil(2) + 3], vec![-1.0; n / 2 + 3]);
+            deinterleave(&src, &mut even, &mut odd);
+            let expect = |parity: usize, len: usize| -> Vec<f32> {
+                let mut v: Vec<f32> = src.iter().skip(parity).step_by(2).copied().collect();
+                v.resize(len, -1.0); // cells past the row stay untouched
+                v
+            };
+            assert_eq!(even, expect(0, even.len()), "even half of {n}");
+            assert_eq!(odd, expect(1, odd.len()), "odd half of {n}");
+            let mut merged = vec![0.0; n];
+            interleave(&even, &odd, 2.0, &mut merged);
+            assert_eq!(merged, src.iter().map(|v| v + 2.0).collect::<Vec<_>>(), "merge of {n}");
+        }
+    }
 }
