@@ -29,7 +29,8 @@ pub mod prelude {
     pub use crate::{
         Accelerator, Batch, Callback, Cifar10DataModule, CkptPath, ClassificationBatch, CsvLogger, DataModule,
         EarlyStopping, FromHparams, GradientClip, Hyperparameters, ImagePredictionLogger, Interval,
-        LearningRateMonitor, LightningModule, LogOptions, Logger, Mode, ModelCheckpoint, Result, SetupStage, Stage,
+        LearningRateMonitor, LightningModule, LogOptions, Logger, ManualStep, Mode, ModelCheckpoint, OptimizerConfig,
+        Optimizers, Result, SetupStage, Stage,
         StepContext, SyntheticDataModule, TensorBoardLogger, Trainer, TrainerView, WandbLogger, hparams,
         hyperparameters,
     };

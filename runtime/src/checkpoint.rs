@@ -50,9 +50,15 @@ pub struct CheckpointHeader {
     /// Whether `epoch`'s training batches were all done (a resumed fit starts at the next epoch).
     #[serde(default)]
     pub epoch_finished: bool,
-    /// The learning rate in force (the scheduler's, when there is one).
-    #[serde(default)]
+    /// The first optimizer's learning rate, as checkpoints before several optimizers wrote
+    /// it; read when `optimizers` is empty.
+    #[serde(default, skip_serializing)]
     pub lr: Option<f64>,
+    /// Each optimizer's name and learning rate in force (the scheduler's, when it has one),
+    /// in `configure_optimizers`' order; their states are the sections `optimizer`,
+    /// `optimizer.1`, .. and `scheduler`, `scheduler.1`, ...
+    #[serde(default)]
+    pub optimizers: Vec<SavedOptimizer>,
     /// The model's hyperparameters.
     pub hparams: Option<serde_json::Value>,
     /// Callback states by state key.
@@ -64,14 +70,31 @@ pub struct CheckpointHeader {
     pub sections: Vec<Section>,
 }
 
+/// One optimizer as a checkpoint records it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SavedOptimizer {
+    /// Its label (`OptimizerConfig::label`).
+    pub name: String,
+    /// Its learning rate in force.
+    pub lr: f64,
+}
+
 /// A checkpoint read back: its header and its sections.
 #[derive(Debug)]
 pub struct Checkpoint {
     /// The header.
     pub header: CheckpointHeader,
     model: Vec<u8>,
-    optimizer: Option<Vec<u8>>,
-    scheduler: Option<Vec<u8>>,
+    /// Section name → bytes, for every optimizer and scheduler section.
+    states: std::collections::BTreeMap<String, Vec<u8>>,
+}
+
+/// The section names of optimizer `index`'s state and its scheduler's.
+fn state_sections(index: usize) -> (String, String) {
+    match index {
+        0 => ("optimizer".into(), "scheduler".into()),
+        i => (format!("optimizer.{i}"), format!("scheduler.{i}")),
+    }
 }
 
 /// Where training stood when a checkpoint was written.
@@ -94,11 +117,11 @@ impl CheckpointHeader {
     }
 }
 
-/// Writes a checkpoint of `model` (and `optimizer`) to `path`, atomically.
+/// Writes a checkpoint of `model` (and the states of `optimizers`) to `path`, atomically.
 pub fn save<M: Module>(
     path: &Path,
     model: &M,
-    optimizer: Option<&OptimizerConfig>,
+    optimizers: &[OptimizerConfig],
     position: Position,
     hparams: Option<serde_json::Value>,
     callbacks: serde_json::Map<String, serde_json::Value>,
@@ -106,13 +129,14 @@ pub fn save<M: Module>(
 ) -> Result<()> {
     let fail = |what: &str, e: &dyn std::fmt::Display| Error::Checkpoint { path: path.to_path_buf(), reason: format!("{what}: {e}") };
     let model_bytes = model.clone().into_record().into_bytes().map_err(|e| fail("cannot serialize the weights", &e))?;
-    let mut blobs: Vec<(&str, Vec<u8>)> = vec![("model", model_bytes.to_vec())];
-    if let Some(config) = optimizer {
+    let mut blobs: Vec<(String, Vec<u8>)> = vec![("model".into(), model_bytes.to_vec())];
+    for (i, config) in optimizers.iter().enumerate() {
+        let (optimizer, scheduler) = state_sections(i);
         let bytes = config.optimizer.into_bytes().map_err(|e| fail("cannot serialize the optimizer state", &e))?;
-        blobs.push(("optimizer", bytes.to_vec()));
+        blobs.push((optimizer, bytes.to_vec()));
         if let Some(schedule) = &config.scheduler {
             let bytes = schedule.scheduler.to_record().into_bytes().map_err(|e| fail("cannot serialize the scheduler state", &e))?;
-            blobs.push(("scheduler", bytes.to_vec()));
+            blobs.push((scheduler, bytes.to_vec()));
         }
     }
     let header = CheckpointHeader {
@@ -122,7 +146,8 @@ pub fn save<M: Module>(
         global_step: position.global_step,
         batches_in_epoch: position.batches_in_epoch,
         epoch_finished: position.epoch_finished,
-        lr: optimizer.map(|c| c.lr),
+        lr: None,
+        optimizers: optimizers.iter().map(|c| SavedOptimizer { name: c.label().to_string(), lr: c.lr }).collect(),
         hparams,
         callbacks,
         extra,
@@ -162,7 +187,7 @@ impl Checkpoint {
         let header: CheckpointHeader =
             serde_json::from_slice(&bytes[16..header_end]).map_err(|e| fail(format!("corrupt header: {e}")))?;
         let mut offset = header_end;
-        let (mut model, mut optimizer, mut scheduler) = (None, None, None);
+        let (mut model, mut states) = (None, std::collections::BTreeMap::new());
         for s in &header.sections {
             let end = offset.checked_add(s.len as usize).filter(|&e| e <= bytes.len()).ok_or_else(|| {
                 fail(format!("truncated: section `{}` needs {} bytes, the file ends {} bytes in", s.name, s.len, bytes.len() - offset))
@@ -171,10 +196,16 @@ impl Checkpoint {
             if crc32fast::hash(blob) != s.crc32 {
                 return Err(fail(format!("corrupt: section `{}` fails its CRC-32 check", s.name)));
             }
+            let known = |prefix: &str| {
+                s.name == prefix || s.name.strip_prefix(prefix).and_then(|r| r.strip_prefix('.')).is_some_and(|n| n.parse::<usize>().is_ok_and(|n| n > 0))
+            };
             match s.name.as_str() {
                 "model" => model = Some(blob.to_vec()),
-                "optimizer" => optimizer = Some(blob.to_vec()),
-                "scheduler" => scheduler = Some(blob.to_vec()),
+                _ if known("optimizer") || known("scheduler") => {
+                    if states.insert(s.name.clone(), blob.to_vec()).is_some() {
+                        return Err(fail(format!("section `{}` appears twice", s.name)));
+                    }
+                }
                 other => return Err(fail(format!("unknown section `{other}`"))),
             }
             offset = end;
@@ -183,7 +214,7 @@ impl Checkpoint {
             return Err(fail(format!("{} unexpected bytes after the last section", bytes.len() - offset)));
         }
         let model = model.ok_or_else(|| fail("holds no model weights".into()))?;
-        Ok(Checkpoint { header, model, optimizer, scheduler })
+        Ok(Checkpoint { header, model, states })
     }
 
     /// Loads the weights into `model` (which must have the same structure and shapes).
@@ -200,31 +231,72 @@ impl Checkpoint {
         })
     }
 
-    /// Loads the optimizer state, the scheduler state and the learning rate into `config`,
-    /// when the checkpoint has them.
-    pub fn load_optimizer(&self, mut config: OptimizerConfig, path: &Path) -> Result<OptimizerConfig> {
+    /// The optimizers' names and learning rates as stored (older checkpoints: one, unnamed).
+    fn saved_optimizers(&self) -> Vec<Option<SavedOptimizer>> {
+        if !self.header.optimizers.is_empty() {
+            return self.header.optimizers.iter().cloned().map(Some).collect();
+        }
+        if self.states.contains_key("optimizer") || self.header.lr.is_some() {
+            return vec![self.header.lr.map(|lr| SavedOptimizer { name: String::new(), lr })];
+        }
+        Vec::new()
+    }
+
+    /// Loads each optimizer's state, its scheduler's state and its learning rate into
+    /// `configs` (the module's `configure_optimizers`), which must match the stored ones in
+    /// count and order. A checkpoint written without optimizer state (`save_weights_only`)
+    /// leaves them fresh.
+    pub fn load_optimizers(&self, mut configs: Vec<OptimizerConfig>, path: &Path) -> Result<Vec<OptimizerConfig>> {
         let fail = |reason: String| Error::Checkpoint { path: path.to_path_buf(), reason };
-        if let Some(bytes) = &self.optimizer {
-            config.optimizer = config
-                .optimizer
-                .from_bytes(Bytes::from_bytes_vec(bytes.clone()))
-                .map_err(|e| fail(format!("the optimizer state does not fit: {e}")))?;
+        let saved = self.saved_optimizers();
+        if saved.is_empty() {
+            return Ok(configs);
         }
-        match (&self.scheduler, &mut config.scheduler) {
-            (Some(bytes), Some(schedule)) => {
-                let record = burn::lr_scheduler::LrSchedulerRecord::from_bytes(Bytes::from_bytes_vec(bytes.clone()))
-                    .map_err(|e| fail(format!("corrupt scheduler state: {e}")))?;
-                schedule.scheduler = schedule.scheduler.clone().load_record(record);
+        if saved.len() != configs.len() {
+            let names = |n: Vec<String>| n.join(", ");
+            return Err(fail(format!(
+                "it holds the state of {} optimizer(s) [{}], configure_optimizers returns {} [{}]",
+                saved.len(),
+                names(saved.iter().map(|s| s.as_ref().map_or("?".into(), |s| s.name.clone())).collect()),
+                configs.len(),
+                names(configs.iter().map(|c| c.label().to_string()).collect()),
+            )));
+        }
+        for (i, (config, saved)) in configs.iter_mut().zip(&saved).enumerate() {
+            if let Some(saved) = saved.as_ref().filter(|s| !s.name.is_empty() && s.name != config.label()) {
+                return Err(fail(format!(
+                    "optimizer {i} is `{}` in the checkpoint and `{}` in configure_optimizers; keep their order and names",
+                    saved.name,
+                    config.label()
+                )));
             }
-            (Some(_), None) => {
-                return Err(fail("it holds a learning-rate scheduler's state, but configure_optimizers returns no scheduler".into()));
+            let (optimizer, scheduler) = state_sections(i);
+            if let Some(bytes) = self.states.get(&optimizer) {
+                config.optimizer = config
+                    .optimizer
+                    .clone()
+                    .from_bytes(Bytes::from_bytes_vec(bytes.clone()))
+                    .map_err(|e| fail(format!("the state of optimizer {i} does not fit: {e}")))?;
             }
-            _ => {}
+            match (self.states.get(&scheduler), &mut config.scheduler) {
+                (Some(bytes), Some(schedule)) => {
+                    let record = burn::lr_scheduler::LrSchedulerRecord::from_bytes(Bytes::from_bytes_vec(bytes.clone()))
+                        .map_err(|e| fail(format!("corrupt scheduler state: {e}")))?;
+                    schedule.scheduler = schedule.scheduler.clone().load_record(record);
+                }
+                (Some(_), None) => {
+                    return Err(fail(format!(
+                        "it holds a learning-rate scheduler's state for optimizer {i} ({}), but configure_optimizers returns it without a scheduler",
+                        config.label()
+                    )));
+                }
+                _ => {}
+            }
+            if let Some(saved) = saved {
+                config.lr = saved.lr;
+            }
         }
-        if let Some(lr) = self.header.lr {
-            config.lr = lr;
-        }
-        Ok(config)
+        Ok(configs)
     }
 
     /// The stored hyperparameters, parsed and validated as `H`.

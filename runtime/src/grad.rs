@@ -1,7 +1,11 @@
-//! Gradient clipping as Lightning does it: by the global L2 norm over all parameters
-//! (`clip_grad_norm_`) or element-wise by value, on the device without reading anything back.
+//! Gradients by parameter: clipping as Lightning does it — by the global L2 norm over all
+//! parameters (`clip_grad_norm_`) or element-wise by value, on the device without reading
+//! anything back — and the per-parameter bookkeeping of manual optimization (the gradients of
+//! one optimizer's parameters, summed over backward passes, cleared by `zero_grad`).
 
-use burn::module::{Module, ModuleVisitor, Param};
+use std::collections::HashSet;
+
+use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
 
@@ -18,6 +22,62 @@ pub fn clip<M: Module>(model: &M, grads: &mut GradientsParams, clip: GradientCli
             // scale = min(1, max_norm / (norm + 1e-6)), as torch.nn.utils.clip_grad_norm_.
             let scale = total.sqrt().add_scalar(1e-6).recip().mul_scalar(max_norm).clamp_max(1.0);
             model.visit(&mut Apply { grads, op: Op::Scale(scale) });
+        }
+    }
+}
+
+/// The gradients of `ids` (every parameter of `model` when `None`), copied out of `grads`.
+pub fn select<M: Module>(model: &M, grads: &GradientsParams, ids: Option<&HashSet<ParamId>>) -> GradientsParams {
+    let mut out = GradientsParams::new();
+    model.visit(&mut Transfer { ids, op: TransferOp::Copy { from: grads, to: &mut out } });
+    out
+}
+
+/// Removes the gradients of `ids` (every parameter when `None`) from `grads`.
+pub fn remove<M: Module>(model: &M, grads: &mut GradientsParams, ids: Option<&HashSet<ParamId>>) {
+    model.visit(&mut Transfer { ids, op: TransferOp::Remove(grads) });
+}
+
+/// Adds the gradients of `ids` (every parameter when `None`) in `new` to those in `sum`.
+pub fn accumulate<M: Module>(model: &M, sum: &mut GradientsParams, mut new: GradientsParams, ids: Option<&HashSet<ParamId>>) {
+    model.visit(&mut Transfer { ids, op: TransferOp::Add { from: &mut new, to: sum } });
+}
+
+enum TransferOp<'a> {
+    Copy { from: &'a GradientsParams, to: &'a mut GradientsParams },
+    Remove(&'a mut GradientsParams),
+    Add { from: &'a mut GradientsParams, to: &'a mut GradientsParams },
+}
+
+/// Applies a [`TransferOp`] to the gradient of every parameter in `ids`.
+struct Transfer<'a> {
+    ids: Option<&'a HashSet<ParamId>>,
+    op: TransferOp<'a>,
+}
+
+impl ModuleVisitor for Transfer<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if self.ids.is_some_and(|ids| !ids.contains(&param.id)) {
+            return;
+        }
+        match &mut self.op {
+            TransferOp::Copy { from, to } => {
+                if let Some(grad) = from.get::<D>(param.id) {
+                    to.register::<D>(param.id, grad);
+                }
+            }
+            TransferOp::Remove(grads) => {
+                grads.remove::<D>(param.id);
+            }
+            TransferOp::Add { from, to } => {
+                if let Some(grad) = from.remove::<D>(param.id) {
+                    let sum = match to.remove::<D>(param.id) {
+                        Some(old) => old + grad,
+                        None => grad,
+                    };
+                    to.register::<D>(param.id, sum);
+                }
+            }
         }
     }
 }

@@ -34,8 +34,8 @@ pub use error::{Error, Result};
 pub use hparams::Hyperparameters;
 pub use loggers::{CsvLogger, Image, Logger, RunStatus, TensorBoardLogger, WandbLogger};
 pub use module::{Batch, LightningModule, LogOptions, LogValue, Metrics, Reduce, Stage, StepContext};
-pub use optim::{Interval, OptimizerConfig, adam, adamw, sgd};
-pub use trainer::{CkptPath, GradientClip, Hook, Limit, Trainer, TrainerBuilder, TrainerConfig, TrainerState, metrics_table};
+pub use optim::{Interval, OptimizerConfig, Optimizers, adam, adam_betas, adamw, sgd};
+pub use trainer::{CkptPath, GradientClip, Hook, Limit, ManualStep, OptimizerHandle, OptimizerRef, Trainer, TrainerBuilder, TrainerConfig, TrainerState, metrics_table};
 
 /// The Burn crate fulmen is built on.
 pub use burn as burn_reexport;

@@ -8,7 +8,8 @@ use burn::tensor::{Int, Tensor};
 use crate::data::SetupStage;
 use crate::error::{Error, Result};
 use crate::metrics::Metric;
-use crate::optim::OptimizerConfig;
+use crate::optim::{OptimizerConfig, Optimizers};
+use crate::trainer::ManualStep;
 
 /// A batch that knows how many samples it holds (epoch means are weighted by it).
 pub trait Batch: Clone + Send + Sync + 'static {
@@ -58,8 +59,36 @@ pub trait LightningModule: Module + Sized + 'static {
     /// The model's computation.
     fn forward(&self, input: Self::Input) -> Self::Output;
 
-    /// One training step: returns the loss to minimise (and logs through `ctx`).
-    fn training_step(&self, batch: Self::Batch, ctx: &mut StepContext) -> Result<Tensor<1>>;
+    /// One training step: returns the loss to minimise (and logs through `ctx`). With manual
+    /// optimization, [`manual_training_step`](Self::manual_training_step) runs instead.
+    fn training_step(&self, batch: Self::Batch, ctx: &mut StepContext) -> Result<Tensor<1>> {
+        let _ = (batch, ctx);
+        Err(Error::Config(format!(
+            "{} has no training_step: implement `training_step` (automatic optimization) or turn automatic \
+             optimization off and implement `manual_training_step`",
+            std::any::type_name::<Self>()
+        )))
+    }
+
+    /// Whether the Trainer runs backward and the optimizer step (Lightning's
+    /// `automatic_optimization`, default true). Return false to drive the optimizers yourself
+    /// in [`manual_training_step`](Self::manual_training_step): several optimizers (a GAN),
+    /// several backward passes per batch, steps on your own schedule.
+    fn automatic_optimization(&self) -> bool {
+        true
+    }
+
+    /// One training batch under manual optimization: compute the losses from
+    /// `step.module()`, call `step.manual_backward(loss)`, and `step.optimizer(..)?.step()` /
+    /// `.zero_grad()` each optimizer; log through `step.ctx`.
+    fn manual_training_step(step: &mut ManualStep<'_, Self>, batch: Self::Batch) -> Result<()> {
+        let _ = (step, batch);
+        Err(Error::Config(format!(
+            "{} turns automatic optimization off but has no manual_training_step: implement it \
+             (or `training_step = method` with `automatic_optimization = false` in #[lightning(..)])",
+            std::any::type_name::<Self>()
+        )))
+    }
 
     /// One validation step. The default logs nothing.
     fn validation_step(&self, batch: Self::Batch, ctx: &mut StepContext) -> Result<()> {
@@ -82,8 +111,10 @@ pub trait LightningModule: Module + Sized + 'static {
         )))
     }
 
-    /// The optimizer (and its learning rate) used by `fit`.
-    fn configure_optimizers(&self) -> OptimizerConfig;
+    /// The optimizer (and its learning rate) used by `fit`: `adam(1e-3).into()`, or several
+    /// (`vec![adam(2e-4).named("generator").on(&self.generator), ..].into()`) for manual
+    /// optimization.
+    fn configure_optimizers(&self) -> Optimizers;
 
     /// The hyperparameters (values and field descriptions), saved to `hparams.yaml`, loggers
     /// and checkpoints.
@@ -224,8 +255,9 @@ pub trait LightningModule: Module + Sized + 'static {
     fn on_after_backward(&mut self) -> Result<()> {
         Ok(())
     }
-    /// Called before the optimizer step.
-    fn on_before_optimizer_step(&mut self) -> Result<()> {
+    /// Called before `optimizer` steps (its gradients are final).
+    fn on_before_optimizer_step(&mut self, optimizer: &OptimizerConfig) -> Result<()> {
+        let _ = optimizer;
         Ok(())
     }
     /// Called when a checkpoint is written: add entries to `extra`.

@@ -1,11 +1,22 @@
 //! Optimizers as `configure_optimizers` returns them, with PyTorch's defaults.
+//!
+//! One [`OptimizerConfig`] is a Burn optimizer, its learning rate (or scheduler) and the
+//! parameters it steps: all of the module's, or those of the parts given to
+//! [`OptimizerConfig::on`] (a GAN's generator and discriminator are two parts of one struct).
+//! Burn's `ModuleOptimizer::step` moves exactly the parameters that have a gradient, and keeps
+//! its state per `ParamId`; so each optimizer is handed only its own parameters' gradients and
+//! two optimizers over disjoint parts never touch each other's weights or state.
+
+use std::collections::HashSet;
 
 use burn::lr_scheduler::module_lr_scheduler::{ModuleLearningRate, ModuleLrScheduler};
+use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::optim::{AdamConfig, AdamWConfig, ModuleOptimizer, SgdConfig};
+use burn::tensor::Tensor;
 
-/// An optimizer, its learning rate and an optional scheduler, as returned by
-/// [`configure_optimizers`](crate::LightningModule::configure_optimizers). During `fit` it
-/// also holds the optimizer's state; both states are saved in checkpoints.
+/// An optimizer, its learning rate, an optional scheduler and the parameters it steps, as
+/// returned by [`configure_optimizers`](crate::LightningModule::configure_optimizers). During
+/// `fit` it also holds the optimizer's state; both states are saved in checkpoints.
 pub struct OptimizerConfig {
     /// Burn's type-erased optimizer.
     pub optimizer: ModuleOptimizer,
@@ -15,6 +26,8 @@ pub struct OptimizerConfig {
     pub name: String,
     /// A learning-rate scheduler and when it steps.
     pub scheduler: Option<Schedule>,
+    label: Option<String>,
+    params: Option<HashSet<ParamId>>,
 }
 
 /// When a scheduler steps (Lightning's `interval`).
@@ -37,9 +50,10 @@ pub struct Schedule {
 }
 
 impl OptimizerConfig {
-    /// Wraps any Burn optimizer (`SomeConfig::new().init()`) with its learning rate.
+    /// Wraps any Burn optimizer (`SomeConfig::new().init()`) with its learning rate; it steps
+    /// every parameter of the module until [`on`](Self::on) narrows it.
     pub fn new(optimizer: impl Into<ModuleOptimizer>, lr: f64, name: impl Into<String>) -> Self {
-        OptimizerConfig { optimizer: optimizer.into(), lr, name: name.into(), scheduler: None }
+        OptimizerConfig { optimizer: optimizer.into(), lr, name: name.into(), scheduler: None, label: None, params: None }
     }
 
     /// Adds one of Burn's schedulers (`CosineAnnealingLrSchedulerConfig::new(..).init()?`,
@@ -50,11 +64,42 @@ impl OptimizerConfig {
         self
     }
 
+    /// Names the optimizer: manual steps find it by this name, and LearningRateMonitor logs
+    /// its rate as `lr-<name>` (default: the optimizer's type, `lr-Adam`).
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.label = Some(name.into());
+        self
+    }
+
+    /// Restricts the optimizer to the parameters of `part` (a submodule of the model, e.g.
+    /// `&self.generator`); call it again to add more parts. Parameters of no part stay frozen.
+    pub fn on<P: Module>(mut self, part: &P) -> Self {
+        let mut ids = ParamIds(self.params.take().unwrap_or_default());
+        part.visit(&mut ids);
+        self.params = Some(ids.0);
+        self
+    }
+
+    /// The name given by [`named`](Self::named), else the optimizer's type (`Adam`).
+    pub fn label(&self) -> &str {
+        self.label.as_deref().unwrap_or_else(|| self.name.split('(').next().unwrap_or("optimizer"))
+    }
+
+    /// The parameters this optimizer steps (`None`: all of them).
+    pub fn params(&self) -> Option<&HashSet<ParamId>> {
+        self.params.as_ref()
+    }
+
     /// Steps the scheduler if it runs at `interval`; `lr` becomes its (base) rate.
     pub(crate) fn advance(&mut self, interval: Interval) {
-        if let Some(schedule) = &mut self.scheduler
-            && schedule.interval == interval
-        {
+        if self.scheduler.as_ref().is_some_and(|s| s.interval == interval) {
+            self.step_scheduler();
+        }
+    }
+
+    /// Steps the scheduler, if there is one, whatever its interval.
+    pub(crate) fn step_scheduler(&mut self) {
+        if let Some(schedule) = &mut self.scheduler {
             let rates = schedule.scheduler.step();
             self.lr = rates.base();
             schedule.current = Some(rates);
@@ -73,9 +118,47 @@ impl std::fmt::Debug for OptimizerConfig {
     }
 }
 
+/// What `configure_optimizers` returns: one optimizer (`adam(1e-3).into()`) or several
+/// (`vec![..].into()`, for manual optimization).
+#[derive(Debug)]
+pub struct Optimizers(pub Vec<OptimizerConfig>);
+
+impl From<OptimizerConfig> for Optimizers {
+    fn from(config: OptimizerConfig) -> Self {
+        Optimizers(vec![config])
+    }
+}
+
+impl From<Vec<OptimizerConfig>> for Optimizers {
+    fn from(configs: Vec<OptimizerConfig>) -> Self {
+        Optimizers(configs)
+    }
+}
+
+impl<const N: usize> From<[OptimizerConfig; N]> for Optimizers {
+    fn from(configs: [OptimizerConfig; N]) -> Self {
+        Optimizers(configs.into())
+    }
+}
+
+/// Collects the ids of a module's float parameters.
+struct ParamIds(HashSet<ParamId>);
+
+impl ModuleVisitor for ParamIds {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        self.0.insert(param.id);
+    }
+}
+
 /// Adam with PyTorch's defaults (betas 0.9/0.999, eps 1e-8; Burn's own default eps is 1e-5).
 pub fn adam(lr: f64) -> OptimizerConfig {
     OptimizerConfig::new(AdamConfig::new().with_epsilon(1e-8).init(), lr, format!("Adam(lr={lr})"))
+}
+
+/// Adam with PyTorch's defaults except the betas (DCGAN uses `(0.5, 0.999)`).
+pub fn adam_betas(lr: f64, beta_1: f32, beta_2: f32) -> OptimizerConfig {
+    let config = AdamConfig::new().with_epsilon(1e-8).with_beta_1(beta_1).with_beta_2(beta_2);
+    OptimizerConfig::new(config.init(), lr, format!("Adam(lr={lr}, betas=({beta_1}, {beta_2}))"))
 }
 
 /// AdamW with PyTorch's defaults (betas 0.9/0.999, eps 1e-8, weight decay 0.01).

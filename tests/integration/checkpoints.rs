@@ -81,7 +81,7 @@ fn big_layer(device: &Device) -> Linear {
 
 fn write_big(path: &std::path::Path, layer: &Linear, epoch: u64) {
     let position = fulmen::checkpoint::Position { epoch, ..Default::default() };
-    fulmen::checkpoint::save(path, layer, None, position, None, Default::default(), Default::default()).unwrap();
+    fulmen::checkpoint::save(path, layer, &[], position, None, Default::default(), Default::default()).unwrap();
 }
 
 #[test]

@@ -73,8 +73,8 @@ impl LightningModule for Recorder {
     fn predict_step(&self, batch: Self::Batch, _ctx: &mut StepContext) -> fulmen::Result<Tensor<2>> {
         Ok(self.forward(batch.inputs))
     }
-    fn configure_optimizers(&self) -> fulmen::OptimizerConfig {
-        fulmen::sgd(0.1)
+    fn configure_optimizers(&self) -> fulmen::Optimizers {
+        fulmen::sgd(0.1).into()
     }
     fn setup(&mut self, _stage: SetupStage) -> fulmen::Result<()> {
         push(&self.log, "module:setup".into());
@@ -99,9 +99,13 @@ impl LightningModule for Recorder {
     module_hooks!(
         on_fit_start, on_fit_end, on_train_start, on_train_end, on_validation_start, on_validation_end, on_test_start,
         on_test_end, on_predict_start, on_predict_end, on_validation_epoch_start, on_validation_epoch_end,
-        on_test_epoch_start, on_test_epoch_end, on_predict_epoch_start, on_predict_epoch_end, on_after_backward,
-        on_before_optimizer_step
+        on_test_epoch_start, on_test_epoch_end, on_predict_epoch_start, on_predict_epoch_end, on_after_backward
     );
+    fn on_before_optimizer_step(&mut self, optimizer: &fulmen::OptimizerConfig) -> fulmen::Result<()> {
+        assert_eq!(optimizer.name, "SGD(lr=0.1)", "the hook receives the optimizer about to step");
+        push(&self.log, "module:on_before_optimizer_step".into());
+        Ok(())
+    }
     module_batch_hooks!(
         on_train_batch_start, on_train_batch_end, on_validation_batch_start, on_validation_batch_end,
         on_test_batch_start, on_test_batch_end, on_predict_batch_start, on_predict_batch_end
@@ -150,9 +154,13 @@ impl Callback<Recorder> for Tracer {
         on_fit_start, on_fit_end, on_sanity_check_start, on_sanity_check_end, on_train_start, on_train_end,
         on_validation_start, on_validation_end, on_test_start, on_test_end, on_predict_start, on_predict_end,
         on_train_epoch_start, on_train_epoch_end, on_validation_epoch_start, on_validation_epoch_end,
-        on_test_epoch_start, on_test_epoch_end, on_predict_epoch_start, on_predict_epoch_end, on_after_backward,
-        on_before_optimizer_step
+        on_test_epoch_start, on_test_epoch_end, on_predict_epoch_start, on_predict_epoch_end, on_after_backward
     );
+    fn on_before_optimizer_step(&mut self, _t: &mut TrainerView<'_, Recorder>, optimizer: &fulmen::OptimizerConfig) -> fulmen::Result<()> {
+        assert_eq!(optimizer.name, "SGD(lr=0.1)", "the hook receives the optimizer about to step");
+        push(&self.0, "callback:on_before_optimizer_step".into());
+        Ok(())
+    }
     callback_batch_hooks!(
         on_train_batch_start, on_train_batch_end, on_validation_batch_start, on_validation_batch_end,
         on_test_batch_start, on_test_batch_end, on_predict_batch_start, on_predict_batch_end

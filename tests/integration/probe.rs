@@ -60,8 +60,8 @@ impl LightningModule for Probe {
         Ok(self.forward(batch.inputs))
     }
 
-    fn configure_optimizers(&self) -> fulmen::OptimizerConfig {
-        fulmen::sgd(0.1)
+    fn configure_optimizers(&self) -> fulmen::Optimizers {
+        fulmen::sgd(0.1).into()
     }
 }
 

@@ -37,6 +37,9 @@ pub struct LightningOpts {
     pub predict_step: Option<syn::Ident>,
     /// User method replacing the generated `configure_optimizers`.
     pub configure_optimizers: Option<syn::Ident>,
+    /// `false`: manual optimization; `training_step` then names the manual step
+    /// `fn(&mut ManualStep<'_, Self>, Batch) -> Result<()>`.
+    pub automatic_optimization: Option<syn::LitBool>,
 }
 
 /// The optimizer named by `optimizer = kind(lr = value)`.

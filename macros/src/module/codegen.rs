@@ -276,9 +276,26 @@ pub fn generate(model: &ModuleModel) -> TokenStream {
         }
     });
     let step = quote!(#p::steps::classification_step(self, batch, ctx, #loss, &[#(#metrics),*]));
-    let training = match &model.opts.training_step {
-        Some(user) => quote!(self.#user(batch, ctx)),
-        None => step.clone(),
+    let manual = model.opts.automatic_optimization.as_ref().is_some_and(|flag| !flag.value);
+    let training = match (&model.opts.training_step, manual) {
+        (Some(user), true) => quote! {
+            fn automatic_optimization(&self) -> bool {
+                false
+            }
+            fn manual_training_step(step: &mut #p::ManualStep<'_, Self>, batch: Self::Batch) -> #p::Result<()> {
+                Self::#user(step, batch)
+            }
+        },
+        (Some(user), false) => quote! {
+            fn training_step(&self, batch: Self::Batch, ctx: &mut #p::StepContext) -> #p::Result<#tensor<1>> {
+                self.#user(batch, ctx)
+            }
+        },
+        (None, _) => quote! {
+            fn training_step(&self, batch: Self::Batch, ctx: &mut #p::StepContext) -> #p::Result<#tensor<1>> {
+                #step
+            }
+        },
     };
     let validation = match &model.opts.validation_step {
         Some(user) => quote!(self.#user(batch, ctx)),
@@ -293,14 +310,14 @@ pub fn generate(model: &ModuleModel) -> TokenStream {
         None => quote!({ let _ = ctx; #p::steps::predict(self, batch) }),
     };
     let optimizers = match &model.opts.configure_optimizers {
-        Some(user) => quote!(self.#user()),
+        Some(user) => quote!(::core::convert::Into::into(self.#user())),
         None => {
             let kind = &model.optimizer.kind;
             let lr = match &model.optimizer.lr {
                 syn::Expr::Path(path) => quote!((self.__fulmen_hparams().#path as f64)),
                 other => quote!(((#other) as f64)),
             };
-            quote!(#p::optim::#kind(#lr))
+            quote!(::core::convert::Into::into(#p::optim::#kind(#lr)))
         }
     };
     let hparams_value = model.hparams_field.as_ref().filter(|_| hparams_ty.is_some()).map(|f| {
@@ -344,9 +361,7 @@ pub fn generate(model: &ModuleModel) -> TokenStream {
             fn forward(&self, input: #tensor<#rank>) -> #tensor<2> {
                 #forward_call
             }
-            fn training_step(&self, batch: Self::Batch, ctx: &mut #p::StepContext) -> #p::Result<#tensor<1>> {
-                #training
-            }
+            #training
             fn validation_step(&self, batch: Self::Batch, ctx: &mut #p::StepContext) -> #p::Result<()> {
                 #validation
             }
@@ -356,7 +371,7 @@ pub fn generate(model: &ModuleModel) -> TokenStream {
             fn predict_step(&self, batch: Self::Batch, ctx: &mut #p::StepContext) -> #p::Result<#tensor<2>> {
                 #predict
             }
-            fn configure_optimizers(&self) -> #p::OptimizerConfig {
+            fn configure_optimizers(&self) -> #p::Optimizers {
                 #optimizers
             }
             #hparams_value
@@ -404,7 +419,7 @@ pub fn fallback(input: &syn::DeriveInput, opts: Option<&super::LightningOpts>) -
             type Prediction = #tensor<2>;
             fn forward(&self, _: #tensor<4>) -> #tensor<2> { #stop }
             fn training_step(&self, _: Self::Batch, _: &mut #p::StepContext) -> #p::Result<#tensor<1>> { #stop }
-            fn configure_optimizers(&self) -> #p::OptimizerConfig { #stop }
+            fn configure_optimizers(&self) -> #p::Optimizers { #stop }
         }
     }
 }

@@ -215,6 +215,18 @@ pub fn analyze(input: &syn::DeriveInput) -> darling::Result<ModuleModel> {
             }
         }
     }
+    if let Some(flag) = &opts.automatic_optimization
+        && !flag.value
+        && opts.training_step.is_none()
+    {
+        errors.push(
+            darling::Error::custom(
+                "manual optimization needs your training step: add `training_step = method`, with \
+                 `fn method(step: &mut ManualStep<'_, Self>, batch: Self::Batch) -> Result<()>`",
+            )
+            .with_span(flag),
+        );
+    }
     let optimizer = errors.finish_with(optimizer)?.ok_or_else(|| darling::Error::custom("the optimizer could not be read"))?;
     Ok(ModuleModel { opts, layers, hparams_field, input_rank, loss, metrics, optimizer })
 }

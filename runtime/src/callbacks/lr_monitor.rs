@@ -1,4 +1,6 @@
-//! `LearningRateMonitor`: logs the learning rate in force, as `lr-<Optimizer>` (`lr-Adam`).
+//! `LearningRateMonitor`: logs each optimizer's learning rate in force, as `lr-<name>`
+//! (`lr-generator`; an unnamed optimizer by its type, `lr-Adam`, with `-1`, `-2`, .. after
+//! the first of several of one type, as Lightning names them).
 
 use super::{Callback, TrainerView};
 use crate::error::Result;
@@ -30,8 +32,15 @@ impl LearningRateMonitor {
     }
 
     fn log<M: LightningModule>(&self, trainer: &mut TrainerView<'_, M>, step: u64) -> Result<()> {
-        let name = trainer.state.optimizer_name.split('(').next().unwrap_or("optimizer").to_string();
-        let row = [(format!("lr-{name}"), trainer.state.lr)].into_iter().collect();
+        let mut row = crate::module::Metrics::new();
+        let mut seen: Vec<&str> = Vec::new();
+        for optimizer in trainer.optimizers() {
+            let label = optimizer.label();
+            let earlier = seen.iter().filter(|l| **l == label).count();
+            seen.push(label);
+            let key = if earlier == 0 { format!("lr-{label}") } else { format!("lr-{label}-{earlier}") };
+            row.insert(key, optimizer.lr);
+        }
         trainer.log_metrics(row, step)
     }
 }

@@ -25,16 +25,22 @@ pub use model_checkpoint::ModelCheckpoint;
 pub struct TrainerView<'a, M: LightningModule> {
     /// Position and metrics.
     pub state: &'a mut TrainerState,
-    /// The module being trained or evaluated (on its device; call `forward` for inference).
-    pub module: &'a M,
+    /// The module being trained or evaluated (on its device; call `forward` for inference). A
+    /// callback may change it between steps (an average of its weights, for instance).
+    pub module: &'a mut M,
     /// The loggers.
     pub loggers: &'a mut [Box<dyn Logger>],
-    pub(crate) optimizer: Option<&'a crate::optim::OptimizerConfig>,
+    pub(crate) optimizers: &'a [crate::optim::OptimizerConfig],
     /// The other callbacks (before and after the one being called), for their states.
     pub(crate) others: (&'a [Box<dyn Callback<M>>], &'a [Box<dyn Callback<M>>]),
 }
 
 impl<M: LightningModule> TrainerView<'_, M> {
+    /// The optimizers of `fit`, in `configure_optimizers`' order (empty outside `fit`).
+    pub fn optimizers(&self) -> &[crate::optim::OptimizerConfig] {
+        self.optimizers
+    }
+
     /// Writes a checkpoint of the module (and optimizer, unless `weights_only`) to `path`,
     /// atomically, with the position, the hyperparameters, every callback's `state_dict`
     /// (`caller`'s included: pass `self`) and what `on_save_checkpoint` hooks add.
@@ -63,8 +69,8 @@ impl<M: LightningModule> TrainerView<'_, M> {
         };
         crate::checkpoint::save(
             path,
-            self.module,
-            if weights_only { None } else { self.optimizer },
+            &*self.module,
+            if weights_only { &[] } else { self.optimizers },
             position,
             self.module.hparams().map(|h| h.values),
             states,
@@ -271,8 +277,8 @@ pub trait Callback<M: LightningModule>: Send {
     fn on_after_backward(&mut self, trainer: &mut TrainerView<'_, M>) -> Result<()> {
         Ok(())
     }
-    /// Before the optimizer step.
-    fn on_before_optimizer_step(&mut self, trainer: &mut TrainerView<'_, M>) -> Result<()> {
+    /// Before `optimizer` steps (its gradients are final: clipped in automatic mode).
+    fn on_before_optimizer_step(&mut self, trainer: &mut TrainerView<'_, M>, optimizer: &crate::optim::OptimizerConfig) -> Result<()> {
         Ok(())
     }
     /// A stage failed or was interrupted with `error`; runs before loggers are finalized.

@@ -42,7 +42,7 @@ impl<M: LightningModule> Trainer<M> {
             if crate::interrupt::requested() {
                 return Err(Error::Interrupted { epoch: self.state.epoch, step: self.state.global_step });
             }
-            self.call(model, None, Hook::BatchStart(stage, batch_idx))?;
+            self.call(model, &[], Hook::BatchStart(stage, batch_idx))?;
             let mut ctx = StepContext::new(stage, batch_idx, batch.batch_size(), self.state.epoch, self.state.global_step);
             match stage {
                 Stage::Test => model.test_step(batch, &mut ctx)?,
@@ -50,7 +50,7 @@ impl<M: LightningModule> Trainer<M> {
             }
             results.record(ctx.take_logged())?;
             results.record_metrics(ctx.take_metrics())?;
-            self.call(model, None, Hook::BatchEnd(stage, batch_idx))?;
+            self.call(model, &[], Hook::BatchEnd(stage, batch_idx))?;
             batch_idx += 1;
             self.bars.set_position(Bar::Eval, batch_idx as u64);
         }
@@ -63,7 +63,7 @@ impl<M: LightningModule> Trainer<M> {
         let mut model = model.valid().to_device(&self.device);
         let result = self.evaluation_stages(&mut model, loader, stage);
         if let Err(error) = &result {
-            let _ = self.call_callbacks(&model, None, Hook::Exception(error));
+            let _ = self.call_callbacks(&mut model, &[], Hook::Exception(error));
         }
         result
     }
@@ -73,15 +73,15 @@ impl<M: LightningModule> Trainer<M> {
         let loader = loader.to_device(&self.device);
         self.start_loggers(model.hparams())?;
         self.state.stage = Some(stage);
-        self.call(model, None, Hook::Setup(setup))?;
-        self.call(model, None, Hook::StageStart(stage))?;
-        self.call(model, None, Hook::EpochStart(stage))?;
+        self.call(model, &[], Hook::Setup(setup))?;
+        self.call(model, &[], Hook::StageStart(stage))?;
+        self.call(model, &[], Hook::EpochStart(stage))?;
         let output = self.evaluate(model, &loader, stage, None)?;
         let metrics: Metrics = output.values.iter().map(|v| (v.name.clone(), v.value)).collect();
         self.publish_epoch(output, stage)?;
-        self.call(model, None, Hook::EpochEnd(stage))?;
-        self.call(model, None, Hook::StageEnd(stage))?;
-        self.call(model, None, Hook::Teardown(setup))?;
+        self.call(model, &[], Hook::EpochEnd(stage))?;
+        self.call(model, &[], Hook::StageEnd(stage))?;
+        self.call(model, &[], Hook::Teardown(setup))?;
         for logger in &mut self.loggers {
             logger.flush()?;
         }
@@ -96,7 +96,7 @@ impl<M: LightningModule> Trainer<M> {
         let mut model = model.valid().to_device(&self.device);
         let result = self.predict_stages(&mut model, loader);
         if let Err(error) = &result {
-            let _ = self.call_callbacks(&model, None, Hook::Exception(error));
+            let _ = self.call_callbacks(&mut model, &[], Hook::Exception(error));
         }
         result
     }
@@ -104,9 +104,9 @@ impl<M: LightningModule> Trainer<M> {
     fn predict_stages(&mut self, model: &mut M, loader: Loader<M::Batch>) -> Result<Vec<M::Prediction>> {
         let loader = loader.to_device(&self.device);
         self.state.stage = Some(Stage::Predict);
-        self.call(model, None, Hook::Setup(SetupStage::Predict))?;
-        self.call(model, None, Hook::StageStart(Stage::Predict))?;
-        self.call(model, None, Hook::EpochStart(Stage::Predict))?;
+        self.call(model, &[], Hook::Setup(SetupStage::Predict))?;
+        self.call(model, &[], Hook::StageStart(Stage::Predict))?;
+        self.call(model, &[], Hook::EpochStart(Stage::Predict))?;
         let mut out = Vec::new();
         let mut bound = None;
         for (batch_idx, batch) in loader.iter().enumerate() {
@@ -122,16 +122,16 @@ impl<M: LightningModule> Trainer<M> {
             if crate::interrupt::requested() {
                 return Err(Error::Interrupted { epoch: self.state.epoch, step: self.state.global_step });
             }
-            self.call(model, None, Hook::BatchStart(Stage::Predict, batch_idx))?;
+            self.call(model, &[], Hook::BatchStart(Stage::Predict, batch_idx))?;
             let mut ctx = StepContext::new(Stage::Predict, batch_idx, batch.batch_size(), self.state.epoch, self.state.global_step);
             out.push(model.predict_step(batch, &mut ctx)?);
-            self.call(model, None, Hook::BatchEnd(Stage::Predict, batch_idx))?;
+            self.call(model, &[], Hook::BatchEnd(Stage::Predict, batch_idx))?;
             self.bars.set_position(Bar::Eval, batch_idx as u64 + 1);
         }
         self.bars.finish(Bar::Eval);
-        self.call(model, None, Hook::EpochEnd(Stage::Predict))?;
-        self.call(model, None, Hook::StageEnd(Stage::Predict))?;
-        self.call(model, None, Hook::Teardown(SetupStage::Predict))?;
+        self.call(model, &[], Hook::EpochEnd(Stage::Predict))?;
+        self.call(model, &[], Hook::StageEnd(Stage::Predict))?;
+        self.call(model, &[], Hook::Teardown(SetupStage::Predict))?;
         self.state.stage = None;
         Ok(out)
     }

@@ -2,30 +2,17 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::optim::{GradientsAccumulator, GradientsParams};
-
 use super::hooks::Hook;
 use super::loss_watch::LossWatch;
+use super::optimization::{Learner, Optimization};
 use super::results::{EpochOutput, EpochResults, PlotValue, Target};
 use super::{Trainer, TrainerState};
 use crate::checkpoint::{Checkpoint, Position};
 use crate::data::{DataModule, Loader, SetupStage};
 use crate::error::{Error, Result};
 use crate::module::{Batch, LightningModule, Metrics, Stage, StepContext};
-use crate::optim::{Interval, OptimizerConfig};
 use crate::progress::Bar;
 use crate::summary::ModelSummary;
-
-/// `?` for the loops: on an error, hands the model and optimizer back with it (so
-/// `on_exception` can still see them).
-macro_rules! attempt {
-    ($model:ident, $optim:ident, $e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(e) => return ($model, $optim, Err(e)),
-        }
-    };
-}
 
 /// The seed of the device generator for `epoch`: a resumed run draws what the full run drew.
 fn epoch_seed(seed: u64, epoch: u64) -> u64 {
@@ -60,29 +47,30 @@ impl<M: LightningModule> Trainer<M> {
             }
             None => model,
         };
-        let mut model = model.to_device(&device.clone().autodiff()).train();
-        let optim = model.configure_optimizers();
-        let optim = match &resume {
-            Some((path, checkpoint)) => checkpoint.load_optimizer(optim, path)?,
-            None => optim,
+        let model = model.to_device(&device.clone().autodiff()).train();
+        let optimizers = model.configure_optimizers().0;
+        let optimizers = match &resume {
+            Some((path, checkpoint)) => checkpoint.load_optimizers(optimizers, path)?,
+            None => optimizers,
         };
-        self.state.lr = optim.lr;
-        self.state.optimizer_name = optim.name.clone();
+        let mut learner = Learner::new(model, optimizers);
+        let mut optimization = Optimization::new(&learner, &self.config)?;
         let start = match &resume {
-            Some((path, checkpoint)) => self.restore(&mut model, path, checkpoint)?,
+            Some((path, checkpoint)) => self.restore(learner.parts().0, path, checkpoint)?,
             None => Position::default(),
         };
-        self.start_loggers(model.hparams())?;
+        self.start_loggers(learner.model().hparams())?;
         if self.config.enable_model_summary {
-            println!("{}", ModelSummary::of(&model).render());
+            println!("{}", ModelSummary::of(learner.model()).render());
         }
-        let (model, optim, result) = self.fit_stages(model, optim, &train_loader, val_loader.as_ref(), start);
+        let result = self.fit_stages(&mut learner, &mut optimization, &train_loader, val_loader.as_ref(), start);
         if let Err(error) = &result {
+            let (model, optimizers) = learner.parts();
             // The original error matters more than one from a callback's on_exception.
-            let _ = self.call_callbacks(&model, Some(&optim), Hook::Exception(error));
+            let _ = self.call_callbacks(model, optimizers, Hook::Exception(error));
         }
         result?;
-        Ok(model.valid())
+        Ok(learner.into_model().valid())
     }
 
     /// Restores the position and the callbacks' and module's states from a checkpoint; returns
@@ -108,26 +96,28 @@ impl<M: LightningModule> Trainer<M> {
         Ok(position)
     }
 
-    /// The hooks and loops of `fit` after setup; hands the model and optimizer back with the outcome.
+    /// The hooks and loops of `fit` after setup.
     fn fit_stages(
         &mut self,
-        mut model: M,
-        mut optim: OptimizerConfig,
+        learner: &mut Learner<M>,
+        optimization: &mut Optimization<M>,
         train_loader: &Loader<M::Batch>,
         val_loader: Option<&Loader<M::Batch>>,
         start: Position,
-    ) -> (M, OptimizerConfig, Result<()>) {
-        attempt!(model, optim, self.call(&mut model, Some(&optim), Hook::Setup(SetupStage::Fit)));
-        attempt!(model, optim, self.call(&mut model, Some(&optim), Hook::FitStart));
+    ) -> Result<()> {
+        self.call_learner(learner, Hook::Setup(SetupStage::Fit))?;
+        self.call_learner(learner, Hook::FitStart)?;
         if let (Some(val), true) = (val_loader, self.state.validation_enabled && self.config.num_sanity_val_steps > 0) {
             self.state.sanity_checking = true;
-            attempt!(model, optim, self.call_callbacks(&model, Some(&optim), Hook::SanityCheckStart));
+            let (model, optimizers) = learner.parts();
+            self.call_callbacks(model, optimizers, Hook::SanityCheckStart)?;
             let limit = self.config.num_sanity_val_steps;
-            attempt!(model, optim, self.run_validation(&mut model, &optim, val, Some(limit)));
-            attempt!(model, optim, self.call_callbacks(&model, Some(&optim), Hook::SanityCheckEnd));
+            self.run_validation(learner, val, Some(limit))?;
+            let (model, optimizers) = learner.parts();
+            self.call_callbacks(model, optimizers, Hook::SanityCheckEnd)?;
             self.state.sanity_checking = false;
         }
-        attempt!(model, optim, self.call(&mut model, Some(&optim), Hook::StageStart(Stage::Train)));
+        self.call_learner(learner, Hook::StageStart(Stage::Train))?;
 
         let (mut epoch, mut skip) = if start.epoch_finished { (start.epoch + 1, 0) } else { (start.epoch, start.batches_in_epoch) };
         // Replay the data order of the epochs already done.
@@ -141,17 +131,15 @@ impl<M: LightningModule> Trainer<M> {
             if let Some(seed) = self.config.seed {
                 self.device.seed(epoch_seed(seed, epoch));
             }
-            let (m, o, result) = self.train_epoch(model, optim, train_loader, std::mem::take(&mut skip));
-            (model, optim) = (m, o);
-            attempt!(model, optim, result);
+            self.train_epoch(learner, optimization, train_loader, std::mem::take(&mut skip))?;
             if self.state.validation_enabled
                 && (epoch + 1) % self.config.check_val_every_n_epoch == 0
                 && let Some(val) = val_loader
             {
-                attempt!(model, optim, self.run_validation(&mut model, &optim, val, None));
+                self.run_validation(learner, val, None)?;
             }
             self.state.stage = Some(Stage::Train);
-            attempt!(model, optim, self.call(&mut model, Some(&optim), Hook::EpochEnd(Stage::Train)));
+            self.call_learner(learner, Hook::EpochEnd(Stage::Train))?;
             self.bars.set_metrics(&self.state.progress_bar_metrics);
             self.bars.finish(Bar::Main);
             if !self.bars.drawn() {
@@ -160,7 +148,7 @@ impl<M: LightningModule> Trainer<M> {
                 self.bars.println(&format!("Epoch {epoch}: {batches} batches, global step {} | {line}", self.state.global_step));
             }
             for logger in &mut self.loggers {
-                attempt!(model, optim, logger.flush());
+                logger.flush()?;
             }
             epoch += 1;
         }
@@ -168,30 +156,24 @@ impl<M: LightningModule> Trainer<M> {
         if let Some(reason) = &self.state.stop_reason {
             self.bars.println(&format!("Stopped early: {reason}"));
         }
-        attempt!(model, optim, self.call(&mut model, Some(&optim), Hook::StageEnd(Stage::Train)));
-        attempt!(model, optim, self.call(&mut model, Some(&optim), Hook::FitEnd));
-        attempt!(model, optim, self.call(&mut model, Some(&optim), Hook::Teardown(SetupStage::Fit)));
+        self.call_learner(learner, Hook::StageEnd(Stage::Train))?;
+        self.call_learner(learner, Hook::FitEnd)?;
+        self.call_learner(learner, Hook::Teardown(SetupStage::Fit))?;
         self.state.stage = None;
-        (model, optim, Ok(()))
+        Ok(())
     }
 
     /// One training epoch (skipping its first `skip` batches, already trained before a resume)
-    /// and its epoch metrics.
-    fn train_epoch(&mut self, mut model: M, mut optim: OptimizerConfig, loader: &Loader<M::Batch>, skip: usize) -> (M, OptimizerConfig, Result<()>) {
+    /// and its epoch metrics. How each batch becomes optimizer steps is `optimization`'s.
+    fn train_epoch(&mut self, learner: &mut Learner<M>, optimization: &mut Optimization<M>, loader: &Loader<M::Batch>, skip: usize) -> Result<()> {
         let epoch = self.state.epoch;
         let max_steps = self.config.max_steps.unwrap_or(u64::MAX);
         self.state.stage = Some(Stage::Train);
         self.state.train_batches_done = skip;
         self.state.train_epoch_finished = false;
         // A resumed epoch keeps the learning rate it had (restored from the checkpoint).
-        if skip == 0 {
-            optim.advance(Interval::Epoch);
-            self.state.lr = optim.lr;
-        }
-        attempt!(model, optim, self.call(&mut model, Some(&optim), Hook::EpochStart(Stage::Train)));
-        let accumulate = self.config.accumulate_grad_batches;
-        let mut accumulator = GradientsAccumulator::<M>::new();
-        let mut pending = 0usize;
+        optimization.on_train_epoch_start(learner, skip > 0);
+        self.call_learner(learner, Hook::EpochStart(Stage::Train))?;
         let mut results = EpochResults::default();
         let mut iter = loader.iter();
         let mut limit = None;
@@ -204,7 +186,7 @@ impl<M: LightningModule> Trainer<M> {
                 break;
             }
             let Some(batch) = iter.next() else { break };
-            let batch = attempt!(model, optim, batch.map_err(|e| Error::Data(format!("the training loader failed at batch {batch_idx}: {e}"))));
+            let batch = batch.map_err(|e| Error::Data(format!("the training loader failed at batch {batch_idx}: {e}")))?;
             if limit.is_none() {
                 let total = estimate_batches(loader, batch.batch_size());
                 limit = self.config.limit_train_batches.batches(Some(total));
@@ -218,79 +200,56 @@ impl<M: LightningModule> Trainer<M> {
                 continue;
             }
             if crate::interrupt::requested() {
-                let error = Error::Interrupted { epoch, step: self.state.global_step };
-                return (model, optim, Err(error));
+                return Err(Error::Interrupted { epoch, step: self.state.global_step });
             }
-            attempt!(model, optim, self.call(&mut model, Some(&optim), Hook::BatchStart(Stage::Train, batch_idx)));
-            let mut ctx = StepContext::new(Stage::Train, batch_idx, batch.batch_size(), epoch, self.state.global_step);
-            let loss = attempt!(model, optim, model.training_step(batch, &mut ctx));
-            attempt!(model, optim, self.call(&mut model, Some(&optim), Hook::BeforeBackward(&loss)));
-            // Accumulated losses are divided by the count, so the step sees the mean gradient.
-            let scaled = if accumulate > 1 { loss.clone().div_scalar(accumulate as f64) } else { loss.clone() };
-            let grads = GradientsParams::from_grads(scaled.backward(), &model);
-            attempt!(model, optim, self.call(&mut model, Some(&optim), Hook::AfterBackward));
-            attempt!(model, optim, results.record(ctx.take_logged()));
-            attempt!(model, optim, results.record_metrics(ctx.take_metrics()));
-            losses.record(&loss, self.state.global_step);
+            self.call_learner(learner, Hook::BatchStart(Stage::Train, batch_idx))?;
+            let steps_before = self.state.global_step;
+            let mut ctx = StepContext::new(Stage::Train, batch_idx, batch.batch_size(), epoch, steps_before);
+            let closes_epoch = limit.is_some_and(|l| batch_idx + 1 >= l);
+            let loss = optimization.run(self, learner, batch, &mut ctx, closes_epoch)?;
+            results.record(ctx.take_logged())?;
+            results.record_metrics(ctx.take_metrics())?;
+            if let Some(loss) = &loss {
+                losses.record(loss, steps_before);
+            }
             batch_idx += 1;
             self.state.train_batches_done = batch_idx;
             self.bars.set_position(Bar::Main, batch_idx as u64);
-            let mut grads = if accumulate > 1 {
-                accumulator.accumulate(&model, grads);
-                pending += 1;
-                // An incomplete last group still steps.
-                if pending < accumulate && !limit.is_some_and(|l| batch_idx >= l) {
-                    attempt!(model, optim, self.call(&mut model, Some(&optim), Hook::BatchEnd(Stage::Train, batch_idx - 1)));
-                    continue;
+            if self.state.global_step > steps_before {
+                let every = self.config.log_every_n_steps;
+                if self.state.global_step / every > steps_before / every {
+                    let metrics = results.step_values(Target::Logger);
+                    self.state.callback_metrics.extend(metrics.clone());
+                    self.log_row(metrics, self.state.global_step - 1)?;
                 }
-                pending = 0;
-                accumulator.grads()
-            } else {
-                grads
-            };
-            attempt!(model, optim, self.call(&mut model, Some(&optim), Hook::BeforeOptimizerStep));
-            if let Some(clip) = self.config.gradient_clip {
-                crate::grad::clip(&model, &mut grads, clip);
+                if batch_idx as u64 % self.config.progress_bar_refresh_rate == 0 {
+                    losses.check(epoch)?;
+                    let shown = results.step_values(Target::ProgBar);
+                    self.state.progress_bar_metrics.extend(shown);
+                    self.bars.set_metrics(&self.state.progress_bar_metrics);
+                }
             }
-            optim.advance(Interval::Step);
-            self.state.lr = optim.lr;
-            let rates = optim.rates();
-            model = optim.optimizer.step(rates, model, grads);
-            self.state.global_step += 1;
-
-            if self.state.global_step % self.config.log_every_n_steps == 0 {
-                let metrics = results.step_values(Target::Logger);
-                self.state.callback_metrics.extend(metrics.clone());
-                attempt!(model, optim, self.log_row(metrics, self.state.global_step - 1));
-            }
-            if batch_idx as u64 % self.config.progress_bar_refresh_rate == 0 {
-                attempt!(model, optim, losses.check(epoch));
-                let shown = results.step_values(Target::ProgBar);
-                self.state.progress_bar_metrics.extend(shown);
-                self.bars.set_metrics(&self.state.progress_bar_metrics);
-            }
-            attempt!(model, optim, self.call(&mut model, Some(&optim), Hook::BatchEnd(Stage::Train, batch_idx - 1)));
+            self.call_learner(learner, Hook::BatchEnd(Stage::Train, batch_idx - 1))?;
         }
         self.state.train_epoch_finished = exhausted;
-        attempt!(model, optim, losses.check(epoch));
-        let output = attempt!(model, optim, results.epoch_values());
-        attempt!(model, optim, self.publish_epoch(output, Stage::Train));
-        (model, optim, Ok(()))
+        losses.check(epoch)?;
+        let output = results.epoch_values()?;
+        self.publish_epoch(output, Stage::Train)
     }
 
     /// One validation run (hooks included); its epoch metrics are published unless this is the
     /// sanity check.
-    fn run_validation(&mut self, model: &mut M, optim: &OptimizerConfig, loader: &Loader<M::Batch>, limit: Option<usize>) -> Result<()> {
+    fn run_validation(&mut self, learner: &mut Learner<M>, loader: &Loader<M::Batch>, limit: Option<usize>) -> Result<()> {
         self.state.stage = Some(Stage::Validation);
-        self.call(model, Some(optim), Hook::StageStart(Stage::Validation))?;
-        self.call(model, Some(optim), Hook::EpochStart(Stage::Validation))?;
-        let mut snapshot = model.valid();
+        self.call_learner(learner, Hook::StageStart(Stage::Validation))?;
+        self.call_learner(learner, Hook::EpochStart(Stage::Validation))?;
+        let mut snapshot = learner.model().valid();
         let output = self.evaluate(&mut snapshot, loader, Stage::Validation, limit)?;
         if !self.state.sanity_checking {
             self.publish_epoch(output, Stage::Validation)?;
         }
-        self.call(model, Some(optim), Hook::EpochEnd(Stage::Validation))?;
-        self.call(model, Some(optim), Hook::StageEnd(Stage::Validation))?;
+        self.call_learner(learner, Hook::EpochEnd(Stage::Validation))?;
+        self.call_learner(learner, Hook::StageEnd(Stage::Validation))?;
         self.state.stage = Some(Stage::Train);
         Ok(())
     }

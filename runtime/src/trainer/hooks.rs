@@ -4,7 +4,8 @@
 //! `fit`: setup(fit) → on_fit_start → [on_sanity_check_start → validation run →
 //! on_sanity_check_end] → on_train_start → per epoch { on_train_epoch_start → per batch
 //! { on_train_batch_start → on_before_backward → on_after_backward → on_before_optimizer_step →
-//! on_train_batch_end } → [validation run] → on_train_epoch_end } → on_train_end → on_fit_end →
+//! on_train_batch_end } (manual optimization: the backward hooks run in each `manual_backward`,
+//! on_before_optimizer_step in each optimizer `step()`) → [validation run] → on_train_epoch_end } → on_train_end → on_fit_end →
 //! teardown(fit). A validation run: on_validation_start → on_validation_epoch_start → per batch
 //! { on_validation_batch_start → on_validation_batch_end } → on_validation_epoch_end →
 //! on_validation_end. `validate`/`test`/`predict`: setup(stage) → that stage's run → teardown.
@@ -13,10 +14,12 @@
 use burn::tensor::Tensor;
 
 use super::Trainer;
+use super::optimization::Learner;
 use crate::callbacks::{Callback, TrainerView};
 use crate::data::SetupStage;
 use crate::error::{Error, Result};
 use crate::module::{LightningModule, Stage};
+use crate::optim::OptimizerConfig;
 
 /// A hook point.
 #[derive(Debug, Clone, Copy)]
@@ -49,8 +52,8 @@ pub enum Hook<'a> {
     BeforeBackward(&'a Tensor<1>),
     /// `on_after_backward`.
     AfterBackward,
-    /// `on_before_optimizer_step`.
-    BeforeOptimizerStep,
+    /// `on_before_optimizer_step(optimizer)`.
+    BeforeOptimizerStep(&'a OptimizerConfig),
     /// `on_exception(error)` (callbacks only).
     Exception(&'a Error),
 }
@@ -79,7 +82,7 @@ impl Hook<'_> {
             Hook::BatchEnd(s, _) => format!("on_{}_batch_end", stage(s)),
             Hook::BeforeBackward(_) => "on_before_backward".into(),
             Hook::AfterBackward => "on_after_backward".into(),
-            Hook::BeforeOptimizerStep => "on_before_optimizer_step".into(),
+            Hook::BeforeOptimizerStep(_) => "on_before_optimizer_step".into(),
             Hook::Exception(_) => "on_exception".into(),
         }
     }
@@ -120,7 +123,7 @@ fn module_hook<M: LightningModule>(m: &mut M, hook: Hook<'_>, epoch: u64) -> Res
         Hook::BatchEnd(Predict, i) => m.on_predict_batch_end(i),
         Hook::BeforeBackward(loss) => m.on_before_backward(loss),
         Hook::AfterBackward => m.on_after_backward(),
-        Hook::BeforeOptimizerStep => m.on_before_optimizer_step(),
+        Hook::BeforeOptimizerStep(optimizer) => m.on_before_optimizer_step(optimizer),
     }
 }
 
@@ -160,25 +163,32 @@ fn callback_hook<M: LightningModule>(c: &mut dyn Callback<M>, v: &mut TrainerVie
         Hook::BatchEnd(Predict, i) => c.on_predict_batch_end(v, i),
         Hook::BeforeBackward(loss) => c.on_before_backward(v, loss),
         Hook::AfterBackward => c.on_after_backward(v),
-        Hook::BeforeOptimizerStep => c.on_before_optimizer_step(v),
+        Hook::BeforeOptimizerStep(optimizer) => c.on_before_optimizer_step(v, optimizer),
         Hook::Exception(e) => c.on_exception(v, e),
     }
 }
 
 impl<M: LightningModule> Trainer<M> {
-    /// Runs `hook` on the module, then on every callback.
-    pub(super) fn call(&mut self, module: &mut M, optimizer: Option<&crate::optim::OptimizerConfig>, hook: Hook<'_>) -> Result<()> {
+    /// Runs `hook` on the module, then on every callback; `optimizers` are those of `fit`
+    /// (empty outside it).
+    pub(super) fn call(&mut self, module: &mut M, optimizers: &[OptimizerConfig], hook: Hook<'_>) -> Result<()> {
         module_hook(module, hook, self.state.epoch)?;
-        self.call_callbacks(module, optimizer, hook)
+        self.call_callbacks(module, optimizers, hook)
+    }
+
+    /// [`call`](Self::call) with the learner's model and optimizers.
+    pub(super) fn call_learner(&mut self, learner: &mut Learner<M>, hook: Hook<'_>) -> Result<()> {
+        let (module, optimizers) = learner.parts();
+        self.call(module, optimizers, hook)
     }
 
     /// Runs `hook` on every callback only.
-    pub(super) fn call_callbacks(&mut self, module: &M, optimizer: Option<&crate::optim::OptimizerConfig>, hook: Hook<'_>) -> Result<()> {
+    pub(super) fn call_callbacks(&mut self, module: &mut M, optimizers: &[OptimizerConfig], hook: Hook<'_>) -> Result<()> {
         let Trainer { callbacks, state, loggers, .. } = self;
         for i in 0..callbacks.len() {
             let (before, rest) = callbacks.split_at_mut(i);
             let Some((current, after)) = rest.split_first_mut() else { break };
-            let mut view = TrainerView { state: &mut *state, module, loggers: &mut loggers[..], optimizer, others: (&*before, &*after) };
+            let mut view = TrainerView { state: &mut *state, module: &mut *module, loggers: &mut loggers[..], optimizers, others: (&*before, &*after) };
             callback_hook(current.as_mut(), &mut view, hook)?;
         }
         Ok(())

@@ -19,12 +19,14 @@ mod eval_loop;
 mod fit_loop;
 mod hooks;
 mod loss_watch;
+mod optimization;
 mod results;
 mod state;
 
 pub use ckpt_path::CkptPath;
 pub use config::{GradientClip, Limit, TrainerConfig};
 pub use hooks::Hook;
+pub use optimization::{ManualStep, OptimizerHandle, OptimizerRef};
 pub use results::{EpochOutput, EpochPlot, EpochResults, EpochValue, PlotValue, Target};
 pub use state::TrainerState;
 

@@ -43,10 +43,6 @@ pub struct TrainerState {
     pub train_batches_done: usize,
     /// Whether the current epoch's training batches are all done.
     pub train_epoch_finished: bool,
-    /// The learning rate of the latest optimizer step.
-    pub lr: f64,
-    /// The optimizer's name (`Adam(lr=0.001)`), for LearningRateMonitor.
-    pub optimizer_name: String,
     /// The checkpoint `fit` resumed from, if any.
     pub resumed_from: Option<PathBuf>,
     /// Class names from the data module (`DataModule::class_names`), for captions and charts.

@@ -43,5 +43,5 @@ fn main() {
     let model = Residual::from_hparams(ResConfig::new(4), &device).expect("valid model");
     assert_eq!(LightningModule::forward(&model, Tensor::zeros([2, 4, 6, 6], &device)).dims(), [2, 2]);
     assert_eq!(model.hparams().expect("stored")["channels"], 4);
-    assert_eq!(model.configure_optimizers().name, "AdamW(lr=0.001)");
+    assert_eq!(model.configure_optimizers().0[0].name, "AdamW(lr=0.001)");
 }

@@ -37,5 +37,5 @@ fn main() {
     let model = LitModel::new(LitConfig::new([3, 32, 32], 10), &device).expect("valid model");
     assert_eq!(model.forward_features(Tensor::zeros([2, 3, 32, 32], &device)).dims(), [2, 64, 5, 5]);
     assert_eq!(model.forward(Tensor::zeros([2, 3, 32, 32], &device)).dims(), [2, 10]);
-    assert_eq!(model.configure_optimizers().name, "Adam(lr=0.0002)");
+    assert_eq!(model.configure_optimizers().0[0].name, "Adam(lr=0.0002)");
 }
