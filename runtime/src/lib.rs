@@ -27,7 +27,7 @@ pub mod summary;
 pub mod trainer;
 
 pub use accelerator::{Accelerator, seed_everything};
-pub use callbacks::{Callback, EarlyStopping, ImagePredictionLogger, LearningRateMonitor, Mode, ModelCheckpoint, TrainerView};
+pub use callbacks::{Callback, EarlyStopping, EmaWeightAveraging, ImagePredictionLogger, LearningRateMonitor, Mode, ModelCheckpoint, TrainerView};
 pub use checkpoint::{Checkpoint, FromHparams};
 pub use data::{ClassificationBatch, Cifar10DataModule, DataModule, SetupStage, SyntheticDataModule};
 pub use error::{Error, Result};

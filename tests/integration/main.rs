@@ -20,3 +20,4 @@ mod metrics_parity;
 mod optimization;
 mod trainer_config;
 mod user_crate;
+mod weight_averaging;

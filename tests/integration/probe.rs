@@ -28,6 +28,12 @@ impl Probe {
     pub fn new(device: &Device, val_losses: Vec<f64>) -> Self {
         Probe { linear: LinearConfig::new(2, 2).init(device), val_losses }
     }
+
+    /// The weight's and the bias's values, in that order.
+    pub fn values(&self) -> Vec<f32> {
+        let bias = self.linear.bias.as_ref().expect("a bias").val();
+        [self.linear.weight.val().flatten::<1>(0, 1), bias].into_iter().flat_map(|t| t.into_data().try_to_vec::<f32>().unwrap()).collect()
+    }
 }
 
 impl LightningModule for Probe {

@@ -1,12 +1,14 @@
-//! Exact-resume tests, in their own process: Burn's device generator is process-wide, so any
-//! other test drawing random numbers at the same time (weight init, dropout) would change
-//! what these runs draw. Within this binary the tests take turns (`exclusive`).
+//! Exact-resume tests and seeded training runs (a GAN's), in their own process: Burn's device
+//! generator is process-wide, so any other test drawing random numbers at the same time
+//! (weight init, dropout, noise) would change what these runs draw. Within this binary the
+//! tests take turns (`exclusive`).
 
 #[path = "../integration/probe.rs"]
 #[allow(dead_code)]
 mod probe;
 
 mod cases;
+mod gan;
 
 /// Serializes the tests of this binary.
 pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {

@@ -15,11 +15,13 @@ mod early_stopping;
 mod image_predictions;
 mod lr_monitor;
 mod model_checkpoint;
+mod weight_averaging;
 
 pub use early_stopping::{EarlyStopping, Mode};
 pub use image_predictions::ImagePredictionLogger;
 pub use lr_monitor::LearningRateMonitor;
 pub use model_checkpoint::ModelCheckpoint;
+pub use weight_averaging::EmaWeightAveraging;
 
 /// What a callback sees of the Trainer: its state, the module, the loggers, and checkpointing.
 pub struct TrainerView<'a, M: LightningModule> {
