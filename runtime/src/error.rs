@@ -42,9 +42,29 @@ pub enum Error {
         /// What is wrong and what to change.
         reason: String,
     },
-    /// A Trainer option that makes no sense.
+    /// A Trainer option that makes no sense (alone or with this module).
     #[error("invalid Trainer configuration: {0}")]
     Config(String),
+    /// The module cannot do what was asked of it (a step or hook it lacks, optimizers that do
+    /// not fit its optimization mode).
+    #[error("LightningModule: {0}")]
+    Module(String),
+    /// A callback's options or state are wrong.
+    #[error("callback {callback}: {reason}")]
+    Callback {
+        /// The callback.
+        callback: String,
+        /// What is wrong and what to change.
+        reason: String,
+    },
+    /// An image, table or chart cannot be made, or a logger cannot take what it was given.
+    #[error("logging {what}: {reason}")]
+    Media {
+        /// What was being logged (`an image`, `table \`name\``, `a W&B run`, ...).
+        what: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A monitored or requested metric that was never logged.
     #[error("metric `{name}` was not logged; logged metrics are: [{available}]. {hint}")]
     MissingMetric {

@@ -63,7 +63,7 @@ pub trait LightningModule: Module + Sized + 'static {
     /// optimization, [`manual_training_step`](Self::manual_training_step) runs instead.
     fn training_step(&self, batch: Self::Batch, ctx: &mut StepContext) -> Result<Tensor<1>> {
         let _ = (batch, ctx);
-        Err(Error::Config(format!(
+        Err(Error::Module(format!(
             "{} has no training_step: implement `training_step` (automatic optimization) or turn automatic \
              optimization off and implement `manual_training_step`",
             std::any::type_name::<Self>()
@@ -83,7 +83,7 @@ pub trait LightningModule: Module + Sized + 'static {
     /// `.zero_grad()` each optimizer; log through `step.ctx`.
     fn manual_training_step(step: &mut ManualStep<'_, Self>, batch: Self::Batch) -> Result<()> {
         let _ = (step, batch);
-        Err(Error::Config(format!(
+        Err(Error::Module(format!(
             "{} turns automatic optimization off but has no manual_training_step: implement it \
              (or `training_step = method` with `automatic_optimization = false` in #[lightning(..)])",
             std::any::type_name::<Self>()
@@ -105,7 +105,7 @@ pub trait LightningModule: Module + Sized + 'static {
     /// One prediction step.
     fn predict_step(&self, batch: Self::Batch, ctx: &mut StepContext) -> Result<Self::Prediction> {
         let _ = (batch, ctx);
-        Err(Error::Config(format!(
+        Err(Error::Module(format!(
             "{} has no predict_step: implement `predict_step` to use Trainer::predict",
             std::any::type_name::<Self>()
         )))

@@ -75,7 +75,7 @@ where
             .into_data()
             .convert::<i64>()
             .try_to_vec()
-            .map_err(|e| Error::Config(format!("cannot read the predictions: {e:?}")))?;
+            .map_err(|e| Error::Callback { callback: "ImagePredictionLogger".into(), reason: format!("cannot read the predictions: {e:?}") })?;
         let predicted: Vec<usize> = predicted.into_iter().map(|p| p as usize).collect();
         let classes = predicted.iter().chain(self.samples.iter().map(|s| &s.label)).max().map_or(0, |m| m + 1);
         let names = self.class_names.clone().or_else(|| trainer.state.class_names.clone()).unwrap_or_else(|| numbered_classes(classes));

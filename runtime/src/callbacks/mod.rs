@@ -57,9 +57,8 @@ impl<M: LightningModule> TrainerView<'_, M> {
             if let Some(state) = callback.state_dict() {
                 let key = callback.state_key();
                 if states.insert(key.clone(), state).is_some() {
-                    return Err(Error::Config(format!(
-                        "two callbacks have the state key `{key}`; give one of them its own `state_key()`"
-                    )));
+                    let reason = format!("another callback has the state key `{key}` too; give one of them its own `state_key()`");
+                    return Err(Error::Callback { callback: callback.name(), reason });
                 }
             }
         }

@@ -175,7 +175,7 @@ fn format_filename<M: LightningModule>(template: &str, trainer: &TrainerView<'_,
     let mut rest = template;
     while let Some(start) = rest.find('{') {
         out.push_str(&rest[..start]);
-        let end = rest[start..].find('}').ok_or_else(|| Error::Config(format!("checkpoint filename `{template}` has an unclosed `{{`")))? + start;
+        let end = rest[start..].find('}').ok_or_else(|| Error::Callback { callback: "ModelCheckpoint".into(), reason: format!("the filename `{template}` has an unclosed `{{`") })? + start;
         let field = &rest[start + 1..end];
         let (name, spec) = field.split_once(':').unwrap_or((field, ""));
         let value = match name {

@@ -39,7 +39,7 @@ impl<M> EmaWeightAveraging<M> {
     /// optimizer step.
     pub fn new(decay: f64) -> Result<Self> {
         if !(0.0..1.0).contains(&decay) {
-            return Err(Error::Config(format!("EmaWeightAveraging: decay must be in [0, 1), got {decay}")));
+            return Err(Error::Callback { callback: "EmaWeightAveraging".into(), reason: format!("decay must be in [0, 1), got {decay}") });
         }
         Ok(EmaWeightAveraging {
             decay,

@@ -20,11 +20,8 @@ impl Image {
     /// An image from row-major RGB bytes; errors when the length is not `3 * width * height`.
     pub fn from_rgb(width: u32, height: u32, rgb: Vec<u8>) -> Result<Self> {
         if width == 0 || height == 0 || rgb.len() != 3 * width as usize * height as usize {
-            return Err(Error::Config(format!(
-                "an image of {width}×{height} needs {} RGB bytes, got {}",
-                3 * width as usize * height as usize,
-                rgb.len()
-            )));
+            let reason = format!("a {width}×{height} image needs {} RGB bytes, got {}", 3 * width as usize * height as usize, rgb.len());
+            return Err(Error::Media { what: "an image".into(), reason });
         }
         Ok(Image { width, height, rgb, caption: None })
     }
@@ -35,13 +32,14 @@ impl Image {
     pub fn from_tensor(image: Tensor<3>, mean: [f64; 3], std: [f64; 3]) -> Result<Self> {
         let [channels, height, width] = image.dims();
         if channels != 3 && channels != 1 {
-            return Err(Error::Config(format!("an image tensor needs 1 or 3 channels first ([C, H, W]), got shape {:?}", image.dims())));
+            let reason = format!("an image tensor needs 1 or 3 channels first ([C, H, W]), got shape {:?}", image.dims());
+            return Err(Error::Media { what: "an image".into(), reason });
         }
         let values: Vec<f32> = image
             .into_data()
             .convert::<f32>()
             .try_to_vec::<f32>()
-            .map_err(|e| Error::Config(format!("cannot read the image tensor: {e:?}")))?;
+            .map_err(|e| Error::Media { what: "an image".into(), reason: format!("cannot read the image tensor: {e:?}") })?;
         let plane = height * width;
         let mut rgb = Vec::with_capacity(3 * plane);
         for i in 0..plane {
@@ -85,7 +83,7 @@ impl Image {
     /// The image as a PNG file.
     pub fn to_png(&self) -> Result<Vec<u8>> {
         let mut out = Vec::new();
-        let fail = |e: png::EncodingError| Error::Config(format!("cannot encode a PNG: {e}"));
+        let fail = |e: png::EncodingError| Error::Media { what: "an image".into(), reason: format!("cannot encode a PNG: {e}") };
         let mut encoder = png::Encoder::new(&mut out, self.width, self.height);
         encoder.set_color(png::ColorType::Rgb);
         encoder.set_depth(png::BitDepth::Eight);
@@ -109,7 +107,8 @@ impl Table {
     /// A table; errors when a row's length differs from the column count.
     pub fn new(columns: Vec<String>, rows: Vec<Vec<serde_json::Value>>) -> Result<Self> {
         if let Some((i, row)) = rows.iter().enumerate().find(|(_, r)| r.len() != columns.len()) {
-            return Err(Error::Config(format!("table row {i} has {} cells but there are {} columns", row.len(), columns.len())));
+            let reason = format!("row {i} has {} cells but there are {} columns", row.len(), columns.len());
+            return Err(Error::Media { what: "a table".into(), reason });
         }
         Ok(Table { columns, rows })
     }

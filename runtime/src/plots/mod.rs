@@ -16,7 +16,7 @@ pub const PR_SIZE: (u32, u32) = (800, 600);
 /// of class names and average precisions, 800 × 600.
 pub fn pr_curves(curves: &ClassCurves, title: &str) -> Result<Image> {
     if curves.curves.is_empty() || curves.classes.len() != curves.curves.len() {
-        return Err(Error::Config(format!("a PR chart needs one class name per curve (got {} names, {} curves)", curves.classes.len(), curves.curves.len())));
+        return Err(Error::Media { what: "a precision-recall chart".into(), reason: format!("it needs one class name per curve (got {} names, {} curves)", curves.classes.len(), curves.curves.len()) });
     }
     let (w, h) = PR_SIZE;
     let mut c = Canvas::new(w, h);
@@ -65,7 +65,7 @@ fn average_precision(curve: &crate::metrics::PrCurve) -> f64 {
 pub fn confusion_matrix(matrix: &ConfusionTable) -> Result<Image> {
     let n = matrix.classes.len();
     if n == 0 || matrix.matrix.len() != n || matrix.matrix.iter().any(|r| r.len() != n) {
-        return Err(Error::Config(format!("a confusion matrix chart needs an n × n matrix with n class names (got {n} names)")));
+        return Err(Error::Media { what: "a confusion-matrix chart".into(), reason: format!("it needs an n × n matrix with n class names (got {n} names)") });
     }
     let cell = 48i64;
     let label_chars = matrix.classes.iter().map(|s| s.chars().count()).max().unwrap_or(1).min(12);

@@ -1,12 +1,12 @@
 //! Evaluation loops: validation and test (no gradients, metrics reduced per epoch) and predict.
 
 
-use super::fit_loop::estimate_batches;
+use super::batches::Batches;
 use super::hooks::Hook;
 use super::results::{EpochOutput, EpochResults};
 use super::{Trainer, metrics_table};
 use crate::data::{Loader, SetupStage};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::progress::Bar;
 use crate::module::{Batch, LightningModule, Metrics, Stage, StepContext};
 
@@ -24,24 +24,8 @@ impl<M: LightningModule> Trainer<M> {
             _ => "Validation",
         };
         let mut results = EpochResults::default();
-        let mut iter = loader.iter();
-        let mut bound = limit;
-        let mut batch_idx = 0usize;
-        while bound.is_none_or(|l| batch_idx < l) {
-            let Some(batch) = iter.next() else { break };
-            let batch = batch.map_err(|e| Error::Data(format!("the {} loader failed at batch {batch_idx}: {e}", stage.prefix())))?;
-            if batch_idx == 0 {
-                let total = estimate_batches(loader, batch.batch_size());
-                let configured = configured.batches(Some(total)).unwrap_or(total);
-                bound = Some(bound.map_or(configured, |l| l.min(configured)));
-                self.bars.start(Bar::Eval, title.to_string(), bound.map(|b| b as u64));
-                if bound == Some(0) {
-                    break;
-                }
-            }
-            if crate::interrupt::requested() {
-                return Err(Error::Interrupted { epoch: self.state.epoch, step: self.state.global_step });
-            }
+        let mut batches = Batches::new(loader, configured, limit, stage.prefix(), Bar::Eval, title.to_string());
+        while let Some((batch_idx, batch)) = batches.next(&mut self.bars, (self.state.epoch, self.state.global_step))? {
             self.call(model, &[], Hook::BatchStart(stage, batch_idx))?;
             let mut ctx = StepContext::new(stage, batch_idx, batch.batch_size(), self.state.epoch, self.state.global_step);
             match stage {
@@ -51,8 +35,7 @@ impl<M: LightningModule> Trainer<M> {
             results.record(ctx.take_logged())?;
             results.record_metrics(ctx.take_metrics())?;
             self.call(model, &[], Hook::BatchEnd(stage, batch_idx))?;
-            batch_idx += 1;
-            self.bars.set_position(Bar::Eval, batch_idx as u64);
+            self.bars.set_position(Bar::Eval, batch_idx as u64 + 1);
         }
         self.bars.finish(Bar::Eval);
         results.epoch_values()
@@ -108,20 +91,8 @@ impl<M: LightningModule> Trainer<M> {
         self.call(model, &[], Hook::StageStart(Stage::Predict))?;
         self.call(model, &[], Hook::EpochStart(Stage::Predict))?;
         let mut out = Vec::new();
-        let mut bound = None;
-        for (batch_idx, batch) in loader.iter().enumerate() {
-            let batch = batch.map_err(|e| Error::Data(format!("the predict loader failed at batch {batch_idx}: {e}")))?;
-            if bound.is_none() {
-                let total = estimate_batches(&loader, batch.batch_size());
-                bound = Some(self.config.limit_predict_batches.batches(Some(total)).unwrap_or(total));
-                self.bars.start(Bar::Eval, "Predicting".into(), bound.map(|b| b as u64));
-            }
-            if bound.is_some_and(|b| batch_idx >= b) {
-                break;
-            }
-            if crate::interrupt::requested() {
-                return Err(Error::Interrupted { epoch: self.state.epoch, step: self.state.global_step });
-            }
+        let mut batches = Batches::new(&loader, self.config.limit_predict_batches, None, "predict", Bar::Eval, "Predicting".into());
+        while let Some((batch_idx, batch)) = batches.next(&mut self.bars, (self.state.epoch, self.state.global_step))? {
             self.call(model, &[], Hook::BatchStart(Stage::Predict, batch_idx))?;
             let mut ctx = StepContext::new(Stage::Predict, batch_idx, batch.batch_size(), self.state.epoch, self.state.global_step);
             out.push(model.predict_step(batch, &mut ctx)?);

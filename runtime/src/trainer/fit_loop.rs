@@ -2,15 +2,16 @@
 
 use std::path::{Path, PathBuf};
 
+use super::batches::Batches;
 use super::hooks::Hook;
 use super::loss_watch::LossWatch;
 use super::optimization::{Learner, Optimization};
-use super::results::{EpochOutput, EpochResults, PlotValue, Target};
+use super::results::{EpochResults, Target};
 use super::{Trainer, TrainerState};
 use crate::checkpoint::{Checkpoint, Position};
 use crate::data::{DataModule, Loader, SetupStage};
 use crate::error::{Error, Result};
-use crate::module::{Batch, LightningModule, Metrics, Stage, StepContext};
+use crate::module::{Batch, LightningModule, Stage, StepContext};
 use crate::progress::Bar;
 use crate::summary::ModelSummary;
 
@@ -175,46 +176,31 @@ impl<M: LightningModule> Trainer<M> {
         optimization.on_train_epoch_start(learner, skip > 0);
         self.call_learner(learner, Hook::EpochStart(Stage::Train))?;
         let mut results = EpochResults::default();
-        let mut iter = loader.iter();
-        let mut limit = None;
-        let mut batch_idx = 0usize;
+        let mut batches = Batches::new(loader, self.config.limit_train_batches, None, "training", Bar::Main, format!("Epoch {epoch}"));
         let mut losses = LossWatch::default();
         let mut exhausted = true;
-        while limit.is_none_or(|l| batch_idx < l) {
-            if self.state.global_step >= max_steps {
+        loop {
+            if self.state.global_step >= max_steps && !batches.at_bound() {
                 exhausted = false;
                 break;
             }
-            let Some(batch) = iter.next() else { break };
-            let batch = batch.map_err(|e| Error::Data(format!("the training loader failed at batch {batch_idx}: {e}")))?;
-            if limit.is_none() {
-                let total = estimate_batches(loader, batch.batch_size());
-                limit = self.config.limit_train_batches.batches(Some(total));
-                self.bars.start(Bar::Main, format!("Epoch {epoch}"), limit.map(|l| l as u64));
-                if limit == Some(0) {
-                    break;
-                }
-            }
+            let Some((batch_idx, batch)) = batches.next(&mut self.bars, (epoch, self.state.global_step))? else { break };
             if batch_idx < skip {
-                batch_idx += 1;
                 continue;
-            }
-            if crate::interrupt::requested() {
-                return Err(Error::Interrupted { epoch, step: self.state.global_step });
             }
             self.call_learner(learner, Hook::BatchStart(Stage::Train, batch_idx))?;
             let steps_before = self.state.global_step;
             let mut ctx = StepContext::new(Stage::Train, batch_idx, batch.batch_size(), epoch, steps_before);
-            let closes_epoch = limit.is_some_and(|l| batch_idx + 1 >= l);
+            let closes_epoch = batches.bound().is_some_and(|l| batch_idx + 1 >= l);
             let loss = optimization.run(self, learner, batch, &mut ctx, closes_epoch)?;
             results.record(ctx.take_logged())?;
             results.record_metrics(ctx.take_metrics())?;
             if let Some(loss) = &loss {
                 losses.record(loss, steps_before);
             }
-            batch_idx += 1;
-            self.state.train_batches_done = batch_idx;
-            self.bars.set_position(Bar::Main, batch_idx as u64);
+            let done = batch_idx + 1;
+            self.state.train_batches_done = done;
+            self.bars.set_position(Bar::Main, done as u64);
             if self.state.global_step > steps_before {
                 let every = self.config.log_every_n_steps;
                 if self.state.global_step / every > steps_before / every {
@@ -222,14 +208,14 @@ impl<M: LightningModule> Trainer<M> {
                     self.state.callback_metrics.extend(metrics.clone());
                     self.log_row(metrics, self.state.global_step - 1)?;
                 }
-                if batch_idx as u64 % self.config.progress_bar_refresh_rate == 0 {
+                if done as u64 % self.config.progress_bar_refresh_rate == 0 {
                     losses.check(epoch)?;
                     let shown = results.step_values(Target::ProgBar);
                     self.state.progress_bar_metrics.extend(shown);
                     self.bars.set_metrics(&self.state.progress_bar_metrics);
                 }
             }
-            self.call_learner(learner, Hook::BatchEnd(Stage::Train, batch_idx - 1))?;
+            self.call_learner(learner, Hook::BatchEnd(Stage::Train, batch_idx))?;
         }
         self.state.train_epoch_finished = exhausted;
         losses.check(epoch)?;
@@ -253,109 +239,4 @@ impl<M: LightningModule> Trainer<M> {
         self.state.stage = Some(Stage::Train);
         Ok(())
     }
-
-    /// Puts epoch values into `callback_metrics`, the progress bar and one logger row, and
-    /// the epoch's charts into the loggers and the log folder.
-    pub(super) fn publish_epoch(&mut self, output: EpochOutput, stage: Stage) -> Result<()> {
-        let mut row = Metrics::new();
-        for v in output.values {
-            self.state.callback_metrics.insert(v.base.clone(), v.value);
-            self.state.callback_metrics.insert(v.name.clone(), v.value);
-            if v.prog_bar && stage != Stage::Test {
-                self.state.progress_bar_metrics.insert(v.name.clone(), v.value);
-            }
-            if v.logger {
-                row.insert(v.name, v.value);
-            }
-        }
-        if !row.is_empty() {
-            self.log_row(row, self.state.global_step.saturating_sub(1))?;
-        }
-        for plot in output.plots {
-            self.publish_plot(plot)?;
-        }
-        Ok(())
-    }
-
-    /// Sends a chart to the loggers (at the epoch row's step) and saves it as
-    /// `<log dir>/<name>.png`; classes are named by the data module when it names them.
-    fn publish_plot(&mut self, plot: super::results::EpochPlot) -> Result<()> {
-        use crate::loggers::{ClassCurves, ConfusionTable, numbered_classes};
-        let step = self.state.global_step.saturating_sub(1);
-        let names = |n: usize| self.state.class_names.clone().filter(|names| names.len() == n).unwrap_or_else(|| numbered_classes(n));
-        let image = match plot.value {
-            PlotValue::PrCurves(curves) => {
-                let curves = ClassCurves { classes: names(curves.len()), curves };
-                if plot.logger {
-                    for logger in &mut self.loggers {
-                        logger.log_pr_curves(&plot.name, &curves, step)?;
-                    }
-                }
-                crate::plots::pr_curves(&curves, &format!("Precision-recall: {}", plot.name))?
-            }
-            PlotValue::ConfusionMatrix(matrix) => {
-                let matrix = ConfusionTable { classes: names(matrix.len()), matrix };
-                if plot.logger {
-                    for logger in &mut self.loggers {
-                        logger.log_confusion_matrix(&plot.name, &matrix, step)?;
-                    }
-                }
-                crate::plots::confusion_matrix(&matrix)?
-            }
-        };
-        if let Some(dir) = &self.state.log_dir {
-            crate::fs::atomic_write(&dir.join(format!("{}.png", plot.name)), &image.to_png()?)?;
-        }
-        Ok(())
-    }
-
-    /// Sends a row (with `epoch`) to every logger.
-    pub(super) fn log_row(&mut self, mut row: Metrics, step: u64) -> Result<()> {
-        if row.is_empty() {
-            return Ok(());
-        }
-        row.insert("epoch".into(), self.state.epoch as f64);
-        self.state.logged_metrics.extend(row.clone());
-        for logger in &mut self.loggers {
-            logger.log_metrics(&row, step)?;
-        }
-        Ok(())
-    }
-
-    /// Picks the run's version folder and records the hyperparameters, once per Trainer.
-    pub(super) fn start_loggers(&mut self, hparams: Option<crate::hparams::SavedHparams>) -> Result<()> {
-        if self.state.log_dir.is_some() || self.loggers.is_empty() {
-            return Ok(());
-        }
-        // Loggers with the same `<save_dir>/<name>` (CSV and TensorBoard by default) share one version.
-        let mut versions: Vec<(std::path::PathBuf, u32)> = Vec::new();
-        for logger in &mut self.loggers {
-            if let Some(base) = logger.unversioned_base() {
-                let version = match versions.iter().find(|(b, _)| *b == base) {
-                    Some((_, v)) => *v,
-                    None => {
-                        let v = crate::loggers::next_version(&base)?;
-                        versions.push((base, v));
-                        v
-                    }
-                };
-                logger.set_version(version);
-            }
-        }
-        for logger in &mut self.loggers {
-            let dir = logger.log_dir()?;
-            if self.state.log_dir.is_none() {
-                self.state.log_dir = dir;
-            }
-            if let Some(h) = &hparams {
-                logger.log_hyperparams(h)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Batches in a loader, from its item count and the size of its first batch.
-pub(super) fn estimate_batches<B>(loader: &Loader<B>, first_batch: usize) -> usize {
-    loader.num_items().div_ceil(first_batch.max(1))
 }

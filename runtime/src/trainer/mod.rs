@@ -1,5 +1,7 @@
 //! The `Trainer`: builder, options, and the fit/validate/test/predict entry points.
-//! The loops live in `fit_loop.rs` and `eval_loop.rs`; hook dispatch in `hooks.rs`.
+//! The loops live in `fit_loop.rs` and `eval_loop.rs` (their shared batch preamble in
+//! `batches.rs`), the step in `optimization/`, hook dispatch in `hooks.rs`, and what goes to
+//! the loggers in `logger_connector.rs`.
 
 use std::path::PathBuf;
 
@@ -13,11 +15,13 @@ use crate::loggers::{CsvLogger, Logger, TensorBoardLogger};
 use crate::module::{LightningModule, Metrics};
 use crate::progress::ProgressBars;
 
+mod batches;
 mod ckpt_path;
 mod config;
 mod eval_loop;
 mod fit_loop;
 mod hooks;
+mod logger_connector;
 mod loss_watch;
 mod optimization;
 mod results;
@@ -241,7 +245,7 @@ impl<M: LightningModule> Trainer<M> {
         dm.prepare_data()?;
         dm.setup(SetupStage::Validate)?;
         self.state.class_names = dm.class_names();
-        let loader = dm.val_dataloader()?.ok_or_else(|| Error::Config("the data module has no val_dataloader".into()))?;
+        let loader = dm.val_dataloader()?.ok_or_else(|| Error::Data("the data module has no val_dataloader: implement `val_dataloader` to use Trainer::validate".into()))?;
         self.run_evaluation(model, loader, crate::module::Stage::Validation)
     }
 
@@ -251,7 +255,7 @@ impl<M: LightningModule> Trainer<M> {
         dm.prepare_data()?;
         dm.setup(SetupStage::Test)?;
         self.state.class_names = dm.class_names();
-        let loader = dm.test_dataloader()?.ok_or_else(|| Error::Config("the data module has no test_dataloader".into()))?;
+        let loader = dm.test_dataloader()?.ok_or_else(|| Error::Data("the data module has no test_dataloader: implement `test_dataloader` to use Trainer::test".into()))?;
         self.run_evaluation(model, loader, crate::module::Stage::Test)
     }
 
@@ -271,7 +275,7 @@ impl<M: LightningModule> Trainer<M> {
         self.start_stage();
         dm.prepare_data()?;
         dm.setup(SetupStage::Predict)?;
-        let loader = dm.predict_dataloader()?.ok_or_else(|| Error::Config("the data module has no predict_dataloader".into()))?;
+        let loader = dm.predict_dataloader()?.ok_or_else(|| Error::Data("the data module has no predict_dataloader: implement `predict_dataloader` to use Trainer::predict".into()))?;
         self.run_predict(model, loader)
     }
 
@@ -283,15 +287,6 @@ impl<M: LightningModule> Trainer<M> {
         crate::interrupt::clear();
     }
 
-    fn finalize_loggers(&mut self, status: crate::loggers::RunStatus) -> Result<()> {
-        let mut first_error = None;
-        for logger in &mut self.loggers {
-            if let Err(e) = logger.finalize(status) {
-                first_error.get_or_insert(e);
-            }
-        }
-        first_error.map_or(Ok(()), Err)
-    }
 }
 
 /// Renders metrics as Lightning's results table.

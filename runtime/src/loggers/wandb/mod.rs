@@ -173,7 +173,7 @@ impl WandbLogger {
         let id = match &self.id {
             Some(id) => {
                 if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-                    return Err(Error::Config(format!("W&B run id `{id}` may only hold letters, digits, `-` and `_`")));
+                    return Err(Error::Media { what: "a W&B run".into(), reason: format!("the run id `{id}` may only hold letters, digits, `-` and `_`") });
                 }
                 id.clone()
             }
@@ -256,7 +256,7 @@ impl WandbLogger {
     }
 
     fn table_value(&mut self, key: &str, table: &Table) -> Result<Value> {
-        let body = serde_json::to_vec(&json!({ "columns": table.columns, "data": table.rows })).map_err(|e| Error::Config(format!("cannot encode table `{key}`: {e}")))?;
+        let body = serde_json::to_vec(&json!({ "columns": table.columns, "data": table.rows })).map_err(|e| Error::Media { what: format!("table `{key}`"), reason: format!("cannot encode it: {e}") })?;
         let (path, sha) = self.add_media("table", key, "table.json", &body)?;
         Ok(json!({
             "_type": "table-file",

@@ -108,7 +108,7 @@ impl RecordLog {
 /// mid-write) and errors on a bad header or checksum.
 pub fn read_records(path: &Path) -> Result<Vec<Vec<u8>>> {
     let bytes = std::fs::read(path).map_err(Error::io("cannot read", path))?;
-    parse_records(&bytes).map_err(|reason| Error::Config(format!("{} is not a readable W&B run file: {reason}", path.display())))
+    parse_records(&bytes).map_err(|reason| Error::Media { what: format!("the W&B run file {}", path.display()), reason: format!("not readable: {reason}") })
 }
 
 /// [`read_records`] over bytes.

@@ -36,11 +36,11 @@ impl<M: LightningModule> Optimization<M> {
     pub fn new(learner: &Learner<M>, config: &TrainerConfig) -> Result<Self> {
         let count = learner.optimizers().len();
         if count == 0 {
-            return Err(Error::Config(format!("{}::configure_optimizers returned no optimizer", module_name::<M>())));
+            return Err(Error::Module(format!("{}::configure_optimizers returned no optimizer", module_name::<M>())));
         }
         if learner.model().automatic_optimization() {
             if count > 1 {
-                return Err(Error::Config(format!(
+                return Err(Error::Module(format!(
                     "{}::configure_optimizers returns {count} optimizers, and automatic optimization steps one; \
                      turn it off (`automatic_optimization = false` in #[lightning(..)], or return false from \
                      `automatic_optimization`) and step each optimizer in `manual_training_step`, as in Lightning 2",
