@@ -125,10 +125,6 @@ fn main() {
         }
         let n = images as f64;
         let (hm, tm, hb, tb) = (n / median(hand.clone()), n / median(lit.clone()), n / best(&hand), n / best(&lit));
-        println!(
-            "{batch:>6} {hm:>16.1} {tm:>16.1} {hb:>16.1} {tb:>16.1} {:>8.1}% {:>8.1}%",
-            (hm / tm - 1.0) * 100.0,
-            (hb / tb - 1.0) * 100.0
-        );
+        println!("{batch:>6} {hm:>16.1} {tm:>16.1} {hb:>16.1} {tb:>16.1} {:>8.1}% {:>8.1}%", (hm / tm - 1.0) * 100.0, (hb / tb - 1.0) * 100.0);
     }
 }

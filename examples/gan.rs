@@ -15,9 +15,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use fulmen::burn::nn::conv::Conv2dConfig;
 use fulmen::burn::nn::conv::{ConvTranspose2d, ConvTranspose2dConfig};
 use fulmen::burn::nn::{BatchNormConfig, LinearConfig, PaddingConfig2d};
-use fulmen::burn::nn::conv::Conv2dConfig;
 use fulmen::burn::tensor::activation::{leaky_relu, relu, softplus};
 use fulmen::burn::tensor::{Distribution, TensorData};
 use fulmen::hparams::SavedHparams;
@@ -204,9 +204,8 @@ impl SampleGrid {
         let z = Tensor::<2>::from_data(TensorData::new(self.noise.clone(), [n, self.latent]), device);
         let images = model.valid().generate(z);
         let [_, _, h, w] = images.dims();
-        let tiles: Vec<fulmen::Image> = (0..n)
-            .map(|i| fulmen::Image::from_tensor(images.clone().narrow(0, i, 1).reshape([3, h, w]), [0.5; 3], [0.5; 3]))
-            .collect::<fulmen::Result<_>>()?;
+        let tiles: Vec<fulmen::Image> =
+            (0..n).map(|i| fulmen::Image::from_tensor(images.clone().narrow(0, i, 1).reshape([3, h, w]), [0.5; 3], [0.5; 3])).collect::<fulmen::Result<_>>()?;
         let (gap, side) = (2, Self::SIDE);
         let (width, height) = (side * (w + gap) + gap, side * (h + gap) + gap);
         let mut rgb = vec![255u8; 3 * width * height];

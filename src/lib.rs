@@ -27,12 +27,10 @@ pub mod prelude {
     pub use crate::burn::nn::{BatchNorm, Linear};
     pub use crate::burn::tensor::{Device, Int, Tensor};
     pub use crate::{
-        Accelerator, Batch, Callback, Cifar10DataModule, CkptPath, ClassificationBatch, CsvLogger, DataModule,
-        EarlyStopping, EmaWeightAveraging, FromHparams, GradientClip, Hyperparameters, ImagePredictionLogger, Interval,
-        LearningRateMonitor, LightningModule, LogOptions, Logger, ManualStep, Mode, ModelCheckpoint, OptimizerConfig,
-        Optimizers, Result, SetupStage, Stage,
-        StepContext, SyntheticDataModule, TensorBoardLogger, Trainer, TrainerView, WandbLogger, hparams,
-        hyperparameters,
+        Accelerator, Batch, Callback, Cifar10DataModule, CkptPath, ClassificationBatch, CsvLogger, DataModule, EarlyStopping, EmaWeightAveraging, FromHparams,
+        GradientClip, Hyperparameters, ImagePredictionLogger, Interval, LearningRateMonitor, LightningModule, LogOptions, Logger, ManualStep, Mode,
+        ModelCheckpoint, OptimizerConfig, Optimizers, Result, SetupStage, Stage, StepContext, SyntheticDataModule, TensorBoardLogger, Trainer, TrainerView,
+        WandbLogger, hparams, hyperparameters,
     };
 }
 

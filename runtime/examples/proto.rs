@@ -2,9 +2,9 @@ use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::{AdamConfig, GradientsParams};
-use burn::tensor::{Device, Int, Tensor, TensorData};
-use burn::tensor::activation::{relu, log_softmax};
+use burn::tensor::activation::{log_softmax, relu};
 use burn::tensor::module::max_pool2d;
+use burn::tensor::{Device, Int, Tensor, TensorData};
 
 #[derive(Module, Debug)]
 struct Net {
@@ -16,11 +16,7 @@ struct Net {
 
 fn main() {
     let dev = Device::flex();
-    let mut net = Net {
-        conv1: Conv2dConfig::new([3, 8], [3, 3]).init(&dev),
-        fc: LinearConfig::new(8 * 15 * 15, 10).init(&dev),
-        tag: "x".into(),
-    };
+    let mut net = Net { conv1: Conv2dConfig::new([3, 8], [3, 3]).init(&dev), fc: LinearConfig::new(8 * 15 * 15, 10).init(&dev), tag: "x".into() };
     println!("params {}", net.num_params());
     net = net.to_device(&dev.clone().autodiff()).train();
     let mut optim = AdamConfig::new().with_epsilon(1e-8).init();

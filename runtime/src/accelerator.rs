@@ -29,10 +29,7 @@ impl FromStr for Accelerator {
             "cpu" => Ok(Accelerator::Cpu),
             "cuda" | "gpu" => Ok(Accelerator::Cuda),
             "wgpu" => Ok(Accelerator::Wgpu),
-            other => Err(Error::Accelerator {
-                requested: other.to_string(),
-                reason: "unknown accelerator; use one of auto, cpu, cuda, wgpu".into(),
-            }),
+            other => Err(Error::Accelerator { requested: other.to_string(), reason: "unknown accelerator; use one of auto, cpu, cuda, wgpu".into() }),
         }
     }
 }
@@ -52,9 +49,7 @@ impl Accelerator {
     /// The device for `devices` devices of this accelerator.
     pub fn device(self, devices: usize) -> Result<Device> {
         if devices != 1 {
-            return Err(Error::Config(format!(
-                "devices = {devices}: this version trains on one device; set devices to 1"
-            )));
+            return Err(Error::Config(format!("devices = {devices}: this version trains on one device; set devices to 1")));
         }
         match self {
             Accelerator::Cpu => Ok(Device::flex()),
@@ -91,10 +86,7 @@ impl Accelerator {
     }
     #[cfg(not(feature = "wgpu"))]
     fn wgpu_device() -> Result<Device> {
-        Err(Error::Accelerator {
-            requested: "wgpu".into(),
-            reason: "fulmen was built without wgpu support; rebuild with `--features wgpu`".into(),
-        })
+        Err(Error::Accelerator { requested: "wgpu".into(), reason: "fulmen was built without wgpu support; rebuild with `--features wgpu`".into() })
     }
 }
 

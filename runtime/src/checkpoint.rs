@@ -151,10 +151,7 @@ pub fn save<M: Module>(
         hparams,
         callbacks,
         extra,
-        sections: blobs
-            .iter()
-            .map(|(name, b)| Section { name: name.to_string(), len: b.len() as u64, crc32: crc32fast::hash(b) })
-            .collect(),
+        sections: blobs.iter().map(|(name, b)| Section { name: name.to_string(), len: b.len() as u64, crc32: crc32fast::hash(b) }).collect(),
     };
     let header_json = serde_json::to_vec(&header).map_err(|e| fail("cannot serialize the header", &e))?;
     let total = 16 + header_json.len() + blobs.iter().map(|(_, b)| b.len()).sum::<usize>();
@@ -182,16 +179,15 @@ impl Checkpoint {
             return Err(fail(format!("format version {version}, this fulmen reads version {FORMAT_VERSION}; use a matching fulmen")));
         }
         let header_len = u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes")) as usize;
-        let header_end = 16usize.checked_add(header_len).filter(|&e| e <= bytes.len())
-            .ok_or_else(|| fail("truncated: the header is cut off".into()))?;
-        let header: CheckpointHeader =
-            serde_json::from_slice(&bytes[16..header_end]).map_err(|e| fail(format!("corrupt header: {e}")))?;
+        let header_end = 16usize.checked_add(header_len).filter(|&e| e <= bytes.len()).ok_or_else(|| fail("truncated: the header is cut off".into()))?;
+        let header: CheckpointHeader = serde_json::from_slice(&bytes[16..header_end]).map_err(|e| fail(format!("corrupt header: {e}")))?;
         let mut offset = header_end;
         let (mut model, mut states) = (None, std::collections::BTreeMap::new());
         for s in &header.sections {
-            let end = offset.checked_add(s.len as usize).filter(|&e| e <= bytes.len()).ok_or_else(|| {
-                fail(format!("truncated: section `{}` needs {} bytes, the file ends {} bytes in", s.name, s.len, bytes.len() - offset))
-            })?;
+            let end = offset
+                .checked_add(s.len as usize)
+                .filter(|&e| e <= bytes.len())
+                .ok_or_else(|| fail(format!("truncated: section `{}` needs {} bytes, the file ends {} bytes in", s.name, s.len, bytes.len() - offset)))?;
             let blob = &bytes[offset..end];
             if crc32fast::hash(blob) != s.crc32 {
                 return Err(fail(format!("corrupt: section `{}` fails its CRC-32 check", s.name)));
@@ -220,15 +216,10 @@ impl Checkpoint {
     /// Loads the weights into `model` (which must have the same structure and shapes).
     pub fn load_weights<M: Module>(&self, model: M, path: &Path) -> Result<M> {
         let fail = |reason: String| Error::Checkpoint { path: path.to_path_buf(), reason };
-        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(self.model.clone()))
-            .map_err(|e| fail(format!("corrupt weights: {e}")))?;
-        model.try_load_record(record).map_err(|e| {
-            fail(format!(
-                "the weights do not fit {} (it was written for {}): {e}",
-                std::any::type_name::<M>(),
-                self.header.model_type
-            ))
-        })
+        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(self.model.clone())).map_err(|e| fail(format!("corrupt weights: {e}")))?;
+        model
+            .try_load_record(record)
+            .map_err(|e| fail(format!("the weights do not fit {} (it was written for {}): {e}", std::any::type_name::<M>(), self.header.model_type)))
     }
 
     /// The optimizers' names and learning rates as stored (older checkpoints: one, unnamed).
@@ -301,10 +292,11 @@ impl Checkpoint {
 
     /// The stored hyperparameters, parsed and validated as `H`.
     pub fn hparams<H: Hyperparameters>(&self, path: &Path) -> Result<H> {
-        let value = self.header.hparams.clone().ok_or_else(|| Error::Checkpoint {
-            path: path.to_path_buf(),
-            reason: "holds no hyperparameters (the model had none when it was saved)".into(),
-        })?;
+        let value = self
+            .header
+            .hparams
+            .clone()
+            .ok_or_else(|| Error::Checkpoint { path: path.to_path_buf(), reason: "holds no hyperparameters (the model had none when it was saved)".into() })?;
         H::from_value(value).map_err(|e| Error::Checkpoint { path: path.to_path_buf(), reason: e.to_string() })
     }
 }

@@ -16,11 +16,11 @@ pub mod loggers;
 pub mod loss;
 pub mod metrics;
 pub mod module;
+pub mod nn;
 pub mod optim;
 pub mod plots;
 pub mod progress;
 pub mod rng;
-pub mod nn;
 pub mod shape;
 pub mod steps;
 pub mod summary;
@@ -29,13 +29,15 @@ pub mod trainer;
 pub use accelerator::{Accelerator, seed_everything};
 pub use callbacks::{Callback, EarlyStopping, EmaWeightAveraging, ImagePredictionLogger, LearningRateMonitor, Mode, ModelCheckpoint, TrainerView};
 pub use checkpoint::{Checkpoint, FromHparams};
-pub use data::{ClassificationBatch, Cifar10DataModule, DataModule, SetupStage, SyntheticDataModule};
+pub use data::{Cifar10DataModule, ClassificationBatch, DataModule, SetupStage, SyntheticDataModule};
 pub use error::{Error, Result};
 pub use hparams::Hyperparameters;
 pub use loggers::{CsvLogger, Image, Logger, RunStatus, TensorBoardLogger, WandbLogger};
 pub use module::{Batch, LightningModule, LogOptions, LogValue, Metrics, Reduce, Stage, StepContext};
 pub use optim::{Interval, OptimizerConfig, Optimizers, adam, adam_betas, adamw, sgd};
-pub use trainer::{CkptPath, GradientClip, Hook, Limit, ManualStep, OptimizerHandle, OptimizerRef, Trainer, TrainerBuilder, TrainerConfig, TrainerState, metrics_table};
+pub use trainer::{
+    CkptPath, GradientClip, Hook, Limit, ManualStep, OptimizerHandle, OptimizerRef, Trainer, TrainerBuilder, TrainerConfig, TrainerState, metrics_table,
+};
 
 /// The Burn crate fulmen is built on.
 pub use burn as burn_reexport;

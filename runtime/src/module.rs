@@ -105,10 +105,7 @@ pub trait LightningModule: Module + Sized + 'static {
     /// One prediction step.
     fn predict_step(&self, batch: Self::Batch, ctx: &mut StepContext) -> Result<Self::Prediction> {
         let _ = (batch, ctx);
-        Err(Error::Module(format!(
-            "{} has no predict_step: implement `predict_step` to use Trainer::predict",
-            std::any::type_name::<Self>()
-        )))
+        Err(Error::Module(format!("{} has no predict_step: implement `predict_step` to use Trainer::predict", std::any::type_name::<Self>())))
     }
 
     /// The optimizer (and its learning rate) used by `fit`: `adam(1e-3).into()`, or several

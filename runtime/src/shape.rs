@@ -65,9 +65,7 @@ impl ShapeTracker {
     pub fn conv2d(&mut self, layer: &str, in_channels: usize, out_channels: usize, window: Window) -> Result<()> {
         let [c, h, w] = self.map(layer, "conv2d")?;
         if c != in_channels {
-            return Err(shape_error(layer, format!(
-                "conv2d expects {in_channels} input channels but receives {c}; write `conv2d({c} -> {out_channels}, ..)`"
-            )));
+            return Err(shape_error(layer, format!("conv2d expects {in_channels} input channels but receives {c}; write `conv2d({c} -> {out_channels}, ..)`")));
         }
         if window.padding == Padding::Same && window.stride != 1 {
             return Err(shape_error(layer, "padding = same needs stride 1".into()));
@@ -107,9 +105,12 @@ impl ShapeTracker {
         if let Some(declared) = in_features
             && declared != n
         {
-            return Err(shape_error(layer, format!(
-                "linear declares {declared} input features but receives {n}; write `linear({n} -> {out_features})` or `linear(auto -> {out_features})`"
-            )));
+            return Err(shape_error(
+                layer,
+                format!(
+                    "linear declares {declared} input features but receives {n}; write `linear({n} -> {out_features})` or `linear(auto -> {out_features})`"
+                ),
+            ));
         }
         *self = ShapeTracker::Flat(out_features);
         Ok(n)
@@ -126,9 +127,9 @@ impl ShapeTracker {
     fn map(&self, layer: &str, op: &str) -> Result<[usize; 3]> {
         match *self {
             ShapeTracker::Map(shape) => Ok(shape),
-            ShapeTracker::Flat(n) => Err(shape_error(layer, format!(
-                "{op} needs a [C, H, W] feature map but receives a flat vector of {n}; move it before the first linear layer"
-            ))),
+            ShapeTracker::Flat(n) => {
+                Err(shape_error(layer, format!("{op} needs a [C, H, W] feature map but receives a flat vector of {n}; move it before the first linear layer")))
+            }
         }
     }
 
@@ -138,11 +139,14 @@ impl ShapeTracker {
         }
         match (window.output_side(h), window.output_side(w)) {
             (Some(oh), Some(ow)) => Ok((oh, ow)),
-            _ => Err(shape_error(layer, format!(
-                "{op} kernel {k} (dilation {d}) does not fit the {h}x{w} feature map it receives; use a smaller kernel, padding, or fewer pooling layers before it",
-                k = window.kernel,
-                d = window.dilation
-            ))),
+            _ => Err(shape_error(
+                layer,
+                format!(
+                    "{op} kernel {k} (dilation {d}) does not fit the {h}x{w} feature map it receives; use a smaller kernel, padding, or fewer pooling layers before it",
+                    k = window.kernel,
+                    d = window.dilation
+                ),
+            )),
         }
     }
 }

@@ -78,7 +78,12 @@ fn serve(body: Vec<u8>, cut_first: Option<usize>) -> Server {
             let start: usize = range.as_deref().and_then(|r| r.parse().ok()).unwrap_or(0);
             let part = &body[start.min(body.len())..];
             let head = if range.is_some() {
-                format!("HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {start}-{}/{}\r\nConnection: close\r\n\r\n", part.len(), body.len() - 1, body.len())
+                format!(
+                    "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {start}-{}/{}\r\nConnection: close\r\n\r\n",
+                    part.len(),
+                    body.len() - 1,
+                    body.len()
+                )
             } else {
                 format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", part.len())
             };
@@ -197,4 +202,3 @@ fn an_unreachable_server_is_an_error_naming_the_url() {
     assert!(err.contains(&url), "{err}");
     let _ = std::fs::remove_dir_all(root);
 }
-

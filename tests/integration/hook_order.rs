@@ -97,9 +97,23 @@ impl LightningModule for Recorder {
         Ok(())
     }
     module_hooks!(
-        on_fit_start, on_fit_end, on_train_start, on_train_end, on_validation_start, on_validation_end, on_test_start,
-        on_test_end, on_predict_start, on_predict_end, on_validation_epoch_start, on_validation_epoch_end,
-        on_test_epoch_start, on_test_epoch_end, on_predict_epoch_start, on_predict_epoch_end, on_after_backward
+        on_fit_start,
+        on_fit_end,
+        on_train_start,
+        on_train_end,
+        on_validation_start,
+        on_validation_end,
+        on_test_start,
+        on_test_end,
+        on_predict_start,
+        on_predict_end,
+        on_validation_epoch_start,
+        on_validation_epoch_end,
+        on_test_epoch_start,
+        on_test_epoch_end,
+        on_predict_epoch_start,
+        on_predict_epoch_end,
+        on_after_backward
     );
     fn on_before_optimizer_step(&mut self, optimizer: &fulmen::OptimizerConfig) -> fulmen::Result<()> {
         assert_eq!(optimizer.name, "SGD(lr=0.1)", "the hook receives the optimizer about to step");
@@ -107,8 +121,14 @@ impl LightningModule for Recorder {
         Ok(())
     }
     module_batch_hooks!(
-        on_train_batch_start, on_train_batch_end, on_validation_batch_start, on_validation_batch_end,
-        on_test_batch_start, on_test_batch_end, on_predict_batch_start, on_predict_batch_end
+        on_train_batch_start,
+        on_train_batch_end,
+        on_validation_batch_start,
+        on_validation_batch_end,
+        on_test_batch_start,
+        on_test_batch_end,
+        on_predict_batch_start,
+        on_predict_batch_end
     );
 }
 
@@ -151,10 +171,27 @@ impl Callback<Recorder> for Tracer {
         Ok(())
     }
     callback_hooks!(
-        on_fit_start, on_fit_end, on_sanity_check_start, on_sanity_check_end, on_train_start, on_train_end,
-        on_validation_start, on_validation_end, on_test_start, on_test_end, on_predict_start, on_predict_end,
-        on_train_epoch_start, on_train_epoch_end, on_validation_epoch_start, on_validation_epoch_end,
-        on_test_epoch_start, on_test_epoch_end, on_predict_epoch_start, on_predict_epoch_end, on_after_backward
+        on_fit_start,
+        on_fit_end,
+        on_sanity_check_start,
+        on_sanity_check_end,
+        on_train_start,
+        on_train_end,
+        on_validation_start,
+        on_validation_end,
+        on_test_start,
+        on_test_end,
+        on_predict_start,
+        on_predict_end,
+        on_train_epoch_start,
+        on_train_epoch_end,
+        on_validation_epoch_start,
+        on_validation_epoch_end,
+        on_test_epoch_start,
+        on_test_epoch_end,
+        on_predict_epoch_start,
+        on_predict_epoch_end,
+        on_after_backward
     );
     fn on_before_optimizer_step(&mut self, _t: &mut TrainerView<'_, Recorder>, optimizer: &fulmen::OptimizerConfig) -> fulmen::Result<()> {
         assert_eq!(optimizer.name, "SGD(lr=0.1)", "the hook receives the optimizer about to step");
@@ -162,8 +199,14 @@ impl Callback<Recorder> for Tracer {
         Ok(())
     }
     callback_batch_hooks!(
-        on_train_batch_start, on_train_batch_end, on_validation_batch_start, on_validation_batch_end,
-        on_test_batch_start, on_test_batch_end, on_predict_batch_start, on_predict_batch_end
+        on_train_batch_start,
+        on_train_batch_end,
+        on_validation_batch_start,
+        on_validation_batch_end,
+        on_test_batch_start,
+        on_test_batch_end,
+        on_predict_batch_start,
+        on_predict_batch_end
     );
 }
 
@@ -212,13 +255,7 @@ fn hooks_run_module_first_in_lightnings_order() {
     for _epoch in 0..2 {
         expected.extend(both(&["on_train_epoch_start"]));
         for _batch in 0..2 {
-            expected.extend(both(&[
-                "on_train_batch_start",
-                "on_before_backward",
-                "on_after_backward",
-                "on_before_optimizer_step",
-                "on_train_batch_end",
-            ]));
+            expected.extend(both(&["on_train_batch_start", "on_before_backward", "on_after_backward", "on_before_optimizer_step", "on_train_batch_end"]));
         }
         expected.extend(validation_run(2));
         expected.extend(both(&["on_train_epoch_end"]));

@@ -134,7 +134,8 @@ fn dropout_is_active_in_training_only() {
 #[test]
 fn user_loss_and_metric_are_logged_under_the_stage_prefix() {
     let root = temp_dir("user-loss");
-    let mut trainer = Trainer::builder().max_epochs(2).log_every_n_steps(1).default_root_dir(&root).enable_progress_bar(false).enable_model_summary(false).build().unwrap();
+    let mut trainer =
+        Trainer::builder().max_epochs(2).log_every_n_steps(1).default_root_dir(&root).enable_progress_bar(false).enable_model_summary(false).build().unwrap();
     let model = Mlp::new(MlpConfig::new().with_drop(0.0), trainer.device()).unwrap();
     let mut data = PointsData { train: 32, val: 16, batch: 8 };
     let model = trainer.fit(model, &mut data).unwrap();

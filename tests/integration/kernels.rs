@@ -53,12 +53,12 @@ fn conv2d_matches_burns_outputs_and_gradients() {
         ([4, 3, 32, 32], [32, 3, 3, 3], [1, 1], [(0, 0), (0, 0)], [1, 1], 1), // the tutorial's conv1
         ([2, 32, 14, 14], [64, 32, 3, 3], [1, 1], [(0, 0), (0, 0)], [1, 1], 1), // conv3 (Winograd)
         ([3, 16, 9, 11], [8, 16, 3, 3], [1, 1], [(1, 1), (0, 2)], [1, 1], 1), // Winograd: odd sizes, asymmetric padding
-        ([1, 5, 11, 9], [7, 5, 3, 3], [2, 2], [(1, 1), (1, 1)], [1, 1], 1), // batch 1, odd sizes, stride 2
-        ([3, 4, 10, 13], [6, 4, 5, 3], [1, 2], [(2, 2), (1, 1)], [2, 1], 1), // dilation, mixed stride
-        ([2, 6, 9, 9], [9, 2, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 3), // groups
-        ([2, 4, 8, 8], [4, 1, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 4), // depthwise
-        ([2, 3, 7, 8], [5, 3, 4, 4], [1, 1], [(1, 2), (1, 2)], [1, 1], 1), // "same" with an even kernel
-        ([3, 2, 6, 5], [4, 2, 1, 1], [1, 1], [(0, 0), (0, 0)], [1, 1], 1), // 1×1
+        ([1, 5, 11, 9], [7, 5, 3, 3], [2, 2], [(1, 1), (1, 1)], [1, 1], 1),   // batch 1, odd sizes, stride 2
+        ([3, 4, 10, 13], [6, 4, 5, 3], [1, 2], [(2, 2), (1, 1)], [2, 1], 1),  // dilation, mixed stride
+        ([2, 6, 9, 9], [9, 2, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 3),    // groups
+        ([2, 4, 8, 8], [4, 1, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 4),    // depthwise
+        ([2, 3, 7, 8], [5, 3, 4, 4], [1, 1], [(1, 2), (1, 2)], [1, 1], 1),    // "same" with an even kernel
+        ([3, 2, 6, 5], [4, 2, 1, 1], [1, 1], [(0, 0), (0, 0)], [1, 1], 1),    // 1×1
     ];
     for (xs, ws, stride, padding, dilation, groups) in cases {
         let options = ConvOptions::new_with_padding(stride, padding, dilation, groups);
@@ -67,7 +67,10 @@ fn conv2d_matches_burns_outputs_and_gradients() {
             let burn = conv_run(false, xs, ws, bias, &options);
             for (what, (f, b)) in ["output", "input grad", "weight grad", "bias grad"].iter().zip(fast.iter().zip(&burn)) {
                 let d = max_diff(f, b);
-                assert!(d < 5e-6, "{what} differs by {d} for x {xs:?} w {ws:?} stride {stride:?} padding {padding:?} dilation {dilation:?} groups {groups} bias {bias}");
+                assert!(
+                    d < 5e-6,
+                    "{what} differs by {d} for x {xs:?} w {ws:?} stride {stride:?} padding {padding:?} dilation {dilation:?} groups {groups} bias {bias}"
+                );
             }
         }
     }

@@ -31,7 +31,8 @@ fn csv_rows(version: &Path) -> Vec<(u64, serde_json::Map<String, Value>)> {
     let step = header.iter().position(|h| h == "step").unwrap();
     rows.iter()
         .map(|r| {
-            let values = header.iter().zip(r).filter(|(h, v)| v.is_some() && *h != "step" && *h != "epoch").map(|(h, v)| (h.clone(), json!(v.unwrap()))).collect();
+            let values =
+                header.iter().zip(r).filter(|(h, v)| v.is_some() && *h != "step" && *h != "epoch").map(|(h, v)| (h.clone(), json!(v.unwrap()))).collect();
             (r[step].unwrap() as u64, values)
         })
         .collect()
@@ -135,7 +136,8 @@ fn a_training_run_reaches_wandb_and_tensorboard_as_their_readers_see_it() {
     for i in 0..8 {
         images.insert(format!("examples/{i}"), json!([2, 32, 32]));
     }
-    let cm = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(version.join("test_confusion_matrix.png")).unwrap())).read_info().unwrap().info().clone();
+    let cm =
+        png::Decoder::new(std::io::BufReader::new(std::fs::File::open(version.join("test_confusion_matrix.png")).unwrap())).read_info().unwrap().info().clone();
     images.insert("test_confusion_matrix/0".into(), json!([1, cm.width, cm.height]));
     let spec = json!({
         "tb_dir": version,
@@ -201,7 +203,12 @@ fn a_run_killed_mid_training_stays_readable_and_corruption_is_caught() {
     assert!(records.len() >= 60, "only {} records before the kill", records.len());
     assert!(records.iter().all(|r| r.exit.is_none()), "a killed run has no exit record");
     let version = root.join("lightning_logs/version_0");
-    let events = std::fs::read_dir(&version).unwrap().filter_map(|e| e.ok()).find(|e| e.file_name().to_string_lossy().starts_with("events.out.tfevents")).unwrap().path();
+    let events = std::fs::read_dir(&version)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .find(|e| e.file_name().to_string_lossy().starts_with("events.out.tfevents"))
+        .unwrap()
+        .path();
     let event_bytes = std::fs::read(&events).unwrap();
     assert!(fulmen::loggers::tensorboard::read_events(&event_bytes).unwrap().len() > 10);
 
@@ -253,7 +260,11 @@ fn a_resumed_run_continues_its_steps_in_a_new_offline_folder() {
             .unwrap();
         let model = Probe::new(trainer.device(), vec![1.0, 0.5, 0.25, 0.125]);
         let data = &mut PointsData { train: 16, val: 8, batch: 4 };
-        if resume { trainer.fit_from(model, data, "last").unwrap() } else { trainer.fit(model, data).unwrap() };
+        if resume {
+            trainer.fit_from(model, data, "last").unwrap()
+        } else {
+            trainer.fit(model, data).unwrap()
+        };
     };
     fit(2, false);
     let first = latest_run(&root);
@@ -294,7 +305,11 @@ fn history_of_size(step: i64, size: usize) -> Vec<u8> {
             let record = Record {
                 num: step + 2,
                 history: Some(HistoryRecord {
-                    item: vec![item("_step", step.to_string()), item("trainer/global_step", step.to_string()), item(&"p".repeat(key_len), format!("\"{}\"", "x".repeat(pad)))],
+                    item: vec![
+                        item("_step", step.to_string()),
+                        item("trainer/global_step", step.to_string()),
+                        item(&"p".repeat(key_len), format!("\"{}\"", "x".repeat(pad))),
+                    ],
                     step: Some(HistoryStep { num: step }),
                 }),
                 ..Default::default()

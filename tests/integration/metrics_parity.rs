@@ -203,7 +203,7 @@ fn compare(name: &str, key: &str, got: MetricValue, want: &Value) {
 
 #[test]
 fn auroc_average_precision_and_pr_curves_match_scikit_learn() {
-    use fulmen::metrics::{AveragePrecision, Auroc, PrecisionRecallCurve};
+    use fulmen::metrics::{Auroc, AveragePrecision, PrecisionRecallCurve};
     let mut checked = 0;
     for case in cases() {
         let expected = &case["expected"];
@@ -212,7 +212,11 @@ fn auroc_average_precision_and_pr_curves_match_scikit_learn() {
         }
         let name = case["name"].as_str().unwrap();
         let c = case["classes"].as_u64().unwrap() as usize;
-        let averages: &[(Average, &str)] = if c == 2 { &[(Average::Macro, "macro"), (Average::PerClass, "None")] } else { &[(Average::Macro, "macro"), (Average::Weighted, "weighted"), (Average::PerClass, "None")] };
+        let averages: &[(Average, &str)] = if c == 2 {
+            &[(Average::Macro, "macro"), (Average::PerClass, "None")]
+        } else {
+            &[(Average::Macro, "macro"), (Average::Weighted, "weighted"), (Average::PerClass, "None")]
+        };
         for &(average, a) in averages {
             let mut auroc = Auroc::new(c).average(average);
             let mut ap = AveragePrecision::new(c).average(average);

@@ -6,7 +6,13 @@ use fulmen::prelude::*;
 use crate::probe::{PointsData, Probe, temp_dir};
 
 fn trainer(configure: impl FnOnce(fulmen::TrainerBuilder<Probe>) -> fulmen::TrainerBuilder<Probe>) -> Trainer<Probe> {
-    let builder = Trainer::builder().accelerator(fulmen::Accelerator::Cpu).max_epochs(1).num_sanity_val_steps(0).no_logger().enable_progress_bar(false).enable_model_summary(false);
+    let builder = Trainer::builder()
+        .accelerator(fulmen::Accelerator::Cpu)
+        .max_epochs(1)
+        .num_sanity_val_steps(0)
+        .no_logger()
+        .enable_progress_bar(false)
+        .enable_model_summary(false);
     configure(builder).build().unwrap()
 }
 
@@ -134,7 +140,8 @@ fn an_interrupt_during_validation_resumes_at_the_next_epoch() {
 /// Runs the child fit (sending SIGINT after step 5 unless `env` makes it interrupt itself)
 /// and checks the graceful stop; returns its last.ckpt.
 fn interrupted_child(root: &std::path::Path, env: Option<&str>) -> fulmen::Checkpoint {
-    let name = if env.is_some() { "optimization::an_interrupt_during_validation_resumes_at_the_next_epoch" } else { "optimization::ctrl_c_stops_fit_gracefully" };
+    let name =
+        if env.is_some() { "optimization::an_interrupt_during_validation_resumes_at_the_next_epoch" } else { "optimization::ctrl_c_stops_fit_gracefully" };
     let mut command = std::process::Command::new(std::env::current_exe().unwrap());
     command.args(["--exact", name, "--test-threads=1"]).env(SIGINT_CHILD_ROOT, root);
     if let Some(env) = env {

@@ -92,10 +92,7 @@ impl Batcher<(f32, usize), ClassificationBatch<2>> for PointBatcher {
         let n = items.len();
         let xs: Vec<f32> = items.iter().flat_map(|(x, _)| [*x, -*x]).collect();
         let ys: Vec<i64> = items.iter().map(|(_, y)| *y as i64).collect();
-        ClassificationBatch {
-            inputs: Tensor::from_data(TensorData::new(xs, [n, 2]), device),
-            targets: Tensor::from_data(TensorData::new(ys, [n]), device),
-        }
+        ClassificationBatch { inputs: Tensor::from_data(TensorData::new(xs, [n, 2]), device), targets: Tensor::from_data(TensorData::new(ys, [n]), device) }
     }
 }
 

@@ -3,8 +3,8 @@
 //! Runs in its own test binary (see main.rs).
 
 use fulmen::burn::lr_scheduler::linear::LinearLrSchedulerConfig;
-use fulmen::data::OrderedLoader;
 use fulmen::data::Loader;
+use fulmen::data::OrderedLoader;
 use fulmen::prelude::*;
 
 use crate::probe::{PointBatcher, Points, PointsData, Probe, column, read_csv, temp_dir};

@@ -4,16 +4,16 @@
 
 use std::sync::{Arc, Mutex};
 
+use fulmen::TrainerBuilder;
+use fulmen::burn::data::dataloader::batcher::Batcher;
+use fulmen::burn::data::dataset::{Dataset, DatasetError};
 use fulmen::burn::lr_scheduler::linear::LinearLrSchedulerConfig;
 use fulmen::burn::nn::{LeakyReluConfig, LinearConfig};
 use fulmen::burn::tensor::activation::{relu, softplus};
 use fulmen::burn::tensor::{Distribution, TensorData};
-use fulmen::burn::data::dataloader::batcher::Batcher;
-use fulmen::burn::data::dataset::{Dataset, DatasetError};
 use fulmen::data::{Loader, OrderedLoader};
 use fulmen::prelude::*;
 use fulmen::rng::SplitMix64;
-use fulmen::TrainerBuilder;
 
 use crate::probe::{column, read_csv, temp_dir};
 
@@ -208,10 +208,7 @@ fn fresh(trainer: &Trainer<Gan>) -> Gan {
 fn weights(gan: &Gan) -> Vec<Vec<f32>> {
     let g = &gan.generator;
     let d = &gan.discriminator;
-    [g.fc1.weight.val(), g.fc2.weight.val(), d.fc1.weight.val(), d.fc2.weight.val()]
-        .into_iter()
-        .map(|w| w.into_data().try_to_vec::<f32>().unwrap())
-        .collect()
+    [g.fc1.weight.val(), g.fc2.weight.val(), d.fc1.weight.val(), d.fc2.weight.val()].into_iter().map(|w| w.into_data().try_to_vec::<f32>().unwrap()).collect()
 }
 
 #[test]

@@ -128,7 +128,8 @@ impl HparamStruct {
             }
         };
         let syn::Fields::Named(named) = &mut data.fields else {
-            let error = darling::Error::custom("#[hyperparameters] needs named fields (`struct Config { lr: f64 }`): each field is a named setting in hparams.yaml");
+            let error =
+                darling::Error::custom("#[hyperparameters] needs named fields (`struct Config { lr: f64 }`): each field is a named setting in hparams.yaml");
             return (None, Some(with(errors, error.with_span(&data.fields))));
         };
         let mut fields = Vec::new();
@@ -292,7 +293,9 @@ impl HparamField {
             let (low, high) = (range.low.as_ref().and_then(literal_value), range.high.as_ref().and_then(literal_value));
             let empty = matches!((low, high), (Some(l), Some(h)) if l > h || (l == h && !range.inclusive));
             if empty {
-                errors.push(darling::Error::custom(format!("range `{}` of `{name}` is empty: its start is not below its end", range.text)).with_span(&range.expr));
+                errors.push(
+                    darling::Error::custom(format!("range `{}` of `{name}` is empty: its start is not below its end", range.text)).with_span(&range.expr),
+                );
             }
             if !empty
                 && let Some(default) = &self.default
@@ -301,10 +304,7 @@ impl HparamField {
                 let below = low.is_some_and(|l| value < l);
                 let above = high.is_some_and(|h| if range.inclusive { value > h } else { value >= h });
                 if below || above {
-                    errors.push(
-                        darling::Error::custom(format!("default {value} of `{name}` is outside its range `{}`", range.text))
-                            .with_span(default),
-                    );
+                    errors.push(darling::Error::custom(format!("default {value} of `{name}` is outside its range `{}`", range.text)).with_span(default));
                 }
             }
         }
@@ -413,7 +413,9 @@ mod tests {
 
     #[test]
     fn const_evaluable_defaults() {
-        for yes in [quote::quote!(1e-3), quote::quote!(-1), quote::quote!([3, 32, 32]), quote::quote!(f64::EPSILON), quote::quote!(Kind::A), quote::quote!(2 * 64)] {
+        for yes in
+            [quote::quote!(1e-3), quote::quote!(-1), quote::quote!([3, 32, 32]), quote::quote!(f64::EPSILON), quote::quote!(Kind::A), quote::quote!(2 * 64)]
+        {
             assert!(const_evaluable(&syn::parse2(yes.clone()).unwrap()), "{yes}");
         }
         for no in [quote::quote!("adam"), quote::quote!(String::from("adam")), quote::quote!(vec![1]), quote::quote!(x.into())] {

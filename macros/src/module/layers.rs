@@ -169,8 +169,22 @@ impl Op {
 
 /// Every op name, for suggestions.
 pub const OP_NAMES: [&str; 16] = [
-    "conv2d", "linear", "batch_norm", "max_pool", "avg_pool", "adaptive_avg_pool", "flatten", "relu", "leaky_relu", "gelu",
-    "silu", "sigmoid", "tanh", "softmax", "log_softmax", "dropout",
+    "conv2d",
+    "linear",
+    "batch_norm",
+    "max_pool",
+    "avg_pool",
+    "adaptive_avg_pool",
+    "flatten",
+    "relu",
+    "leaky_relu",
+    "gelu",
+    "silu",
+    "sigmoid",
+    "tanh",
+    "softmax",
+    "log_softmax",
+    "dropout",
 ];
 
 const ACTIVATIONS: [&str; 8] = ["relu", "leaky_relu", "gelu", "silu", "sigmoid", "tanh", "softmax", "log_softmax"];
@@ -267,7 +281,10 @@ impl<'a> ArgReader<'a> {
 
     fn sizes(&mut self) -> (Size, Size) {
         self.sizes.take().unwrap_or_else(|| {
-            self.errors.push(darling::Error::custom(format!("`{}` needs its sizes as `in -> out` (each a number, a hyperparameter field or `auto`)", self.op.name)).with_span(&self.op.name));
+            self.errors.push(
+                darling::Error::custom(format!("`{}` needs its sizes as `in -> out` (each a number, a hyperparameter field or `auto`)", self.op.name))
+                    .with_span(&self.op.name),
+            );
             (Size::Auto(self.op.name.clone()), Size::Lit(LitInt::new("1", self.op.name.span())))
         })
     }
@@ -311,7 +328,9 @@ impl RawOp {
                 let bias = r.flag("bias", true);
                 r.max_positional(1);
                 if let Size::Auto(auto) = &output {
-                    r.errors.push(darling::Error::custom("the output channels of a conv2d cannot be `auto`; write a number or a hyperparameter field").with_span(auto));
+                    r.errors.push(
+                        darling::Error::custom("the output channels of a conv2d cannot be `auto`; write a number or a hyperparameter field").with_span(auto),
+                    );
                 }
                 r.errors.finish_with(Op::Conv2d { input, output, window, groups, bias })
             }
@@ -321,7 +340,9 @@ impl RawOp {
                 let bias = r.flag("bias", true);
                 r.max_positional(0);
                 if let Size::Auto(auto) = &output {
-                    r.errors.push(darling::Error::custom("the output size of a linear layer cannot be `auto`; write a number or a hyperparameter field").with_span(auto));
+                    r.errors.push(
+                        darling::Error::custom("the output size of a linear layer cannot be `auto`; write a number or a hyperparameter field").with_span(auto),
+                    );
                 }
                 r.errors.finish_with(Op::Linear { input, output, bias })
             }

@@ -111,10 +111,8 @@ pub fn analyze(input: &syn::DeriveInput) -> darling::Result<ModuleModel> {
             continue;
         }
         match ops.first().and_then(Op::module_type) {
-            None => errors.push(
-                darling::Error::custom("a layer spec starts with the op that builds the field: conv2d(..), linear(..) or batch_norm")
-                    .with_span(spec),
-            ),
+            None => errors
+                .push(darling::Error::custom("a layer spec starts with the op that builds the field: conv2d(..), linear(..) or batch_norm").with_span(spec)),
             Some(expected) if !type_named(&field.ty, expected) => errors.push(
                 darling::Error::custom(format!(
                     "field `{ident}` is declared as `{}` but its layer builds a `{expected}`; declare it as `{expected}`",
@@ -163,13 +161,20 @@ pub fn analyze(input: &syn::DeriveInput) -> darling::Result<ModuleModel> {
     let input_rank = errors.handle(check_chain(&layers, &opts)).unwrap_or(4);
     if let Some(features) = &opts.forward_features {
         if opts.forward.is_some() {
-            errors.push(darling::Error::custom("`forward_features` has no effect when `forward` is yours too: call it from your forward and drop this option").with_span(features));
+            errors.push(
+                darling::Error::custom("`forward_features` has no effect when `forward` is yours too: call it from your forward and drop this option")
+                    .with_span(features),
+            );
         } else if input_rank == 2 {
-            errors.push(darling::Error::custom("`forward_features` replaces the convolutional part of the chain, but this model starts flat (with a linear layer)").with_span(features));
+            errors.push(
+                darling::Error::custom("`forward_features` replaces the convolutional part of the chain, but this model starts flat (with a linear layer)")
+                    .with_span(features),
+            );
         }
     }
     errors.handle(shape::check(&layers, opts.input_shape.as_ref()));
-    let ends_in_log_softmax = layers.last().and_then(|l| l.ops.last()).is_some_and(|op| matches!(op, Op::Activation(a, _) if a == "log_softmax" || a == "softmax"));
+    let ends_in_log_softmax =
+        layers.last().and_then(|l| l.ops.last()).is_some_and(|op| matches!(op, Op::Activation(a, _) if a == "log_softmax" || a == "softmax"));
     let loss = match &opts.loss {
         None if ends_in_log_softmax => Loss::Nll,
         None => Loss::CrossEntropy,
@@ -177,16 +182,16 @@ pub fn analyze(input: &syn::DeriveInput) -> darling::Result<ModuleModel> {
         Some(l) if l.is_ident("nll") => Loss::Nll,
         Some(l) if l.is_ident("cross_entropy") => {
             if ends_in_log_softmax {
-                errors.push(darling::Error::custom("the model already ends in (log_)softmax, so cross_entropy would apply softmax twice; use `loss = nll`").with_span(l));
+                errors.push(
+                    darling::Error::custom("the model already ends in (log_)softmax, so cross_entropy would apply softmax twice; use `loss = nll`")
+                        .with_span(l),
+                );
             }
             Loss::CrossEntropy
         }
         Some(l) => {
             let name = quote::quote!(#l).to_string().replace(' ', "");
-            errors.push(
-                darling::Error::unknown_value_with_alts(&name, ["nll", "cross_entropy"].iter())
-                    .with_span(l),
-            );
+            errors.push(darling::Error::unknown_value_with_alts(&name, ["nll", "cross_entropy"].iter()).with_span(l));
             Loss::CrossEntropy
         }
     };
@@ -246,8 +251,11 @@ fn check_chain(layers: &[LayerField], opts: &LightningOpts) -> darling::Result<u
         for op in &layer.ops {
             match op {
                 Op::Conv2d { .. } | Op::MaxPool(_) | Op::AvgPool(_) | Op::AdaptiveAvgPool(..) if rank == 2 => errors.push(
-                    darling::Error::custom(format!("`{}` needs a [B, C, H, W] feature map, but the input is already flat here; move it before the first linear layer", layer.ident))
-                        .with_span(&layer.ident),
+                    darling::Error::custom(format!(
+                        "`{}` needs a [B, C, H, W] feature map, but the input is already flat here; move it before the first linear layer",
+                        layer.ident
+                    ))
+                    .with_span(&layer.ident),
                 ),
                 Op::Linear { .. } | Op::Flatten => rank = 2,
                 _ => {}
@@ -256,8 +264,10 @@ fn check_chain(layers: &[LayerField], opts: &LightningOpts) -> darling::Result<u
                 && !shape_known
             {
                 errors.push(
-                    darling::Error::custom("`auto` needs the input shape: add `input_shape = [C, H, W]` to #[lightning(...)], or `hparams = ...` with an `input_shape` field")
-                        .with_span(auto),
+                    darling::Error::custom(
+                        "`auto` needs the input shape: add `input_shape = [C, H, W]` to #[lightning(...)], or `hparams = ...` with an `input_shape` field",
+                    )
+                    .with_span(auto),
                 );
             }
         }
@@ -303,7 +313,6 @@ fn same_type(ty: &syn::Type, path: &syn::Path) -> bool {
         _ => false,
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -386,7 +395,10 @@ mod tests {
             #[lightning(input_shape = [3, 4, 4])]
             struct M { #[layer(conv2d(3 -> 8, kernel = 5))] c: Conv2d, #[layer(linear(auto -> 2))] f: Linear }
         });
-        assert_eq!(errors, vec!["`c`: conv2d kernel 5 does not fit the 4x4 feature map it receives; use a smaller kernel, padding, or fewer pooling layers before it"]);
+        assert_eq!(
+            errors,
+            vec!["`c`: conv2d kernel 5 does not fit the 4x4 feature map it receives; use a smaller kernel, padding, or fewer pooling layers before it"]
+        );
         let errors = errors_of(syn::parse_quote! {
             #[lightning(input_shape = [3, 32, 32])]
             struct M {

@@ -141,9 +141,8 @@ impl EarlyStopping {
                     .map(|_| ());
             }
         };
-        let reached = |threshold: Option<f64>, better: bool| {
-            threshold.is_some_and(|t| if better == (self.mode == Mode::Min) { current < t } else { current > t })
-        };
+        let reached =
+            |threshold: Option<f64>, better: bool| threshold.is_some_and(|t| if better == (self.mode == Mode::Min) { current < t } else { current > t });
         let stop = if self.check_finite && !current.is_finite() {
             Some(format!("monitored metric {} = {current} is not finite; previous best {:.6}", self.monitor, self.best))
         } else if reached(self.stopping_threshold, true) {
@@ -156,12 +155,8 @@ impl EarlyStopping {
             None
         } else {
             self.wait_count += 1;
-            (self.wait_count >= self.patience).then(|| {
-                format!(
-                    "monitored metric {} did not improve in the last {} checks; best score {:.6}",
-                    self.monitor, self.wait_count, self.best
-                )
-            })
+            (self.wait_count >= self.patience)
+                .then(|| format!("monitored metric {} did not improve in the last {} checks; best score {:.6}", self.monitor, self.wait_count, self.best))
         };
         if let Some(reason) = stop {
             self.stopped_epoch = Some(trainer.state.epoch);

@@ -48,7 +48,8 @@ impl<M: LightningModule> TrainerView<'_, M> {
     /// (`caller`'s included: pass `self`) and what `on_save_checkpoint` hooks add.
     pub fn save_checkpoint(&mut self, path: &Path, weights_only: bool, caller: &dyn Callback<M>) -> Result<()> {
         let (before, after) = self.others;
-        let callbacks: Vec<&dyn Callback<M>> = before.iter().map(|c| c.as_ref()).chain(std::iter::once(caller)).chain(after.iter().map(|c| c.as_ref())).collect();
+        let callbacks: Vec<&dyn Callback<M>> =
+            before.iter().map(|c| c.as_ref()).chain(std::iter::once(caller)).chain(after.iter().map(|c| c.as_ref())).collect();
         let mut states = serde_json::Map::new();
         let mut extra = serde_json::Map::new();
         self.module.on_save_checkpoint(&mut extra)?;

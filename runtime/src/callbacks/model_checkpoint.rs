@@ -124,8 +124,7 @@ impl ModelCheckpoint {
         if self.save_top_k != 0 {
             let full = self.save_top_k > 0 && self.kept.len() as i64 >= self.save_top_k;
             let worst = self.kept.last().map(|(s, _)| *s);
-            let qualifies = (self.monitor.is_none() || score.is_finite())
-                && (!full || worst.is_some_and(|w| mode.improves(score, w, 0.0)));
+            let qualifies = (self.monitor.is_none() || score.is_finite()) && (!full || worst.is_some_and(|w| mode.improves(score, w, 0.0)));
             if qualifies {
                 let name = format_filename(&self.filename, trainer)?;
                 let path = dir.join(format!("{name}.ckpt"));
@@ -175,7 +174,10 @@ fn format_filename<M: LightningModule>(template: &str, trainer: &TrainerView<'_,
     let mut rest = template;
     while let Some(start) = rest.find('{') {
         out.push_str(&rest[..start]);
-        let end = rest[start..].find('}').ok_or_else(|| Error::Callback { callback: "ModelCheckpoint".into(), reason: format!("the filename `{template}` has an unclosed `{{`") })? + start;
+        let end = rest[start..]
+            .find('}')
+            .ok_or_else(|| Error::Callback { callback: "ModelCheckpoint".into(), reason: format!("the filename `{template}` has an unclosed `{{`") })?
+            + start;
         let field = &rest[start + 1..end];
         let (name, spec) = field.split_once(':').unwrap_or((field, ""));
         let value = match name {

@@ -168,11 +168,7 @@ fn extract_expected(archive: &Path, dest: &Path) -> Result<()> {
     }
     let missing: Vec<&str> = wanted.into_iter().filter(|w| !found.contains(w)).collect();
     if !missing.is_empty() {
-        return Err(Error::Data(format!(
-            "{} lacks {FOLDER}/{}; it is not the CIFAR-10 binary archive",
-            archive.display(),
-            missing.join(", ")
-        )));
+        return Err(Error::Data(format!("{} lacks {FOLDER}/{}; it is not the CIFAR-10 binary archive", archive.display(), missing.join(", "))));
     }
     Ok(())
 }

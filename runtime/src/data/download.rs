@@ -75,11 +75,7 @@ fn fetch_into(url: &str, part: &Path, show_progress: bool) -> Result<()> {
         416 if have > 0 => return Ok(()), // the partial file is already complete
         other => return Err(fail(format!("the server answered HTTP {other}"))),
     };
-    let remaining: Option<u64> = response
-        .headers()
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
+    let remaining: Option<u64> = response.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
     let bar = download_bar(remaining.map(|r| r + start), show_progress);
     bar.set_position(start);
     let mut reader = response.into_body().into_reader();
@@ -91,11 +87,7 @@ fn fetch_into(url: &str, part: &Path, show_progress: bool) -> Result<()> {
             Ok(n) => n,
             Err(e) => {
                 bar.abandon();
-                return Err(fail(format!(
-                    "interrupted after {} bytes ({e}); run again to resume from {}",
-                    start + received,
-                    part.display()
-                )));
+                return Err(fail(format!("interrupted after {} bytes ({e}); run again to resume from {}", start + received, part.display())));
             }
         };
         file.write_all(&buf[..n]).map_err(Error::io("cannot write", part))?;

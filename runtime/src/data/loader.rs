@@ -123,7 +123,13 @@ struct Job<I, O> {
 
 impl<I, O> Clone for Job<I, O> {
     fn clone(&self) -> Self {
-        Job { dataset: self.dataset.clone(), batcher: self.batcher.clone(), order: self.order.clone(), batch_size: self.batch_size, device: self.device.clone() }
+        Job {
+            dataset: self.dataset.clone(),
+            batcher: self.batcher.clone(),
+            order: self.order.clone(),
+            batch_size: self.batch_size,
+            device: self.device.clone(),
+        }
     }
 }
 

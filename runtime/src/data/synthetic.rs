@@ -10,10 +10,8 @@ use crate::error::Result;
 use crate::rng::SplitMix64;
 
 /// Class names of [`SyntheticImages`], by class index.
-pub const SYNTHETIC_CLASSES: [&str; 10] = [
-    "red square", "red ring", "red hbar", "red vbar", "red cross",
-    "blue square", "blue ring", "blue hbar", "blue vbar", "blue cross",
-];
+pub const SYNTHETIC_CLASSES: [&str; 10] =
+    ["red square", "red ring", "red hbar", "red vbar", "red cross", "blue square", "blue ring", "blue hbar", "blue vbar", "blue cross"];
 
 const SIDE: usize = 32;
 

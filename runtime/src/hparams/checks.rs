@@ -14,11 +14,7 @@ pub fn check_range<T: PartialOrd + std::fmt::Display>(
     let below = low.is_some_and(|low| value < low);
     let above = high.is_some_and(|high| if high_inclusive { value > high } else { value >= high });
     if below || above {
-        return Err(Error::Hyperparameter {
-            field: field.to_string(),
-            value: value.to_string(),
-            reason: format!("must be in {range_text}"),
-        });
+        return Err(Error::Hyperparameter { field: field.to_string(), value: value.to_string(), reason: format!("must be in {range_text}") });
     }
     Ok(())
 }
@@ -26,11 +22,7 @@ pub fn check_range<T: PartialOrd + std::fmt::Display>(
 /// Checks that a float is finite.
 pub fn check_finite(field: &str, value: f64) -> Result<()> {
     if !value.is_finite() {
-        return Err(Error::Hyperparameter {
-            field: field.to_string(),
-            value: value.to_string(),
-            reason: "must be a finite number".into(),
-        });
+        return Err(Error::Hyperparameter { field: field.to_string(), value: value.to_string(), reason: "must be a finite number".into() });
     }
     Ok(())
 }
@@ -38,11 +30,7 @@ pub fn check_finite(field: &str, value: f64) -> Result<()> {
 /// Fails unless `allowed` (the value is one of the choices, compared by the caller).
 pub fn check_choice<T: std::fmt::Debug>(field: &str, value: &T, allowed: bool, choices_text: &str) -> Result<()> {
     if !allowed {
-        return Err(Error::Hyperparameter {
-            field: field.to_string(),
-            value: format!("{value:?}"),
-            reason: format!("must be one of {choices_text}"),
-        });
+        return Err(Error::Hyperparameter { field: field.to_string(), value: format!("{value:?}"), reason: format!("must be one of {choices_text}") });
     }
     Ok(())
 }

@@ -61,8 +61,7 @@ pub trait Hyperparameters: Serialize + DeserializeOwned + Clone + std::fmt::Debu
 
     /// Parses and validates hyperparameters from YAML text.
     fn from_yaml_str(text: &str) -> Result<Self> {
-        let value: Self = serde_yaml_ng::from_str(text)
-            .map_err(|e| Error::Serde(format!("cannot parse hyperparameters YAML: {e}")))?;
+        let value: Self = serde_yaml_ng::from_str(text).map_err(|e| Error::Serde(format!("cannot parse hyperparameters YAML: {e}")))?;
         value.validate()?;
         Ok(value)
     }
@@ -76,8 +75,7 @@ pub trait Hyperparameters: Serialize + DeserializeOwned + Clone + std::fmt::Debu
 
     /// Builds validated hyperparameters from a JSON value (as stored in checkpoints).
     fn from_value(value: serde_json::Value) -> Result<Self> {
-        let value: Self = serde_json::from_value(value)
-            .map_err(|e| Error::Serde(format!("stored hyperparameters do not match this struct: {e}")))?;
+        let value: Self = serde_json::from_value(value).map_err(|e| Error::Serde(format!("stored hyperparameters do not match this struct: {e}")))?;
         value.validate()?;
         Ok(value)
     }

@@ -391,7 +391,8 @@ pub fn backward(g: &Geometry, x: &[f32], w: &[f32], grad: &[f32], wanted: Wanted
     let weight_len = g.out_channels * k;
     let mut dx = vec![0.0f32; if wanted.x { g.batch * g.image_len() } else { 0 }];
     let chunk = g.batch.div_ceil(rayon::current_num_threads()).max(1);
-    let mut slots: Vec<Option<&mut [f32]>> = if wanted.x { dx.chunks_mut(g.image_len().max(1)).map(Some).collect() } else { (0..g.batch).map(|_| None).collect() };
+    let mut slots: Vec<Option<&mut [f32]>> =
+        if wanted.x { dx.chunks_mut(g.image_len().max(1)).map(Some).collect() } else { (0..g.batch).map(|_| None).collect() };
     let partial: Vec<Vec<f32>> = slots
         .par_chunks_mut(chunk)
         .enumerate()
@@ -538,9 +539,33 @@ mod tests {
                     assert!((numeric - analytic[i] as f64).abs() < 1e-2, "{xs:?} {what}[{i}]: analytic {} vs numeric {numeric}", analytic[i]);
                 }
             };
-            check(&dx.unwrap(), &|i, h| { let mut x = x.clone(); x[i] += h; loss(&x, &w, &b) }, "dx");
-            check(&dw.unwrap(), &|i, h| { let mut w = w.clone(); w[i] += h; loss(&x, &w, &b) }, "dw");
-            check(&db.unwrap(), &|i, h| { let mut b = b.clone(); b[i] += h; loss(&x, &w, &b) }, "db");
+            check(
+                &dx.unwrap(),
+                &|i, h| {
+                    let mut x = x.clone();
+                    x[i] += h;
+                    loss(&x, &w, &b)
+                },
+                "dx",
+            );
+            check(
+                &dw.unwrap(),
+                &|i, h| {
+                    let mut w = w.clone();
+                    w[i] += h;
+                    loss(&x, &w, &b)
+                },
+                "dw",
+            );
+            check(
+                &db.unwrap(),
+                &|i, h| {
+                    let mut b = b.clone();
+                    b[i] += h;
+                    loss(&x, &w, &b)
+                },
+                "db",
+            );
         }
     }
 }

@@ -2,11 +2,11 @@
 //! passes for flex under autodiff. Burn's macro routes a dispatch tensor to the `Flex` impl or,
 //! when it tracks gradients, to the `Autodiff<Flex, C>` impl.
 
+use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::autodiff::NodeId;
 use burn::backend::flex::{FlexTensor, Layout};
 use burn::backend::ops::ConvOptions;
 use burn::backend::tensor::FloatTensor;

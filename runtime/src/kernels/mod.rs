@@ -11,8 +11,8 @@
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use burn::backend::{DType, Dispatch, DispatchDevice};
-use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 use burn::tensor::Tensor;
+use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 
 pub mod conv2d;
 mod extension;

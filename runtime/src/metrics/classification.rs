@@ -54,8 +54,7 @@ fn average_name(average: Average) -> &'static str {
 /// Mean of the non-NaN values, weighted when `weights` is given (all-zero weights fall back to
 /// the plain mean, as scikit-learn's `_nanaverage`); NaN when every value is NaN.
 fn nan_average(values: &[f64], weights: Option<&[f64]>) -> f64 {
-    let kept: Vec<(f64, f64)> =
-        values.iter().enumerate().filter(|(_, v)| !v.is_nan()).map(|(i, v)| (*v, weights.map_or(1.0, |w| w[i]))).collect();
+    let kept: Vec<(f64, f64)> = values.iter().enumerate().filter(|(_, v)| !v.is_nan()).map(|(i, v)| (*v, weights.map_or(1.0, |w| w[i]))).collect();
     if kept.is_empty() {
         return f64::NAN;
     }

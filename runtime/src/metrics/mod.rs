@@ -10,7 +10,7 @@ mod ranking;
 
 pub use classification::{Accuracy, Average, FBeta, Precision, Recall, ZeroDivision, f1};
 pub use confusion::{ConfusionMatrix, Counts, Normalize};
-pub use ranking::{AveragePrecision, Auroc, PrCurve, PrecisionRecallCurve};
+pub use ranking::{Auroc, AveragePrecision, PrCurve, PrecisionRecallCurve};
 
 use crate::error::Result;
 

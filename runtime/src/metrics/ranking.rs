@@ -41,8 +41,10 @@ impl ScoreState {
         if self.scores.is_empty() {
             return Err(fail("no samples: update() was not called since the last reset (an empty epoch?)".into()));
         }
-        let scores: Vec<f32> = Tensor::cat(self.scores.clone(), 0).into_data().convert::<f32>().try_to_vec().map_err(|e| fail(format!("cannot read scores: {e:?}")))?;
-        let targets: Vec<i64> = Tensor::cat(self.targets.clone(), 0).into_data().convert::<i64>().try_to_vec().map_err(|e| fail(format!("cannot read targets: {e:?}")))?;
+        let scores: Vec<f32> =
+            Tensor::cat(self.scores.clone(), 0).into_data().convert::<f32>().try_to_vec().map_err(|e| fail(format!("cannot read scores: {e:?}")))?;
+        let targets: Vec<i64> =
+            Tensor::cat(self.targets.clone(), 0).into_data().convert::<i64>().try_to_vec().map_err(|e| fail(format!("cannot read targets: {e:?}")))?;
         if let Some(bad) = targets.iter().find(|&&t| t < 0 || t >= self.classes as i64) {
             return Err(fail(format!("label {bad} is outside 0..{} (num_classes = {})", self.classes, self.classes)));
         }
@@ -67,7 +69,11 @@ fn binary_curve(host: &Host, class: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let (mut thresholds, mut tps, mut fps) = (Vec::new(), Vec::new(), Vec::new());
     let (mut tp, mut fp) = (0.0, 0.0);
     for (i, (score, positive)) in pairs.iter().enumerate() {
-        if *positive { tp += 1.0 } else { fp += 1.0 }
+        if *positive {
+            tp += 1.0
+        } else {
+            fp += 1.0
+        }
         if pairs.get(i + 1).is_none_or(|next| next.0 != *score) {
             thresholds.push(*score as f64);
             tps.push(tp);
@@ -383,15 +389,8 @@ impl PrecisionRecallCurve {
     }
     /// Curves at `thresholds` evenly spaced thresholds from 0 to 1 (at least 2).
     pub fn binned(num_classes: usize, thresholds: usize) -> Self {
-        let binned = Binned {
-            classes: num_classes,
-            thresholds: thresholds.max(2),
-            predicted: None,
-            true_positive: None,
-            support: None,
-            range: None,
-            label_range: None,
-        };
+        let binned =
+            Binned { classes: num_classes, thresholds: thresholds.max(2), predicted: None, true_positive: None, support: None, range: None, label_range: None };
         PrecisionRecallCurve { mode: CurveMode::Binned(binned) }
     }
     /// Adds a batch.
@@ -415,7 +414,9 @@ impl PrecisionRecallCurve {
     pub fn reset(&mut self) {
         match &mut self.mode {
             CurveMode::Exact(state) => state.reset(),
-            CurveMode::Binned(binned) => *binned = Binned { predicted: None, true_positive: None, support: None, range: None, label_range: None, ..binned.clone() },
+            CurveMode::Binned(binned) => {
+                *binned = Binned { predicted: None, true_positive: None, support: None, range: None, label_range: None, ..binned.clone() }
+            }
         }
     }
 }

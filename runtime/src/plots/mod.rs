@@ -16,7 +16,10 @@ pub const PR_SIZE: (u32, u32) = (800, 600);
 /// of class names and average precisions, 800 × 600.
 pub fn pr_curves(curves: &ClassCurves, title: &str) -> Result<Image> {
     if curves.curves.is_empty() || curves.classes.len() != curves.curves.len() {
-        return Err(Error::Media { what: "a precision-recall chart".into(), reason: format!("it needs one class name per curve (got {} names, {} curves)", curves.classes.len(), curves.curves.len()) });
+        return Err(Error::Media {
+            what: "a precision-recall chart".into(),
+            reason: format!("it needs one class name per curve (got {} names, {} curves)", curves.classes.len(), curves.curves.len()),
+        });
     }
     let (w, h) = PR_SIZE;
     let mut c = Canvas::new(w, h);
@@ -110,10 +113,14 @@ mod tests {
 
     #[test]
     fn pr_chart_has_its_size_and_draws_each_class_in_its_color() {
-        let curves = ClassCurves { classes: vec!["cat".into(), "dog".into()], curves: vec![curve(vec![0.5, 1.0], vec![1.0, 0.0]), curve(vec![1.0, 1.0], vec![1.0, 0.0])] };
+        let curves = ClassCurves {
+            classes: vec!["cat".into(), "dog".into()],
+            curves: vec![curve(vec![0.5, 1.0], vec![1.0, 0.0]), curve(vec![1.0, 1.0], vec![1.0, 0.0])],
+        };
         let image = pr_curves(&curves, "test").unwrap();
         assert_eq!((image.width(), image.height()), PR_SIZE);
-        let count = |color: [u8; 3]| (0..image.height()).flat_map(|y| (0..image.width()).map(move |x| (x, y))).filter(|&(x, y)| image.pixel(x, y) == color).count();
+        let count =
+            |color: [u8; 3]| (0..image.height()).flat_map(|y| (0..image.width()).map(move |x| (x, y))).filter(|&(x, y)| image.pixel(x, y) == color).count();
         assert!(count(PALETTE[0]) > 200, "class 0's line is missing");
         assert!(count(PALETTE[1]) > 200, "class 1's line is missing");
         // The second curve is precision 1 everywhere: its line runs along the top of the plot.
@@ -123,7 +130,8 @@ mod tests {
 
     #[test]
     fn confusion_chart_grows_with_classes_and_shades_by_count() {
-        let table = ConfusionTable { classes: vec!["a".into(), "b".into(), "c".into()], matrix: vec![vec![9.0, 0.0, 1.0], vec![0.0, 5.0, 0.0], vec![2.0, 0.0, 7.0]] };
+        let table =
+            ConfusionTable { classes: vec!["a".into(), "b".into(), "c".into()], matrix: vec![vec![9.0, 0.0, 1.0], vec![0.0, 5.0, 0.0], vec![2.0, 0.0, 7.0]] };
         let image = confusion_matrix(&table).unwrap();
         // margin 40 + 8 (one-letter names), 3 cells of 48, 20 right; 50 top, 3 cells, 50 below.
         assert_eq!((image.width(), image.height()), (48 + 3 * 48 + 20, 48 + 3 * 48 + 50));

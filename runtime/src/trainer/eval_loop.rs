@@ -1,14 +1,13 @@
 //! Evaluation loops: validation and test (no gradients, metrics reduced per epoch) and predict.
 
-
 use super::batches::Batches;
 use super::hooks::Hook;
 use super::results::{EpochOutput, EpochResults};
 use super::{Trainer, metrics_table};
 use crate::data::{Loader, SetupStage};
 use crate::error::Result;
-use crate::progress::Bar;
 use crate::module::{Batch, LightningModule, Metrics, Stage, StepContext};
+use crate::progress::Bar;
 
 impl<M: LightningModule> Trainer<M> {
     /// Runs `stage`'s step over `loader` (at most `limit` batches, else the configured limit)

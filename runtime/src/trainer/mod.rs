@@ -245,7 +245,9 @@ impl<M: LightningModule> Trainer<M> {
         dm.prepare_data()?;
         dm.setup(SetupStage::Validate)?;
         self.state.class_names = dm.class_names();
-        let loader = dm.val_dataloader()?.ok_or_else(|| Error::Data("the data module has no val_dataloader: implement `val_dataloader` to use Trainer::validate".into()))?;
+        let loader = dm
+            .val_dataloader()?
+            .ok_or_else(|| Error::Data("the data module has no val_dataloader: implement `val_dataloader` to use Trainer::validate".into()))?;
         self.run_evaluation(model, loader, crate::module::Stage::Validation)
     }
 
@@ -255,7 +257,9 @@ impl<M: LightningModule> Trainer<M> {
         dm.prepare_data()?;
         dm.setup(SetupStage::Test)?;
         self.state.class_names = dm.class_names();
-        let loader = dm.test_dataloader()?.ok_or_else(|| Error::Data("the data module has no test_dataloader: implement `test_dataloader` to use Trainer::test".into()))?;
+        let loader = dm
+            .test_dataloader()?
+            .ok_or_else(|| Error::Data("the data module has no test_dataloader: implement `test_dataloader` to use Trainer::test".into()))?;
         self.run_evaluation(model, loader, crate::module::Stage::Test)
     }
 
@@ -275,7 +279,9 @@ impl<M: LightningModule> Trainer<M> {
         self.start_stage();
         dm.prepare_data()?;
         dm.setup(SetupStage::Predict)?;
-        let loader = dm.predict_dataloader()?.ok_or_else(|| Error::Data("the data module has no predict_dataloader: implement `predict_dataloader` to use Trainer::predict".into()))?;
+        let loader = dm
+            .predict_dataloader()?
+            .ok_or_else(|| Error::Data("the data module has no predict_dataloader: implement `predict_dataloader` to use Trainer::predict".into()))?;
         self.run_predict(model, loader)
     }
 
@@ -286,7 +292,6 @@ impl<M: LightningModule> Trainer<M> {
         }
         crate::interrupt::clear();
     }
-
 }
 
 /// Renders metrics as Lightning's results table.

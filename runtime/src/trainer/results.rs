@@ -164,8 +164,7 @@ impl EpochResults {
     /// The epoch's reduced values (one device sync) and computed metrics, by output name, with
     /// their routing.
     pub fn epoch_values(&self) -> Result<EpochOutput> {
-        let pending: Vec<(usize, Tensor<1>)> =
-            self.entries.iter().enumerate().filter_map(|(i, e)| Some((i, e.device_acc.clone()?))).collect();
+        let pending: Vec<(usize, Tensor<1>)> = self.entries.iter().enumerate().filter_map(|(i, e)| Some((i, e.device_acc.clone()?))).collect();
         let mut device: Vec<Option<f64>> = vec![None; self.entries.len()];
         for (i, v) in read_all(pending) {
             device[i] = Some(v);
@@ -286,9 +285,5 @@ fn read_all(pending: Vec<(usize, Tensor<1>)>) -> Vec<(usize, f64)> {
     for (_, t) in pending {
         tx = tx.register(t);
     }
-    indices
-        .into_iter()
-        .zip(tx.execute())
-        .map(|(i, data)| (i, data.iter::<f64>().next().unwrap_or(f64::NAN)))
-        .collect()
+    indices.into_iter().zip(tx.execute()).map(|(i, data)| (i, data.iter::<f64>().next().unwrap_or(f64::NAN))).collect()
 }

@@ -121,7 +121,10 @@ impl Logger for TensorBoardLogger {
         let values = hparams.values.as_object().cloned().unwrap_or_default();
         let infos = values
             .keys()
-            .map(|name| HParamInfo { name: name.clone(), description: hparams.fields.iter().find(|f| f.name == name).map(|f| f.doc.to_string()).unwrap_or_default() })
+            .map(|name| HParamInfo {
+                name: name.clone(),
+                description: hparams.fields.iter().find(|f| f.name == name).map(|f| f.doc.to_string()).unwrap_or_default(),
+            })
             .collect();
         let experiment = HParamsPluginData { version: 0, experiment: Some(Experiment { hparam_infos: infos, metric_infos: Vec::new() }), ..Default::default() };
         let start = SessionStartInfo { hparams: values.iter().map(|(k, v)| (k.clone(), proto_value(v))).collect(), start_time_secs: wall_time() };

@@ -195,7 +195,18 @@ impl WandbLogger {
         let log = RecordLog::create(&dir.join(format!("run-{id}.wandb")))?;
         let start_time = now.as_secs_f64();
         let step = previous_step.map_or(0, |s| s + 1);
-        let mut run = Run { dir, id: id.clone(), log, num: 0, step, started: Instant::now(), start_time, summary: BTreeMap::new(), status: RunStatus::Failed, finished: false };
+        let mut run = Run {
+            dir,
+            id: id.clone(),
+            log,
+            num: 0,
+            step,
+            started: Instant::now(),
+            start_time,
+            summary: BTreeMap::new(),
+            status: RunStatus::Failed,
+            finished: false,
+        };
         let record = RunRecord {
             run_id: id,
             entity: self.entity.clone().unwrap_or_default(),
@@ -256,7 +267,8 @@ impl WandbLogger {
     }
 
     fn table_value(&mut self, key: &str, table: &Table) -> Result<Value> {
-        let body = serde_json::to_vec(&json!({ "columns": table.columns, "data": table.rows })).map_err(|e| Error::Media { what: format!("table `{key}`"), reason: format!("cannot encode it: {e}") })?;
+        let body = serde_json::to_vec(&json!({ "columns": table.columns, "data": table.rows }))
+            .map_err(|e| Error::Media { what: format!("table `{key}`"), reason: format!("cannot encode it: {e}") })?;
         let (path, sha) = self.add_media("table", key, "table.json", &body)?;
         Ok(json!({
             "_type": "table-file",
@@ -390,7 +402,13 @@ impl Logger for WandbLogger {
         Ok(Some(dir))
     }
     fn log_hyperparams(&mut self, hparams: &SavedHparams) -> Result<()> {
-        let update = hparams.values.as_object().into_iter().flatten().map(|(k, v)| ConfigItem { key: k.clone(), nested_key: Vec::new(), value_json: v.to_string() }).collect();
+        let update = hparams
+            .values
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| ConfigItem { key: k.clone(), nested_key: Vec::new(), value_json: v.to_string() })
+            .collect();
         let run = self.started()?;
         run.write(Record { config: Some(ConfigRecord { update }), ..Default::default() })?;
         run.log.flush().map_err(Error::io("cannot write", &run.dir))

@@ -21,24 +21,12 @@ pub(crate) struct AutomaticOptimization<M> {
 
 impl<M: LightningModule> AutomaticOptimization<M> {
     pub fn new(config: &TrainerConfig) -> Self {
-        AutomaticOptimization {
-            accumulate: config.accumulate_grad_batches,
-            clip: config.gradient_clip,
-            accumulator: GradientsAccumulator::new(),
-            pending: 0,
-        }
+        AutomaticOptimization { accumulate: config.accumulate_grad_batches, clip: config.gradient_clip, accumulator: GradientsAccumulator::new(), pending: 0 }
     }
 
     /// `training_step`, backward, and the optimizer step when the batch completes its group
     /// (or `closes_epoch`); returns the loss.
-    pub fn run(
-        &mut self,
-        trainer: &mut Trainer<M>,
-        learner: &mut Learner<M>,
-        batch: M::Batch,
-        ctx: &mut StepContext,
-        closes_epoch: bool,
-    ) -> Result<Tensor<1>> {
+    pub fn run(&mut self, trainer: &mut Trainer<M>, learner: &mut Learner<M>, batch: M::Batch, ctx: &mut StepContext, closes_epoch: bool) -> Result<Tensor<1>> {
         let loss = learner.model().training_step(batch, ctx)?;
         trainer.call_learner(learner, Hook::BeforeBackward(&loss))?;
         let scaled = if self.accumulate > 1 { loss.clone().div_scalar(self.accumulate as f64) } else { loss.clone() };

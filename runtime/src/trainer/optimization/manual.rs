@@ -108,10 +108,7 @@ impl<'a, M: LightningModule> ManualStep<'a, M> {
         };
         found.ok_or_else(|| {
             let known: Vec<String> = optimizers.iter().enumerate().map(|(i, o)| format!("{i}: {}", o.label())).collect();
-            Error::Module(format!(
-                "no optimizer {optimizer:?}; configure_optimizers returns [{}] (name one with `.named(..)`)",
-                known.join(", ")
-            ))
+            Error::Module(format!("no optimizer {optimizer:?}; configure_optimizers returns [{}] (name one with `.named(..)`)", known.join(", ")))
         })
     }
 }

@@ -20,8 +20,8 @@ mod manual;
 
 pub(crate) use automatic::AutomaticOptimization;
 pub(crate) use learner::Learner;
-pub use manual::{ManualStep, OptimizerHandle, OptimizerRef};
 pub(crate) use manual::ManualOptimization;
+pub use manual::{ManualStep, OptimizerHandle, OptimizerRef};
 
 /// The step in force for one `fit`: automatic or manual, as the module asks.
 pub(crate) enum Optimization<M: LightningModule> {
