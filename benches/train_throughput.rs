@@ -64,8 +64,7 @@ fn trainer_epochs(batch: usize, images: usize, epochs: usize) -> Vec<f64> {
     let m = model(trainer.device());
     trainer.fit(m, &mut data(batch, images)).expect("fit");
     let _ = std::fs::remove_dir_all(root);
-    let s = seconds.lock().expect("timer lock").clone();
-    s
+    seconds.lock().expect("timer lock").clone()
 }
 
 /// Seconds per epoch with a hand-written Burn loop (first epoch is warm-up).

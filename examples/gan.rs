@@ -224,14 +224,14 @@ impl SampleGrid {
 
 impl Callback<Dcgan> for SampleGrid {
     fn on_train_epoch_end(&mut self, trainer: &mut TrainerView<'_, Dcgan>) -> fulmen::Result<()> {
-        if trainer.state.fast_dev_run {
+        if trainer.state().fast_dev_run {
             return Ok(());
         }
         let device = trainer.module.generator.project.weight.device();
-        let image = self.grid(trainer.module, &device)?.with_caption(format!("epoch {}", trainer.state.epoch));
+        let image = self.grid(trainer.module, &device)?.with_caption(format!("epoch {}", trainer.state().epoch));
         trainer.log_images("samples", std::slice::from_ref(&image))?;
-        if let Some(dir) = trainer.state.log_dir.clone() {
-            let path = dir.join(format!("samples_epoch={}.png", trainer.state.epoch));
+        if let Some(dir) = trainer.state().log_dir.clone() {
+            let path = dir.join(format!("samples_epoch={}.png", trainer.state().epoch));
             fulmen::fs::atomic_write(&path, &image.to_png()?)?;
         }
         Ok(())

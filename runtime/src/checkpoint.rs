@@ -127,7 +127,7 @@ pub fn save<M: Module>(
     callbacks: serde_json::Map<String, serde_json::Value>,
     extra: serde_json::Map<String, serde_json::Value>,
 ) -> Result<()> {
-    let fail = |what: &str, e: &dyn std::fmt::Display| Error::Checkpoint { path: path.to_path_buf(), reason: format!("{what}: {e}") };
+    let fail = |what: &str, e: &dyn std::fmt::Display| Error::checkpoint(path, format!("{what}: {e}"));
     let model_bytes = model.clone().into_record().into_bytes().map_err(|e| fail("cannot serialize the weights", &e))?;
     let mut blobs: Vec<(String, Vec<u8>)> = vec![("model".into(), model_bytes.to_vec())];
     for (i, config) in optimizers.iter().enumerate() {
@@ -169,7 +169,7 @@ pub fn save<M: Module>(
 impl Checkpoint {
     /// Reads and verifies a checkpoint file: magic, version, header, every section's length and CRC.
     pub fn read(path: &Path) -> Result<Self> {
-        let fail = |reason: String| Error::Checkpoint { path: path.to_path_buf(), reason };
+        let fail = |reason: String| Error::checkpoint(path, reason);
         let bytes = std::fs::read(path).map_err(Error::io("cannot read checkpoint", path))?;
         if bytes.len() < 16 || &bytes[..8] != MAGIC {
             return Err(fail("not a fulmen checkpoint (bad magic bytes)".into()));
@@ -180,7 +180,7 @@ impl Checkpoint {
         }
         let header_len = u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes")) as usize;
         let header_end = 16usize.checked_add(header_len).filter(|&e| e <= bytes.len()).ok_or_else(|| fail("truncated: the header is cut off".into()))?;
-        let header: CheckpointHeader = serde_json::from_slice(&bytes[16..header_end]).map_err(|e| fail(format!("corrupt header: {e}")))?;
+        let header: CheckpointHeader = serde_json::from_slice(&bytes[16..header_end]).map_err(|e| fail(format!("corrupt header: {e}")).caused_by(e))?;
         let mut offset = header_end;
         let (mut model, mut states) = (None, std::collections::BTreeMap::new());
         for s in &header.sections {
@@ -215,11 +215,11 @@ impl Checkpoint {
 
     /// Loads the weights into `model` (which must have the same structure and shapes).
     pub fn load_weights<M: Module>(&self, model: M, path: &Path) -> Result<M> {
-        let fail = |reason: String| Error::Checkpoint { path: path.to_path_buf(), reason };
-        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(self.model.clone())).map_err(|e| fail(format!("corrupt weights: {e}")))?;
-        model
-            .try_load_record(record)
-            .map_err(|e| fail(format!("the weights do not fit {} (it was written for {}): {e}", std::any::type_name::<M>(), self.header.model_type)))
+        let fail = |reason: String| Error::checkpoint(path, reason);
+        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(self.model.clone())).map_err(|e| fail(format!("corrupt weights: {e}")).caused_by(e))?;
+        model.try_load_record(record).map_err(|e| {
+            fail(format!("the weights do not fit {} (it was written for {}): {e}", std::any::type_name::<M>(), self.header.model_type)).caused_by(e)
+        })
     }
 
     /// The optimizers' names and learning rates as stored (older checkpoints: one, unnamed).
@@ -238,7 +238,7 @@ impl Checkpoint {
     /// count and order. A checkpoint written without optimizer state (`save_weights_only`)
     /// leaves them fresh.
     pub fn load_optimizers(&self, mut configs: Vec<OptimizerConfig>, path: &Path) -> Result<Vec<OptimizerConfig>> {
-        let fail = |reason: String| Error::Checkpoint { path: path.to_path_buf(), reason };
+        let fail = |reason: String| Error::checkpoint(path, reason);
         let saved = self.saved_optimizers();
         if saved.is_empty() {
             return Ok(configs);
@@ -267,12 +267,12 @@ impl Checkpoint {
                     .optimizer
                     .clone()
                     .from_bytes(Bytes::from_bytes_vec(bytes.clone()))
-                    .map_err(|e| fail(format!("the state of optimizer {i} does not fit: {e}")))?;
+                    .map_err(|e| fail(format!("the state of optimizer {i} does not fit: {e}")).caused_by(e))?;
             }
             match (self.states.get(&scheduler), &mut config.scheduler) {
                 (Some(bytes), Some(schedule)) => {
                     let record = burn::lr_scheduler::LrSchedulerRecord::from_bytes(Bytes::from_bytes_vec(bytes.clone()))
-                        .map_err(|e| fail(format!("corrupt scheduler state: {e}")))?;
+                        .map_err(|e| fail(format!("corrupt scheduler state: {e}")).caused_by(e))?;
                     schedule.scheduler = schedule.scheduler.clone().load_record(record);
                 }
                 (Some(_), None) => {
@@ -292,12 +292,8 @@ impl Checkpoint {
 
     /// The stored hyperparameters, parsed and validated as `H`.
     pub fn hparams<H: Hyperparameters>(&self, path: &Path) -> Result<H> {
-        let value = self
-            .header
-            .hparams
-            .clone()
-            .ok_or_else(|| Error::Checkpoint { path: path.to_path_buf(), reason: "holds no hyperparameters (the model had none when it was saved)".into() })?;
-        H::from_value(value).map_err(|e| Error::Checkpoint { path: path.to_path_buf(), reason: e.to_string() })
+        let value = self.header.hparams.clone().ok_or_else(|| Error::checkpoint(path, "holds no hyperparameters (the model had none when it was saved)"))?;
+        H::from_value(value).map_err(|e| Error::checkpoint(path, e.to_string()).caused_by(e))
     }
 }
 

@@ -119,6 +119,9 @@ pub enum Error {
         path: PathBuf,
         /// What is wrong with it.
         reason: String,
+        /// The underlying error, if one caused it.
+        #[source]
+        source: Option<BoxError>,
     },
     /// A file-system error, with the path involved.
     #[error("{action} {path}: {source}")]
@@ -131,14 +134,41 @@ pub enum Error {
         source: std::io::Error,
     },
     /// Serializing or parsing hyperparameters or metadata failed.
-    #[error("{0}")]
-    Serde(String),
+    #[error("{reason}")]
+    Serde {
+        /// What failed, and why.
+        reason: String,
+        /// The parser's or serializer's error, if one caused it.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// An error raised by a user's step, hook or callback.
     #[error("{0}")]
     User(String),
 }
 
+/// An underlying error kept as an [`Error`]'s `source()`.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 impl Error {
+    /// A checkpoint error (add the underlying error with [`caused_by`](Self::caused_by)).
+    pub fn checkpoint(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Error::Checkpoint { path: path.into(), reason: reason.into(), source: None }
+    }
+
+    /// A serialization error (add the underlying error with [`caused_by`](Self::caused_by)).
+    pub fn serde(reason: impl Into<String>) -> Self {
+        Error::Serde { reason: reason.into(), source: None }
+    }
+
+    /// Keeps `source` as this error's `source()`, for the variants that hold one.
+    pub fn caused_by(mut self, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        if let Error::Checkpoint { source, .. } | Error::Serde { source, .. } = &mut self {
+            *source = Some(Box::new(cause));
+        }
+        self
+    }
+
     /// Wraps an I/O error with what was being done and to which path.
     pub fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.into();

@@ -21,7 +21,7 @@ pub fn clip<M: Module>(model: &M, grads: &mut GradientsParams, clip: GradientCli
             let Some(total) = squares.total else { return };
             // scale = min(1, max_norm / (norm + 1e-6)), as torch.nn.utils.clip_grad_norm_.
             let scale = total.sqrt().add_scalar(1e-6).recip().mul_scalar(max_norm).clamp_max(1.0);
-            model.visit(&mut Apply { grads, op: Op::Scale(scale) });
+            model.visit(&mut Apply { grads, op: Op::Scale(Box::new(scale)) });
         }
     }
 }
@@ -102,7 +102,7 @@ impl ModuleVisitor for SumSquares<'_> {
 
 enum Op {
     Clamp(f64),
-    Scale(Tensor<1>),
+    Scale(Box<Tensor<1>>),
 }
 
 /// Rewrites every gradient with `op`.
@@ -116,7 +116,7 @@ impl ModuleVisitor for Apply<'_> {
         if let Some(grad) = self.grads.remove::<D>(param.id) {
             let clipped = match &self.op {
                 Op::Clamp(v) => grad.clamp(-v, *v),
-                Op::Scale(scale) => grad * scale.clone().unsqueeze::<D>(),
+                Op::Scale(scale) => grad * (**scale).clone().unsqueeze::<D>(),
             };
             self.grads.register::<D>(param.id, clipped);
         }

@@ -354,6 +354,7 @@ impl LogOptions {
 
 /// A value passed to `log`: a one-element tensor that stays on its device, or a host number.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // A Tensor handle is 256 bytes; one value per `log` call, boxing buys nothing.
 pub enum LogValue {
     /// A scalar tensor; read to the host only when the value is written or shown.
     Tensor(Tensor<1>),

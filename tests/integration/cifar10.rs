@@ -133,7 +133,7 @@ fn downloads_verifies_extracts_parses_and_splits() {
     let targets: Vec<i64> = batch.targets.into_data().iter::<i64>().collect();
     assert_eq!(targets, vec![0, 1, 2, 3]);
     let pixels: Vec<f32> = batch.inputs.into_data().try_to_vec().unwrap();
-    let expected = ((1 * 20 + 1) as f32 / 255.0 - 0.5) / 0.5;
+    let expected = ((20 + 1) as f32 / 255.0 - 0.5) / 0.5;
     assert!((pixels[3072] - expected).abs() < 1e-6, "{} vs {expected}", pixels[3072]);
 
     // The same seed splits the same way; present files are not downloaded again.

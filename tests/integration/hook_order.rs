@@ -65,10 +65,10 @@ impl LightningModule for Recorder {
         Ok(if self.nan_at_step == Some(ctx.global_step()) { loss.mul_scalar(f64::NAN) } else { loss })
     }
     fn validation_step(&self, batch: Self::Batch, ctx: &mut StepContext) -> fulmen::Result<()> {
-        ctx.log("val_loss", &cross_entropy(self.forward(batch.inputs), batch.targets))
+        ctx.log("val_loss", cross_entropy(self.forward(batch.inputs), batch.targets))
     }
     fn test_step(&self, batch: Self::Batch, ctx: &mut StepContext) -> fulmen::Result<()> {
-        ctx.log("test_loss", &cross_entropy(self.forward(batch.inputs), batch.targets))
+        ctx.log("test_loss", cross_entropy(self.forward(batch.inputs), batch.targets))
     }
     fn predict_step(&self, batch: Self::Batch, _ctx: &mut StepContext) -> fulmen::Result<Tensor<2>> {
         Ok(self.forward(batch.inputs))
@@ -167,7 +167,7 @@ impl Callback<Recorder> for Tracer {
         Ok(())
     }
     fn on_exception(&mut self, t: &mut TrainerView<'_, Recorder>, error: &Error) -> fulmen::Result<()> {
-        push(&self.0, format!("callback:on_exception at step {}: {error}", t.state.global_step));
+        push(&self.0, format!("callback:on_exception at step {}: {error}", t.state().global_step));
         Ok(())
     }
     callback_hooks!(

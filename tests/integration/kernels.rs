@@ -46,10 +46,15 @@ fn conv_run(fast: bool, xs: [usize; 4], ws: [usize; 4], bias: bool, options: &Co
     out
 }
 
+/// A conv case: input, weight, stride, padding (before, after) per axis, dilation, groups.
+type ConvCase = ([usize; 4], [usize; 4], [usize; 2], [(usize, usize); 2], [usize; 2], usize);
+
+/// A max-pool case: input, kernel, stride, padding, dilation.
+type PoolCase = ([usize; 4], [usize; 2], [usize; 2], [usize; 2], [usize; 2]);
+
 #[test]
 fn conv2d_matches_burns_outputs_and_gradients() {
-    // (input, weight, stride, padding (before, after) per axis, dilation, groups)
-    let cases: [([usize; 4], [usize; 4], [usize; 2], [(usize, usize); 2], [usize; 2], usize); 9] = [
+    let cases: [ConvCase; 9] = [
         ([4, 3, 32, 32], [32, 3, 3, 3], [1, 1], [(0, 0), (0, 0)], [1, 1], 1), // the tutorial's conv1
         ([2, 32, 14, 14], [64, 32, 3, 3], [1, 1], [(0, 0), (0, 0)], [1, 1], 1), // conv3 (Winograd)
         ([3, 16, 9, 11], [8, 16, 3, 3], [1, 1], [(1, 1), (0, 2)], [1, 1], 1), // Winograd: odd sizes, asymmetric padding
@@ -119,7 +124,7 @@ fn pool_run(fast: bool, xs: [usize; 4], options: &MaxPoolOptions<2>) -> Vec<Vec<
 
 #[test]
 fn max_pool_matches_burns_outputs_and_gradients() {
-    let cases: [([usize; 4], [usize; 2], [usize; 2], [usize; 2], [usize; 2]); 5] = [
+    let cases: [PoolCase; 5] = [
         ([4, 32, 28, 28], [2, 2], [2, 2], [0, 0], [1, 1]), // the tutorial's pool after conv2
         ([1, 3, 7, 9], [3, 3], [2, 2], [1, 1], [1, 1]),    // odd sizes, padding, overlapping windows
         ([2, 2, 10, 11], [2, 3], [1, 2], [0, 1], [2, 1]),  // dilation, mixed strides

@@ -76,13 +76,13 @@ struct Marker(std::path::PathBuf);
 impl Callback<Probe> for Marker {
     fn on_validation_batch_start(&mut self, t: &mut TrainerView<'_, Probe>, _batch_idx: usize) -> fulmen::Result<()> {
         // Asked during the first of epoch 1's two validation batches; seen before the second.
-        if std::env::var(INTERRUPT_IN_VALIDATION).is_ok() && t.state.epoch == 1 && !t.state.sanity_checking {
+        if std::env::var(INTERRUPT_IN_VALIDATION).is_ok() && t.state().epoch == 1 && !t.state().sanity_checking {
             fulmen::interrupt::request();
         }
         Ok(())
     }
     fn on_train_batch_end(&mut self, t: &mut TrainerView<'_, Probe>, _batch_idx: usize) -> fulmen::Result<()> {
-        if t.state.global_step == 5 && !self.0.join("started").exists() {
+        if t.state().global_step == 5 && !self.0.join("started").exists() {
             std::fs::write(self.0.join("started"), b"").map_err(fulmen::Error::user)?;
         }
         // Slow the loop down so the signal lands mid-training.

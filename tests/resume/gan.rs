@@ -297,12 +297,12 @@ impl Callback<Gan> for Tracer {
         Ok(())
     }
     fn on_before_optimizer_step(&mut self, t: &mut TrainerView<'_, Gan>, optimizer: &OptimizerConfig) -> fulmen::Result<()> {
-        let step = t.state.global_step;
+        let step = t.state().global_step;
         self.0.lock().unwrap().push(format!("on_before_optimizer_step({}, global_step={step})", optimizer.label()));
         Ok(())
     }
     fn on_train_batch_end(&mut self, t: &mut TrainerView<'_, Gan>, batch_idx: usize) -> fulmen::Result<()> {
-        let step = t.state.global_step;
+        let step = t.state().global_step;
         self.0.lock().unwrap().push(format!("on_train_batch_end({batch_idx}, global_step={step})"));
         Ok(())
     }

@@ -113,18 +113,18 @@ pub fn generate(model: &HparamStruct) -> TokenStream {
             let message = format!("hyperparameter `{field_name}` is not a finite number");
             quote! { if !v.is_finite() { ::core::panic!(#message); } }
         });
-        let range = f.range.as_ref().filter(|_| is_numeric(ty)).map(|r| {
+        let range = f.range.as_ref().filter(|_| is_numeric(ty)).and_then(|r| {
             let message = format!("hyperparameter `{field_name}` is outside its range {}", r.text);
             let low = r.low.as_ref().map(|l| quote!(v < ((#l) as #ty)));
             let high = r.high.as_ref().map(|h| if r.inclusive { quote!(v > ((#h) as #ty)) } else { quote!(v >= ((#h) as #ty)) });
-            let out = low.into_iter().chain(high);
+            let out: Vec<_> = low.into_iter().chain(high).collect();
             // Spanned at the range, so the compile error points at the rule that was broken.
-            quote_spanned! {r.expr.span()=> if false #(|| #out)* { ::core::panic!(#message); } }
+            (!out.is_empty()).then(|| quote_spanned! {r.expr.span()=> if #(#out)||* { ::core::panic!(#message); } })
         });
         let choices = f.choices.as_ref().map(|c| {
             let message = format!("hyperparameter `{field_name}` is not one of its choices {}", c.text);
             let values = &c.values;
-            quote_spanned! {c.expr.span()=> if true #(&& v != (#values))* { ::core::panic!(#message); } }
+            quote_spanned! {c.expr.span()=> if #(v != (#values))&&* { ::core::panic!(#message); } }
         });
         let any = finite.is_some() || range.is_some() || choices.is_some();
         any.then(|| quote! { { let v = self.#ident; #finite #range #choices } })

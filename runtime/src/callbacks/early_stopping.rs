@@ -128,10 +128,10 @@ impl EarlyStopping {
     }
 
     fn check<M: LightningModule>(&mut self, trainer: &mut TrainerView<'_, M>) -> Result<()> {
-        if trainer.state.sanity_checking {
+        if trainer.state().sanity_checking {
             return Ok(());
         }
-        let current = match trainer.state.callback_metrics.get(&self.monitor) {
+        let current = match trainer.state().callback_metrics.get(&self.monitor) {
             Some(v) => *v,
             None if !self.strict => return Ok(()),
             None => {
@@ -159,10 +159,9 @@ impl EarlyStopping {
                 .then(|| format!("monitored metric {} did not improve in the last {} checks; best score {:.6}", self.monitor, self.wait_count, self.best))
         };
         if let Some(reason) = stop {
-            self.stopped_epoch = Some(trainer.state.epoch);
-            trainer.state.stop_reason = Some(reason.clone());
-            self.reason = Some(reason);
-            trainer.request_stop();
+            self.stopped_epoch = Some(trainer.state().epoch);
+            self.reason = Some(reason.clone());
+            trainer.request_stop(reason);
         }
         Ok(())
     }
@@ -181,7 +180,7 @@ impl<M: LightningModule> Callback<M> for EarlyStopping {
         }))
     }
     fn load_state_dict(&mut self, state: serde_json::Value) -> Result<()> {
-        let wait = state.get("wait_count").and_then(|v| v.as_u64()).ok_or_else(|| crate::Error::Serde("`wait_count` is missing".into()))?;
+        let wait = state.get("wait_count").and_then(|v| v.as_u64()).ok_or_else(|| crate::Error::serde("`wait_count` is missing"))?;
         self.wait_count = wait as u32;
         self.best = super::score_from_json(state.get("best_score")).unwrap_or(self.mode.worst());
         self.stopped_epoch = state.get("stopped_epoch").and_then(|v| v.as_u64());
@@ -191,6 +190,6 @@ impl<M: LightningModule> Callback<M> for EarlyStopping {
         if self.check_on_train_epoch_end { Ok(()) } else { self.check(trainer) }
     }
     fn on_train_epoch_end(&mut self, trainer: &mut TrainerView<'_, M>) -> Result<()> {
-        if self.check_on_train_epoch_end || !trainer.state.validation_enabled { self.check(trainer) } else { Ok(()) }
+        if self.check_on_train_epoch_end || !trainer.state().validation_enabled { self.check(trainer) } else { Ok(()) }
     }
 }

@@ -61,7 +61,7 @@ where
     M: LightningModule<Input = Tensor<4>, Output = Tensor<2>>,
 {
     fn on_validation_epoch_end(&mut self, trainer: &mut TrainerView<'_, M>) -> Result<()> {
-        if trainer.state.sanity_checking || self.samples.is_empty() || !trainer.loggers.iter().any(|l| l.takes_images()) {
+        if trainer.state().sanity_checking || self.samples.is_empty() || !trainer.loggers.iter().any(|l| l.takes_images()) {
             return Ok(());
         }
         let model = trainer.module.valid();
@@ -78,7 +78,7 @@ where
             .map_err(|e| Error::Callback { callback: "ImagePredictionLogger".into(), reason: format!("cannot read the predictions: {e:?}") })?;
         let predicted: Vec<usize> = predicted.into_iter().map(|p| p as usize).collect();
         let classes = predicted.iter().chain(self.samples.iter().map(|s| &s.label)).max().map_or(0, |m| m + 1);
-        let names = self.class_names.clone().or_else(|| trainer.state.class_names.clone()).unwrap_or_else(|| numbered_classes(classes));
+        let names = self.class_names.clone().or_else(|| trainer.state().class_names.clone()).unwrap_or_else(|| numbered_classes(classes));
         let images = self.images(&predicted, &names)?;
         trainer.log_images(&self.key, &images)
     }

@@ -47,9 +47,9 @@ impl LearningRateMonitor {
 
 impl<M: LightningModule> Callback<M> for LearningRateMonitor {
     fn on_train_epoch_start(&mut self, trainer: &mut TrainerView<'_, M>) -> Result<()> {
-        if self.interval == Interval::Epoch { self.log(trainer, trainer.state.global_step) } else { Ok(()) }
+        if self.interval == Interval::Epoch { self.log(trainer, trainer.state().global_step) } else { Ok(()) }
     }
     fn on_train_batch_end(&mut self, trainer: &mut TrainerView<'_, M>, _batch_idx: usize) -> Result<()> {
-        if self.interval == Interval::Step { self.log(trainer, trainer.state.global_step.saturating_sub(1)) } else { Ok(()) }
+        if self.interval == Interval::Step { self.log(trainer, trainer.state().global_step.saturating_sub(1)) } else { Ok(()) }
     }
 }

@@ -23,10 +23,17 @@ pub use lr_monitor::LearningRateMonitor;
 pub use model_checkpoint::ModelCheckpoint;
 pub use weight_averaging::EmaWeightAveraging;
 
-/// What a callback sees of the Trainer: its state, the module, the loggers, and checkpointing.
+/// A run of callbacks, as the dispatcher holds them.
+pub(crate) type Callbacks<'a, M> = &'a [Box<dyn Callback<M>>];
+
+/// What a callback sees of the Trainer and what it may ask of it. It reads the state (position,
+/// metrics, paths) through [`state`](Self::state); it asks through methods: stop
+/// ([`request_stop`](Self::request_stop)), write a checkpoint
+/// ([`save_checkpoint`](Self::save_checkpoint), [`set_best_model_path`](Self::set_best_model_path)),
+/// log ([`log_metrics`](Self::log_metrics), [`log_images`](Self::log_images),
+/// [`log_summary`](Self::log_summary)). It may change the module between steps.
 pub struct TrainerView<'a, M: LightningModule> {
-    /// Position and metrics.
-    pub state: &'a mut TrainerState,
+    pub(crate) state: &'a mut TrainerState,
     /// The module being trained or evaluated (on its device; call `forward` for inference). A
     /// callback may change it between steps (an average of its weights, for instance).
     pub module: &'a mut M,
@@ -34,10 +41,15 @@ pub struct TrainerView<'a, M: LightningModule> {
     pub loggers: &'a mut [Box<dyn Logger>],
     pub(crate) optimizers: &'a [crate::optim::OptimizerConfig],
     /// The other callbacks (before and after the one being called), for their states.
-    pub(crate) others: (&'a [Box<dyn Callback<M>>], &'a [Box<dyn Callback<M>>]),
+    pub(crate) others: (Callbacks<'a, M>, Callbacks<'a, M>),
 }
 
 impl<M: LightningModule> TrainerView<'_, M> {
+    /// The run's position, its latest metrics and its checkpoint paths.
+    pub fn state(&self) -> &TrainerState {
+        self.state
+    }
+
     /// The optimizers of `fit`, in `configure_optimizers`' order (empty outside `fit`).
     pub fn optimizers(&self) -> &[crate::optim::OptimizerConfig] {
         self.optimizers
@@ -78,6 +90,7 @@ impl<M: LightningModule> TrainerView<'_, M> {
             states,
             extra,
         )?;
+        self.state.last_model_path = Some(path.to_path_buf());
         for logger in self.loggers.iter_mut() {
             logger.after_save_checkpoint(path)?;
         }
@@ -114,9 +127,16 @@ impl<M: LightningModule> TrainerView<'_, M> {
         Ok(())
     }
 
-    /// Asks `fit` to stop after the current epoch.
-    pub fn request_stop(&mut self) {
+    /// Asks `fit` to stop after the current epoch; `reason` is printed and kept as
+    /// `state().stop_reason`.
+    pub fn request_stop(&mut self, reason: impl Into<String>) {
         self.state.should_stop = true;
+        self.state.stop_reason = Some(reason.into());
+    }
+
+    /// Records the best checkpoint so far (`state().best_model_path`, what `"best"` resolves to).
+    pub fn set_best_model_path(&mut self, path: Option<std::path::PathBuf>) {
+        self.state.best_model_path = path;
     }
 }
 

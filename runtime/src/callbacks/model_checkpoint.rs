@@ -112,13 +112,13 @@ impl ModelCheckpoint {
     }
 
     fn save<M: LightningModule>(&mut self, trainer: &mut TrainerView<'_, M>) -> Result<()> {
-        if trainer.state.sanity_checking || trainer.state.fast_dev_run {
+        if trainer.state().sanity_checking || trainer.state().fast_dev_run {
             return Ok(());
         }
         let dir = self.dir(trainer);
         let score = match &self.monitor {
-            Some(name) => trainer.state.metric(name, "ModelCheckpoint monitors it: log it in a step or change `monitor`")?,
-            None => trainer.state.global_step as f64,
+            Some(name) => trainer.state().metric(name, "ModelCheckpoint monitors it: log it in a step or change `monitor`")?,
+            None => trainer.state().global_step as f64,
         };
         let mode = if self.monitor.is_some() { self.mode } else { Mode::Max };
         if self.save_top_k != 0 {
@@ -144,8 +144,7 @@ impl ModelCheckpoint {
                     let Some((_, old)) = self.kept.pop() else { break };
                     std::fs::remove_file(&old).map_err(Error::io("cannot remove old checkpoint", &old))?;
                 }
-                trainer.state.best_model_path = self.best_model_path.clone();
-                trainer.state.last_model_path = Some(path);
+                trainer.set_best_model_path(self.best_model_path.clone());
                 if let (Some(monitor), Some(best)) = (&self.monitor, self.best_model_score) {
                     trainer.log_summary(&format!("best_{monitor}"), best)?;
                 }
@@ -163,7 +162,6 @@ impl ModelCheckpoint {
         self.last_model_path = Some(path.clone());
         self.saved_dir = Some(dir);
         trainer.save_checkpoint(&path, self.weights_only, &*self)?;
-        trainer.state.last_model_path = Some(path);
         Ok(())
     }
 }
@@ -181,10 +179,10 @@ fn format_filename<M: LightningModule>(template: &str, trainer: &TrainerView<'_,
         let field = &rest[start + 1..end];
         let (name, spec) = field.split_once(':').unwrap_or((field, ""));
         let value = match name {
-            "epoch" => trainer.state.epoch.to_string(),
-            "step" => trainer.state.global_step.to_string(),
+            "epoch" => trainer.state().epoch.to_string(),
+            "step" => trainer.state().global_step.to_string(),
             metric => {
-                let v = trainer.state.metric(metric, "it appears in the ModelCheckpoint filename template")?;
+                let v = trainer.state().metric(metric, "it appears in the ModelCheckpoint filename template")?;
                 match spec.strip_prefix('.').and_then(|s| s.strip_suffix('f')).and_then(|p| p.parse::<usize>().ok()) {
                     Some(precision) => format!("{v:.precision$}"),
                     None => format!("{v}"),
@@ -203,12 +201,12 @@ impl ModelCheckpoint {
     fn dir<M: LightningModule>(&self, trainer: &TrainerView<'_, M>) -> PathBuf {
         match &self.dirpath {
             Some(dir) => dir.clone(),
-            None => trainer.state.log_dir.clone().unwrap_or_else(|| trainer.state.default_root_dir.clone()).join("checkpoints"),
+            None => trainer.state().log_dir.clone().unwrap_or_else(|| trainer.state().default_root_dir.clone()).join("checkpoints"),
         }
     }
 
     fn epoch_due(&self, epoch: u64) -> bool {
-        self.every_n_epochs > 0 && (epoch + 1) % self.every_n_epochs == 0
+        self.every_n_epochs > 0 && (epoch + 1).is_multiple_of(self.every_n_epochs)
     }
 }
 
@@ -255,25 +253,25 @@ impl<M: LightningModule> Callback<M> for ModelCheckpoint {
         self.dirpath.clone()
     }
     fn on_fit_start(&mut self, trainer: &mut TrainerView<'_, M>) -> Result<()> {
-        trainer.state.best_model_path = self.best_model_path.clone();
+        trainer.set_best_model_path(self.best_model_path.clone());
         Ok(())
     }
     fn on_validation_end(&mut self, trainer: &mut TrainerView<'_, M>) -> Result<()> {
-        if self.epoch_due(trainer.state.epoch) { self.save(trainer) } else { Ok(()) }
+        if self.epoch_due(trainer.state().epoch) { self.save(trainer) } else { Ok(()) }
     }
     fn on_train_epoch_end(&mut self, trainer: &mut TrainerView<'_, M>) -> Result<()> {
-        if !trainer.state.validation_enabled && self.epoch_due(trainer.state.epoch) { self.save(trainer) } else { Ok(()) }
+        if !trainer.state().validation_enabled && self.epoch_due(trainer.state().epoch) { self.save(trainer) } else { Ok(()) }
     }
     /// On Ctrl-C, `save_last` writes `last.ckpt` at the interrupted position, so `fit_from(.., "last")`
     /// continues from there.
     fn on_exception(&mut self, trainer: &mut TrainerView<'_, M>, error: &Error) -> Result<()> {
-        if !self.save_last || !matches!(error, Error::Interrupted { .. }) || trainer.state.fast_dev_run || !trainer.state.fitting {
+        if !self.save_last || !matches!(error, Error::Interrupted { .. }) || trainer.state().fast_dev_run || !trainer.state().fitting {
             return Ok(());
         }
         let dir = self.dir(trainer);
         self.write_last(trainer, dir)
     }
     fn on_train_batch_end(&mut self, trainer: &mut TrainerView<'_, M>, _batch_idx: usize) -> Result<()> {
-        if self.every_n_train_steps > 0 && trainer.state.global_step % self.every_n_train_steps == 0 { self.save(trainer) } else { Ok(()) }
+        if self.every_n_train_steps > 0 && trainer.state().global_step.is_multiple_of(self.every_n_train_steps) { self.save(trainer) } else { Ok(()) }
     }
 }

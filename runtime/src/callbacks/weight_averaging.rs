@@ -94,8 +94,8 @@ impl<M: LightningModule> EmaWeightAveraging<M> {
     /// A checkpoint's average, rebuilt on the module's device once the module is at hand.
     fn materialize(&mut self, module: &M) -> Result<()> {
         if let Some(bytes) = self.restored.take() {
-            let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes)).map_err(|e| Error::Serde(format!("corrupt average: {e}")))?;
-            let average = module.valid().try_load_record(record).map_err(|e| Error::Serde(format!("the average does not fit the module: {e}")))?;
+            let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes)).map_err(|e| Error::serde(format!("corrupt average: {e}")).caused_by(e))?;
+            let average = module.valid().try_load_record(record).map_err(|e| Error::serde(format!("the average does not fit the module: {e}")).caused_by(e))?;
             self.average = Some(average);
         }
         Ok(())
@@ -110,7 +110,7 @@ impl<M: LightningModule> Callback<M> for EmaWeightAveraging<M> {
     }
 
     fn load_state_dict(&mut self, state: serde_json::Value) -> Result<()> {
-        let bad = |what: &str| Error::Serde(format!("EmaWeightAveraging state: {what}"));
+        let bad = |what: &str| Error::serde(format!("EmaWeightAveraging state: {what}"));
         self.updates = state.get("updates").and_then(|v| v.as_u64()).ok_or_else(|| bad("no `updates` count"))?;
         self.last_update_step = state.get("last_update_step").and_then(|v| v.as_u64());
         self.average = None;
@@ -126,9 +126,9 @@ impl<M: LightningModule> Callback<M> for EmaWeightAveraging<M> {
     }
 
     fn on_train_batch_end(&mut self, trainer: &mut TrainerView<'_, M>, _batch_idx: usize) -> Result<()> {
-        let step = trainer.state.global_step;
+        let step = trainer.state().global_step;
         let stepped = self.last_update_step.is_none_or(|last| step > last) && step > 0;
-        if stepped && step >= self.update_starting_at_step && step % self.update_every_n_steps == 0 {
+        if stepped && step >= self.update_starting_at_step && step.is_multiple_of(self.update_every_n_steps) {
             self.update(trainer.module);
             self.last_update_step = Some(step);
         }

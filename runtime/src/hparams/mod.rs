@@ -51,7 +51,7 @@ pub trait Hyperparameters: Serialize + DeserializeOwned + Clone + std::fmt::Debu
 
     /// The hyperparameters as a JSON object (field order kept, skipped fields left out).
     fn to_value(&self) -> Result<serde_json::Value> {
-        serde_json::to_value(self).map_err(|e| Error::Serde(format!("cannot serialize hyperparameters: {e}")))
+        serde_json::to_value(self).map_err(|e| Error::serde(format!("cannot serialize hyperparameters: {e}")).caused_by(e))
     }
 
     /// The values with the field descriptions, as loggers and checkpoints store them.
@@ -61,7 +61,7 @@ pub trait Hyperparameters: Serialize + DeserializeOwned + Clone + std::fmt::Debu
 
     /// Parses and validates hyperparameters from YAML text.
     fn from_yaml_str(text: &str) -> Result<Self> {
-        let value: Self = serde_yaml_ng::from_str(text).map_err(|e| Error::Serde(format!("cannot parse hyperparameters YAML: {e}")))?;
+        let value: Self = serde_yaml_ng::from_str(text).map_err(|e| Error::serde(format!("cannot parse hyperparameters YAML: {e}")).caused_by(e))?;
         value.validate()?;
         Ok(value)
     }
@@ -70,12 +70,13 @@ pub trait Hyperparameters: Serialize + DeserializeOwned + Clone + std::fmt::Debu
     fn from_yaml_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(Error::io("cannot read", path))?;
-        Self::from_yaml_str(&text).map_err(|e| Error::Serde(format!("{}: {e}", path.display())))
+        Self::from_yaml_str(&text).map_err(|e| Error::serde(format!("{}: {e}", path.display())).caused_by(e))
     }
 
     /// Builds validated hyperparameters from a JSON value (as stored in checkpoints).
     fn from_value(value: serde_json::Value) -> Result<Self> {
-        let value: Self = serde_json::from_value(value).map_err(|e| Error::Serde(format!("stored hyperparameters do not match this struct: {e}")))?;
+        let value: Self =
+            serde_json::from_value(value).map_err(|e| Error::serde(format!("stored hyperparameters do not match this struct: {e}")).caused_by(e))?;
         value.validate()?;
         Ok(value)
     }
@@ -162,7 +163,7 @@ impl std::ops::Index<&str> for SavedHparams {
 
 /// Renders a JSON value as YAML.
 pub fn to_yaml(value: &serde_json::Value) -> Result<String> {
-    serde_yaml_ng::to_string(value).map_err(|e| Error::Serde(format!("cannot write hyperparameters as YAML: {e}")))
+    serde_yaml_ng::to_string(value).map_err(|e| Error::serde(format!("cannot write hyperparameters as YAML: {e}")).caused_by(e))
 }
 
 /// Hyperparameters checked at compile time: `hparams!(Config::new(10).with_learning_rate(5.0))`

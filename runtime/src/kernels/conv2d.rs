@@ -367,9 +367,12 @@ pub struct Wanted {
     pub bias: bool,
 }
 
+/// The gradients of (input, weight, bias), each when wanted.
+pub type Gradients = (Option<Vec<f32>>, Option<Vec<f32>>, Option<Vec<f32>>);
+
 /// The gradients of (input, weight, bias) from the output gradient `grad`, those `wanted`.
 /// The weight gradient is summed over fixed image chunks in order, so it is deterministic.
-pub fn backward(g: &Geometry, x: &[f32], w: &[f32], grad: &[f32], wanted: Wanted) -> (Option<Vec<f32>>, Option<Vec<f32>>, Option<Vec<f32>>) {
+pub fn backward(g: &Geometry, x: &[f32], w: &[f32], grad: &[f32], wanted: Wanted) -> Gradients {
     let (k, p, cog) = (g.k(), g.p(), g.out_per_group());
     let bias = wanted.bias.then(|| {
         let mut db = vec![0.0f32; g.out_channels];

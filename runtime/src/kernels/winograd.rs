@@ -218,7 +218,7 @@ fn runs_of<'a>(planes: &'a mut [&mut [f32]], elements: [usize; 4], offset: usize
 /// start at or below `n − 8`. With an odd `n`, element `n − 1` is left over.
 #[inline(always)]
 fn blocks(n: usize) -> impl Iterator<Item = usize> {
-    let last = (n % 8 != 0).then(|| (n - 8) & !1);
+    let last = (!n.is_multiple_of(8)).then(|| (n - 8) & !1);
     (0..n / 8).map(|i| 8 * i).chain(last)
 }
 

@@ -71,7 +71,7 @@ impl Logger for CsvLogger {
         self.columns.extend(row.keys().cloned());
         self.rows.push(row);
         self.dirty = true;
-        if self.rows.len() % 100 == 0 {
+        if self.rows.len().is_multiple_of(100) {
             self.flush()?;
         }
         Ok(())

@@ -107,7 +107,7 @@ impl Prf {
         let base = match self.kind {
             Kind::Precision => "precision".to_string(),
             Kind::Recall => "recall".to_string(),
-            Kind::FBeta(b) if b == 1.0 => "f1".to_string(),
+            Kind::FBeta(1.0) => "f1".to_string(),
             Kind::FBeta(b) => format!("f{b}"),
         };
         format!("{base}_{}", average_name(self.average))

@@ -285,7 +285,7 @@ pub struct PrecisionRecallCurve {
 #[derive(Debug, Clone)]
 enum CurveMode {
     Exact(ScoreState),
-    Binned(Binned),
+    Binned(Box<Binned>),
 }
 
 /// Per class and threshold: predicted positives and true positives, plus supports and the
@@ -391,7 +391,7 @@ impl PrecisionRecallCurve {
     pub fn binned(num_classes: usize, thresholds: usize) -> Self {
         let binned =
             Binned { classes: num_classes, thresholds: thresholds.max(2), predicted: None, true_positive: None, support: None, range: None, label_range: None };
-        PrecisionRecallCurve { mode: CurveMode::Binned(binned) }
+        PrecisionRecallCurve { mode: CurveMode::Binned(Box::new(binned)) }
     }
     /// Adds a batch.
     pub fn update(&mut self, scores: &Tensor<2>, targets: &Tensor<1, Int>) -> Result<()> {
@@ -415,7 +415,7 @@ impl PrecisionRecallCurve {
         match &mut self.mode {
             CurveMode::Exact(state) => state.reset(),
             CurveMode::Binned(binned) => {
-                *binned = Binned { predicted: None, true_positive: None, support: None, range: None, label_range: None, ..binned.clone() }
+                **binned = Binned { predicted: None, true_positive: None, support: None, range: None, label_range: None, ..(**binned).clone() }
             }
         }
     }

@@ -94,7 +94,7 @@ impl<M: LightningModule> Trainer<M> {
             },
         };
         if !path.is_file() {
-            return Err(Error::Checkpoint { path, reason: "no such file".into() });
+            return Err(Error::checkpoint(path, "no such file"));
         }
         Ok(path)
     }

@@ -42,7 +42,7 @@ impl<M: LightningModule> Trainer<M> {
                 let expected = std::any::type_name::<M>();
                 if checkpoint.header.model_type != expected {
                     let reason = format!("it holds a `{}`, not a `{expected}`", checkpoint.header.model_type);
-                    return Err(Error::Checkpoint { path: path.clone(), reason });
+                    return Err(Error::checkpoint(path.clone(), reason));
                 }
                 checkpoint.load_weights(model, path)?
             }
@@ -84,9 +84,9 @@ impl<M: LightningModule> Trainer<M> {
         self.state.resumed_from = Some(path.to_path_buf());
         for callback in &mut self.callbacks {
             if let Some(state) = header.callbacks.get(&callback.state_key()) {
-                callback.load_state_dict(state.clone()).map_err(|e| Error::Checkpoint {
-                    path: path.to_path_buf(),
-                    reason: format!("the state of callback `{}` cannot be restored: {e}", callback.state_key()),
+                callback.load_state_dict(state.clone()).map_err(|e| {
+                    let reason = format!("the state of callback `{}` cannot be restored: {e}", callback.state_key());
+                    Error::checkpoint(path, reason).caused_by(e)
                 })?;
             }
         }
@@ -134,7 +134,7 @@ impl<M: LightningModule> Trainer<M> {
             }
             self.train_epoch(learner, optimization, train_loader, std::mem::take(&mut skip))?;
             if self.state.validation_enabled
-                && (epoch + 1) % self.config.check_val_every_n_epoch == 0
+                && (epoch + 1).is_multiple_of(self.config.check_val_every_n_epoch)
                 && let Some(val) = val_loader
             {
                 self.run_validation(learner, val, None)?;
@@ -208,7 +208,7 @@ impl<M: LightningModule> Trainer<M> {
                     self.state.callback_metrics.extend(metrics.clone());
                     self.log_row(metrics, self.state.global_step - 1)?;
                 }
-                if done as u64 % self.config.progress_bar_refresh_rate == 0 {
+                if (done as u64).is_multiple_of(self.config.progress_bar_refresh_rate) {
                     losses.check(epoch)?;
                     let shown = results.step_values(Target::ProgBar);
                     self.state.progress_bar_metrics.extend(shown);

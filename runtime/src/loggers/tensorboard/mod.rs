@@ -1,5 +1,5 @@
 //! `TensorBoardLogger`: Lightning's layout (`<save_dir>/<name>/version_N/events.out.tfevents.*`
-//! + `hparams.yaml`), with scalars, hyperparameters (the hparams plugin), images, and
+//! and `hparams.yaml`), with scalars, hyperparameters (the hparams plugin), images, and
 //! precision-recall curves in the pr_curves plugin's format.
 
 use std::path::{Path, PathBuf};
