@@ -1,4 +1,5 @@
-//! Ctrl-C (SIGINT): the first one asks the running stage to stop at the next batch, gracefully
+//! Ctrl-C (SIGINT), and SIGTERM and SIGHUP (how SLURM, Kubernetes and a closed terminal ask a
+//! job to stop): the first one asks the running stage to stop at the next batch, gracefully
 //! (`on_exception` runs, `ModelCheckpoint` with `save_last` writes `last.ckpt`, loggers are
 //! finalized as interrupted, `fit` returns `Error::Interrupted`); a second one exits at once.
 
@@ -18,7 +19,7 @@ pub fn install() -> bool {
                 eprintln!("\nInterrupted again: exiting now.");
                 std::process::exit(130);
             }
-            eprintln!("\nInterrupted: stopping after the current batch (press Ctrl-C again to exit at once).");
+            eprintln!("\nInterrupted (SIGINT/SIGTERM): stopping after the current batch (press Ctrl-C again to exit at once).");
         })
         .is_ok();
         INSTALLED.store(ok, Ordering::SeqCst);

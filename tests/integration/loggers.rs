@@ -377,3 +377,38 @@ fn wandbs_reader_reads_records_at_every_block_boundary_offset() {
     reference::check("wandb", &spec, &root);
     let _ = std::fs::remove_dir_all(root);
 }
+
+/// Ends the first test batch with `error`.
+struct FailTest(fn() -> fulmen::Error);
+
+impl Callback<Probe> for FailTest {
+    fn on_test_batch_start(&mut self, _trainer: &mut TrainerView<'_, Probe>, _batch_idx: usize) -> fulmen::Result<()> {
+        Err((self.0)())
+    }
+}
+
+#[test]
+fn a_failed_or_interrupted_test_stage_is_the_runs_exit_code() {
+    let cases: [(fn() -> fulmen::Error, i32); 2] =
+        [(|| fulmen::Error::Interrupted { epoch: 1, step: 2 }, 255), (|| fulmen::Error::user("the test step failed"), 1)];
+    for (i, (error, code)) in cases.into_iter().enumerate() {
+        let root = temp_dir(&format!("loggers-stage-outcome-{i}"));
+        let mut trainer = Trainer::builder()
+            .max_epochs(1)
+            .enable_progress_bar(false)
+            .enable_model_summary(false)
+            .default_root_dir(&root)
+            .logger(WandbLogger::new("outcome"))
+            .callback(FailTest(error))
+            .build()
+            .unwrap();
+        let mut data = PointsData { train: 8, val: 4, batch: 4 };
+        let fitted = trainer.fit(Probe::new(trainer.device(), vec![1.0]), &mut data).unwrap();
+        assert!(trainer.test(&fitted, &mut data).is_err());
+        // A later stage's success does not undo the failure.
+        trainer.validate(&fitted, &mut data).unwrap();
+        drop(trainer); // closes the run
+        let exits: Vec<i32> = decoded(&latest_run(&root)).iter().filter_map(|r| r.exit.as_ref().map(|e| e.exit_code)).collect();
+        assert_eq!(exits, [code], "fit succeeded, test ended with {}", error());
+    }
+}

@@ -122,7 +122,17 @@ fn ctrl_c_stops_fit_gracefully() {
         return;
     }
     let root = temp_dir("sigint");
-    let last = interrupted_child(&root, None);
+    let last = interrupted_child(&root, Stop::Signal("INT"));
+    assert!(last.header.global_step >= 5, "last.ckpt holds the interrupted position: {:?}", last.header.position());
+}
+
+#[test]
+fn sigterm_stops_fit_gracefully() {
+    if run_as_child() {
+        return;
+    }
+    let root = temp_dir("sigterm");
+    let last = interrupted_child(&root, Stop::Signal("TERM"));
     assert!(last.header.global_step >= 5, "last.ckpt holds the interrupted position: {:?}", last.header.position());
 }
 
@@ -132,28 +142,40 @@ fn an_interrupt_during_validation_resumes_at_the_next_epoch() {
         return;
     }
     let root = temp_dir("sigint-validation");
-    let last = interrupted_child(&root, Some(INTERRUPT_IN_VALIDATION));
+    let last = interrupted_child(&root, Stop::InValidation);
     // Epoch 1's 4 training batches were done: a resume starts at epoch 2.
     assert_eq!((last.header.epoch, last.header.global_step, last.header.epoch_finished), (1, 8, true));
 }
 
-/// Runs the child fit (sending SIGINT after step 5 unless `env` makes it interrupt itself)
-/// and checks the graceful stop; returns its last.ckpt.
-fn interrupted_child(root: &std::path::Path, env: Option<&str>) -> fulmen::Checkpoint {
-    let name =
-        if env.is_some() { "optimization::an_interrupt_during_validation_resumes_at_the_next_epoch" } else { "optimization::ctrl_c_stops_fit_gracefully" };
+/// How the child fit is stopped.
+#[derive(Clone, Copy, PartialEq)]
+enum Stop {
+    /// `kill -<signal>` after step 5.
+    Signal(&'static str),
+    /// The child asks for the stop itself, inside epoch 1's validation.
+    InValidation,
+}
+
+/// Runs the child fit, stops it as `stop` says, and checks the graceful stop; returns its
+/// last.ckpt.
+fn interrupted_child(root: &std::path::Path, stop: Stop) -> fulmen::Checkpoint {
+    let name = match stop {
+        Stop::InValidation => "optimization::an_interrupt_during_validation_resumes_at_the_next_epoch",
+        Stop::Signal("TERM") => "optimization::sigterm_stops_fit_gracefully",
+        Stop::Signal(_) => "optimization::ctrl_c_stops_fit_gracefully",
+    };
     let mut command = std::process::Command::new(std::env::current_exe().unwrap());
     command.args(["--exact", name, "--test-threads=1"]).env(SIGINT_CHILD_ROOT, root);
-    if let Some(env) = env {
-        command.env(env, "1");
+    if stop == Stop::InValidation {
+        command.env(INTERRUPT_IN_VALIDATION, "1");
     }
     let mut child = command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
-    if env.is_none() {
+    if let Stop::Signal(signal) = stop {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         while !root.join("started").exists() && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
-        let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+        let status = std::process::Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap();
         assert!(status.success());
     }
     let exit = child.wait().unwrap();

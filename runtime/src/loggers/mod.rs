@@ -30,6 +30,27 @@ pub enum RunStatus {
     Interrupted,
 }
 
+impl RunStatus {
+    /// The status of a stage that ended with `result`.
+    pub fn of<T>(result: &Result<T>) -> Self {
+        match result {
+            Ok(_) => RunStatus::Success,
+            Err(crate::Error::Interrupted { .. }) => RunStatus::Interrupted,
+            Err(_) => RunStatus::Failed,
+        }
+    }
+
+    /// The status of a run whose stages ended in `self` and then `next`: a failure or an
+    /// interruption is not undone by a later stage's success.
+    pub fn then(self, next: RunStatus) -> RunStatus {
+        match (self, next) {
+            (RunStatus::Success, next) => next,
+            (earlier, RunStatus::Success) => earlier,
+            (_, next) => next,
+        }
+    }
+}
+
 /// A sink for a run's hyperparameters, metrics and media (Lightning's `Logger`). Everything
 /// beyond metrics and hyperparameters has a default that ignores it, so a logger implements
 /// what its format can hold.

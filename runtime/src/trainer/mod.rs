@@ -205,7 +205,7 @@ impl<M: LightningModule> Trainer<M> {
     /// Trains `model` on `dm`'s data and returns the trained model (on this Trainer's device,
     /// without autodiff). Validation runs every `check_val_every_n_epoch` epochs.
     pub fn fit<D: DataModule<Batch = M::Batch>>(&mut self, model: M, dm: &mut D) -> Result<M> {
-        self.fit_inner(model, dm, None)
+        self.run_stage(|t| t.fit_body(model, dm, None))
     }
 
     /// `fit`, resuming from a checkpoint (Lightning's `ckpt_path`): a path, `"last"` or
@@ -213,47 +213,40 @@ impl<M: LightningModule> Trainer<M> {
     /// and the callbacks' states are restored; with a `seed`, a run resumed at an epoch
     /// boundary computes exactly what the uninterrupted run would have.
     pub fn fit_from<D: DataModule<Batch = M::Batch>>(&mut self, model: M, dm: &mut D, ckpt_path: impl Into<CkptPath>) -> Result<M> {
-        let path = self.resolve_checkpoint(&ckpt_path.into())?;
-        let checkpoint = crate::checkpoint::Checkpoint::read(&path)?;
-        self.fit_inner(model, dm, Some((path, checkpoint)))
+        let ckpt_path = ckpt_path.into();
+        self.run_stage(|t| {
+            let path = t.resolve_checkpoint(&ckpt_path)?;
+            let checkpoint = crate::checkpoint::Checkpoint::read(&path)?;
+            t.fit_body(model, dm, Some((path, checkpoint)))
+        })
     }
 
-    fn fit_inner<D: DataModule<Batch = M::Batch>>(&mut self, model: M, dm: &mut D, resume: Option<(PathBuf, crate::checkpoint::Checkpoint)>) -> Result<M> {
-        self.start_stage();
+    fn fit_body<D: DataModule<Batch = M::Batch>>(&mut self, model: M, dm: &mut D, resume: Option<(PathBuf, crate::checkpoint::Checkpoint)>) -> Result<M> {
         dm.prepare_data()?;
         dm.setup(SetupStage::Fit)?;
         self.state.class_names = dm.class_names();
-        let result = self.run_fit(model, dm, resume);
-        self.state.fitting = false;
-        let status = match &result {
-            Ok(_) => crate::loggers::RunStatus::Success,
-            Err(Error::Interrupted { .. }) => crate::loggers::RunStatus::Interrupted,
-            Err(_) => crate::loggers::RunStatus::Failed,
-        };
-        if result.is_err() {
-            self.bars.clear();
-        }
-        let finalized = self.finalize_loggers(status);
-        let model = result?;
-        finalized?;
-        Ok(model)
+        self.run_fit(model, dm, resume)
     }
 
     /// Runs the validation loop once and returns its epoch metrics.
     pub fn validate<D: DataModule<Batch = M::Batch>>(&mut self, model: &M, dm: &mut D) -> Result<Metrics> {
-        self.start_stage();
-        dm.prepare_data()?;
-        dm.setup(SetupStage::Validate)?;
-        self.state.class_names = dm.class_names();
-        let loader = dm
-            .val_dataloader()?
-            .ok_or_else(|| Error::Data("the data module has no val_dataloader: implement `val_dataloader` to use Trainer::validate".into()))?;
-        self.run_evaluation(model, loader, crate::module::Stage::Validation)
+        self.run_stage(|t| {
+            dm.prepare_data()?;
+            dm.setup(SetupStage::Validate)?;
+            t.state.class_names = dm.class_names();
+            let loader = dm
+                .val_dataloader()?
+                .ok_or_else(|| Error::Data("the data module has no val_dataloader: implement `val_dataloader` to use Trainer::validate".into()))?;
+            t.run_evaluation(model, loader, crate::module::Stage::Validation)
+        })
     }
 
     /// Runs the test loop once, prints the results table and returns the test metrics.
     pub fn test<D: DataModule<Batch = M::Batch>>(&mut self, model: &M, dm: &mut D) -> Result<Metrics> {
-        self.start_stage();
+        self.run_stage(|t| t.test_body(model, dm))
+    }
+
+    fn test_body<D: DataModule<Batch = M::Batch>>(&mut self, model: &M, dm: &mut D) -> Result<Metrics> {
         dm.prepare_data()?;
         dm.setup(SetupStage::Test)?;
         self.state.class_names = dm.class_names();
@@ -269,20 +262,39 @@ impl<M: LightningModule> Trainer<M> {
     where
         M: crate::checkpoint::FromHparams,
     {
-        let path = self.resolve_checkpoint(&ckpt_path.into())?;
-        let model = M::load_from_checkpoint(&path, &self.device)?;
-        self.test(&model, dm)
+        let ckpt_path = ckpt_path.into();
+        self.run_stage(|t| {
+            let path = t.resolve_checkpoint(&ckpt_path)?;
+            let model = M::load_from_checkpoint(&path, &t.device)?;
+            t.test_body(&model, dm)
+        })
     }
 
     /// Runs `predict_step` over the predict loader and returns one prediction per batch.
     pub fn predict<D: DataModule<Batch = M::Batch>>(&mut self, model: &M, dm: &mut D) -> Result<Vec<M::Prediction>> {
+        self.run_stage(|t| {
+            dm.prepare_data()?;
+            dm.setup(SetupStage::Predict)?;
+            let loader = dm
+                .predict_dataloader()?
+                .ok_or_else(|| Error::Data("the data module has no predict_dataloader: implement `predict_dataloader` to use Trainer::predict".into()))?;
+            t.run_predict(model, loader)
+        })
+    }
+
+    /// Runs one stage (`fit`, `validate`, `test`, `predict`) and hands its outcome — success,
+    /// failure or Ctrl-C — to every logger, whatever the stage and wherever it failed.
+    fn run_stage<T>(&mut self, stage: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
         self.start_stage();
-        dm.prepare_data()?;
-        dm.setup(SetupStage::Predict)?;
-        let loader = dm
-            .predict_dataloader()?
-            .ok_or_else(|| Error::Data("the data module has no predict_dataloader: implement `predict_dataloader` to use Trainer::predict".into()))?;
-        self.run_predict(model, loader)
+        let result = stage(self);
+        self.state.fitting = false;
+        if result.is_err() {
+            self.bars.clear();
+        }
+        let finalized = self.finalize_loggers(crate::loggers::RunStatus::of(&result));
+        let value = result?;
+        finalized?;
+        Ok(value)
     }
 
     /// Each stage starts uninterrupted, with the Ctrl-C handler in place when configured.

@@ -62,8 +62,8 @@ struct Run {
     started: Instant,
     start_time: f64,
     summary: BTreeMap<String, Value>,
-    /// How the last stage ended (a run dropped before any stage ended counts as failed).
-    status: RunStatus,
+    /// How the stages so far ended (`None`: none has; a run dropped then counts as failed).
+    status: Option<RunStatus>,
     finished: bool,
 }
 
@@ -195,18 +195,8 @@ impl WandbLogger {
         let log = RecordLog::create(&dir.join(format!("run-{id}.wandb")))?;
         let start_time = now.as_secs_f64();
         let step = previous_step.map_or(0, |s| s + 1);
-        let mut run = Run {
-            dir,
-            id: id.clone(),
-            log,
-            num: 0,
-            step,
-            started: Instant::now(),
-            start_time,
-            summary: BTreeMap::new(),
-            status: RunStatus::Failed,
-            finished: false,
-        };
+        let mut run =
+            Run { dir, id: id.clone(), log, num: 0, step, started: Instant::now(), start_time, summary: BTreeMap::new(), status: None, finished: false };
         let record = RunRecord {
             run_id: id,
             entity: self.entity.clone().unwrap_or_default(),
@@ -316,7 +306,7 @@ impl WandbLogger {
         if run.finished {
             return Ok(());
         }
-        run.status = status;
+        run.status = Some(run.status.map_or(status, |earlier| earlier.then(status)));
         let mut listed = Vec::new();
         for path in checkpoints.iter().filter(|p| p.exists()) {
             let name = path.file_name().unwrap_or_default().to_string_lossy().to_string();
@@ -346,7 +336,7 @@ impl WandbLogger {
         if run.finished {
             return Ok(());
         }
-        let exit_code = match run.status {
+        let exit_code = match run.status.unwrap_or(RunStatus::Failed) {
             RunStatus::Success => 0,
             RunStatus::Failed => 1,
             RunStatus::Interrupted => 255,
