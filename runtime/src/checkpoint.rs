@@ -1,11 +1,12 @@
 //! fulmen's checkpoint file: one file holding the weights (Burn's burnpack record), the optimizer
 //! state, the position in training (epoch, global step, batches into the epoch), the
-//! hyperparameters, every callback's state and the fulmen version, each section CRC-checked,
-//! written atomically. Nothing in it can execute code on load. The data order needs no state: the
+//! hyperparameters, every callback's state and the fulmen version; the header and every section
+//! CRC-checked, written atomically. Nothing in it can execute code on load. The data order needs no state: the
 //! loaders' shuffles are functions of the seed and the epoch.
 //!
-//! Layout: `FULMENCK`, u32 LE format version, u32 LE header length, the JSON [`CheckpointHeader`],
-//! then the sections in the header's order.
+//! Layout (format 2): `FULMENCK`, u32 LE format version, u32 LE header length, u32 LE CRC-32 of
+//! the header, the JSON [`CheckpointHeader`], then the sections in the header's order. Format 1
+//! (no header CRC) is still read.
 
 use std::path::Path;
 
@@ -20,7 +21,7 @@ use crate::hparams::Hyperparameters;
 use crate::optim::OptimizerConfig;
 
 const MAGIC: &[u8; 8] = b"FULMENCK";
-const FORMAT_VERSION: u32 = 1;
+const FORMAT_VERSION: u32 = 2;
 
 /// One stored section.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -154,11 +155,12 @@ pub fn save<M: Module>(
         sections: blobs.iter().map(|(name, b)| Section { name: name.to_string(), len: b.len() as u64, crc32: crc32fast::hash(b) }).collect(),
     };
     let header_json = serde_json::to_vec(&header).map_err(|e| fail("cannot serialize the header", &e))?;
-    let total = 16 + header_json.len() + blobs.iter().map(|(_, b)| b.len()).sum::<usize>();
+    let total = 20 + header_json.len() + blobs.iter().map(|(_, b)| b.len()).sum::<usize>();
     let mut out = Vec::with_capacity(total);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     out.extend_from_slice(&(header_json.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(&header_json).to_le_bytes());
     out.extend_from_slice(&header_json);
     for (_, b) in &blobs {
         out.extend_from_slice(b);
@@ -174,13 +176,20 @@ impl Checkpoint {
         if bytes.len() < 16 || &bytes[..8] != MAGIC {
             return Err(fail("not a fulmen checkpoint (bad magic bytes)".into()));
         }
-        let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-        if version != FORMAT_VERSION {
-            return Err(fail(format!("format version {version}, this fulmen reads version {FORMAT_VERSION}; use a matching fulmen")));
+        let word = |at: usize| bytes.get(at..at + 4).map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]));
+        let version = word(8).unwrap_or_default();
+        let (header_start, crc) = match version {
+            1 => (16usize, None),
+            FORMAT_VERSION => (20, Some(word(16).ok_or_else(|| fail("truncated: the header is cut off".into()))?)),
+            _ => return Err(fail(format!("format version {version}, this fulmen reads versions 1 and {FORMAT_VERSION}; use a matching fulmen"))),
+        };
+        let header_len = word(12).unwrap_or_default() as usize;
+        let header_end = header_start.checked_add(header_len).filter(|&e| e <= bytes.len()).ok_or_else(|| fail("truncated: the header is cut off".into()))?;
+        let header_bytes = &bytes[header_start..header_end];
+        if crc.is_some_and(|crc| crc != crc32fast::hash(header_bytes)) {
+            return Err(fail("corrupt: the header fails its CRC-32 check (was it edited?); use another checkpoint".into()));
         }
-        let header_len = u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes")) as usize;
-        let header_end = 16usize.checked_add(header_len).filter(|&e| e <= bytes.len()).ok_or_else(|| fail("truncated: the header is cut off".into()))?;
-        let header: CheckpointHeader = serde_json::from_slice(&bytes[16..header_end]).map_err(|e| fail(format!("corrupt header: {e}")).caused_by(e))?;
+        let header: CheckpointHeader = serde_json::from_slice(header_bytes).map_err(|e| fail(format!("corrupt header: {e}")).caused_by(e))?;
         let mut offset = header_end;
         let (mut model, mut states) = (None, std::collections::BTreeMap::new());
         for s in &header.sections {

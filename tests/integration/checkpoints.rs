@@ -57,6 +57,22 @@ fn damaged_or_foreign_checkpoints_are_errors_that_say_why() {
     flipped[last] ^= 0x40;
     check("flipped.ckpt", &flipped, "CRC-32");
     check("garbage.ckpt", b"not a checkpoint at all", "not a fulmen checkpoint");
+    // An edited header value (the epoch, keeping the length) is caught by the header's CRC.
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let at = text.find("\"epoch\":1,").expect("the header holds the epoch");
+    let mut edited = bytes.clone();
+    edited[at + "\"epoch\":".len()] = b'9';
+    check("edited.ckpt", &edited, "header fails its CRC-32 check");
+    // Format 1 (no header CRC) is still read.
+    let mut legacy = bytes.clone();
+    legacy.drain(16..20);
+    legacy[8..12].copy_from_slice(&1u32.to_le_bytes());
+    let legacy_path = root.join("legacy.ckpt");
+    std::fs::write(&legacy_path, &legacy).unwrap();
+    assert_eq!(fulmen::Checkpoint::read(&legacy_path).unwrap().header, fulmen::Checkpoint::read(&path).unwrap().header);
+    let mut cut = bytes.clone();
+    cut.truncate(18);
+    check("cut.ckpt", &cut, "truncated");
 
     #[derive(Module, Debug)]
     struct Other {
@@ -125,5 +141,45 @@ fn a_process_killed_mid_write_leaves_the_previous_checkpoint_intact() {
         assert_eq!(restored.weight.val().into_data(), layer.weight.val().into_data());
     }
     assert!(killed_mid_write > 0, "no kill landed during a write; the test proved nothing");
+    let _ = std::fs::remove_dir_all(root);
+}
+
+/// Rewrites a checkpoint's header with a correct CRC: what a deliberate edit looks like.
+fn rewrite_header(from: &std::path::Path, to: &std::path::Path, edit: impl FnOnce(&mut fulmen::serde_json::Value)) {
+    let bytes = std::fs::read(from).unwrap();
+    let len = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
+    let mut header: fulmen::serde_json::Value = fulmen::serde_json::from_slice(&bytes[20..20 + len]).unwrap();
+    edit(&mut header);
+    let json = fulmen::serde_json::to_vec(&header).unwrap();
+    let mut out = bytes[..12].to_vec();
+    out.extend((json.len() as u32).to_le_bytes());
+    out.extend(crc32fast::hash(&json).to_le_bytes());
+    out.extend(&json);
+    out.extend(&bytes[20 + len..]);
+    std::fs::write(to, out).unwrap();
+}
+
+#[test]
+fn a_resume_position_outside_the_run_is_refused_or_trains_nothing() {
+    let (root, path, _) = trained_checkpoint("ckpt-position");
+    let resume = |ckpt: &std::path::Path| {
+        let mut trainer = Trainer::builder().accelerator(fulmen::Accelerator::Cpu).no_logger().enable_progress_bar(false).max_epochs(3).build().unwrap();
+        let result = trainer.fit_from(Probe::new(trainer.device(), vec![1.0]), &mut PointsData { train: 8, val: 4, batch: 4 }, ckpt).map(|_| ());
+        (result, trainer.state().clone())
+    };
+    // Past the end of its epoch (2 batches): an error, not a silently skipped epoch.
+    let far = root.join("far.ckpt");
+    rewrite_header(&path, &far, |h| {
+        h["batches_in_epoch"] = 100_000.into();
+        h["epoch_finished"] = false.into();
+    });
+    let err = resume(&far).0.unwrap_err().to_string();
+    assert!(err.contains("resumes at batch 100000 of epoch 1, which has 2 batches"), "{err}");
+    // Far beyond max_epochs: nothing to train, and no replay of 4e9 epochs' data order.
+    let late = root.join("late.ckpt");
+    rewrite_header(&path, &late, |h| h["epoch"] = 4_000_000_000u64.into());
+    let (result, state) = resume(&late);
+    result.unwrap();
+    assert_eq!((state.epoch, state.global_step), (4_000_000_001, 4), "nothing was trained");
     let _ = std::fs::remove_dir_all(root);
 }

@@ -5,11 +5,12 @@
 //! `w, w + W, w + 2W, ...` into its own bounded channel and the iterator reads them round-robin:
 //! batches arrive in order, prefetched in parallel. The shuffle of epoch `e` is a pure function
 //! of `(seed, e)`, and `e` counts the loader's `iter()` calls, so a resumed run replays the
-//! order by calling `iter()` once per finished epoch (cheap: workers start on the first batch).
+//! order by calling `iter()` once per finished epoch (O(1) each: the order is drawn and the
+//! workers start on the first batch).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, OnceLock};
 
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataloader::{DataLoader, DataLoaderIterator, Progress};
@@ -78,22 +79,30 @@ impl<I: Send + Sync + 'static, O: Send + 'static> OrderedLoader<I, O> {
             epoch: AtomicU64::new(0),
         }
     }
+}
 
-    /// The item indices of `epoch`, in the order they are served.
-    fn order(&self, epoch: u64) -> Vec<usize> {
-        let mut order: Vec<usize> = (self.range.0..self.range.1).collect();
-        if let Some(seed) = self.shuffle {
-            SplitMix64::new(seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15)).shuffle(&mut order);
-        }
-        order
+/// The item indices of `epoch` over `range`, in the order they are served.
+fn epoch_order(range: (usize, usize), shuffle: Option<u64>, epoch: u64) -> Vec<usize> {
+    let mut order: Vec<usize> = (range.0..range.1).collect();
+    if let Some(seed) = shuffle {
+        SplitMix64::new(seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15)).shuffle(&mut order);
     }
+    order
 }
 
 impl<I: Send + Sync + 'static, O: Send + 'static> DataLoader<O> for OrderedLoader<I, O> {
     fn iter<'a>(&'a self) -> Box<dyn DataLoaderIterator<O> + 'a> {
         let epoch = self.epoch.fetch_add(1, Ordering::Relaxed);
-        let order = Arc::new(self.order(epoch));
-        let job = Job { dataset: self.dataset.clone(), batcher: self.batcher.clone(), order, batch_size: self.batch_size, device: self.device.clone() };
+        let job = Job {
+            dataset: self.dataset.clone(),
+            batcher: self.batcher.clone(),
+            range: self.range,
+            shuffle: self.shuffle,
+            epoch,
+            order: Arc::new(OnceLock::new()),
+            batch_size: self.batch_size,
+            device: self.device.clone(),
+        };
         Box::new(OrderedIter { job, next: 0, workers: self.num_workers, receivers: Vec::new() })
     }
 
@@ -116,7 +125,11 @@ impl<I: Send + Sync + 'static, O: Send + 'static> DataLoader<O> for OrderedLoade
 struct Job<I, O> {
     dataset: Arc<dyn Dataset<I>>,
     batcher: Arc<dyn Batcher<I, O>>,
-    order: Arc<Vec<usize>>,
+    range: (usize, usize),
+    shuffle: Option<u64>,
+    epoch: u64,
+    /// Drawn on first use, shared with the workers.
+    order: Arc<OnceLock<Vec<usize>>>,
     batch_size: usize,
     device: Device,
 }
@@ -126,6 +139,9 @@ impl<I, O> Clone for Job<I, O> {
         Job {
             dataset: self.dataset.clone(),
             batcher: self.batcher.clone(),
+            range: self.range,
+            shuffle: self.shuffle,
+            epoch: self.epoch,
             order: self.order.clone(),
             batch_size: self.batch_size,
             device: self.device.clone(),
@@ -134,14 +150,22 @@ impl<I, O> Clone for Job<I, O> {
 }
 
 impl<I, O> Job<I, O> {
+    fn len(&self) -> usize {
+        self.range.1 - self.range.0
+    }
+
     fn batches(&self) -> usize {
-        self.order.len().div_ceil(self.batch_size)
+        self.len().div_ceil(self.batch_size)
+    }
+
+    fn order(&self) -> &[usize] {
+        self.order.get_or_init(|| epoch_order(self.range, self.shuffle, self.epoch))
     }
 
     fn build(&self, batch: usize) -> Result<O, DatasetError> {
         let start = batch * self.batch_size;
-        let end = (start + self.batch_size).min(self.order.len());
-        let items = self.order[start..end].iter().map(|&i| self.dataset.get(i)).collect::<Result<Vec<_>, _>>()?;
+        let end = (start + self.batch_size).min(self.len());
+        let items = self.order()[start..end].iter().map(|&i| self.dataset.get(i)).collect::<Result<Vec<_>, _>>()?;
         Ok(self.batcher.batch(items, &self.device))
     }
 }
@@ -195,8 +219,8 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Iterator for OrderedIter<I, O>
 
 impl<I: Send + Sync + 'static, O: Send + 'static> DataLoaderIterator<O> for OrderedIter<I, O> {
     fn progress(&self) -> Progress {
-        let done = (self.next * self.job.batch_size).min(self.job.order.len());
-        Progress::new(done, self.job.order.len(), Some("items".to_string()))
+        let done = (self.next * self.job.batch_size).min(self.job.len());
+        Progress::new(done, self.job.len(), Some("items".to_string()))
     }
 }
 

@@ -121,12 +121,14 @@ impl<M: LightningModule> Trainer<M> {
         self.call_learner(learner, Hook::StageStart(Stage::Train))?;
 
         let (mut epoch, mut skip) = if start.epoch_finished { (start.epoch + 1, 0) } else { (start.epoch, start.batches_in_epoch) };
-        // Replay the data order of the epochs already done.
-        for _ in 0..epoch {
-            drop(train_loader.iter());
-        }
         let max_epochs = self.config.max_epochs.unwrap_or(u64::MAX);
         let max_steps = self.config.max_steps.unwrap_or(u64::MAX);
+        // Replay the data order of the epochs already done (only when there is one left to train).
+        if epoch < max_epochs && self.state.global_step < max_steps {
+            for _ in 0..epoch {
+                drop(train_loader.iter());
+            }
+        }
         while epoch < max_epochs && self.state.global_step < max_steps && !self.state.should_stop {
             self.state.epoch = epoch;
             if let Some(seed) = self.config.seed {
@@ -185,6 +187,12 @@ impl<M: LightningModule> Trainer<M> {
                 break;
             }
             let Some((batch_idx, batch)) = batches.next(&mut self.bars, (epoch, self.state.global_step))? else { break };
+            if let Some(bound) = batches.bound().filter(|&bound| batch_idx == 0 && skip > bound) {
+                return Err(Error::Data(format!(
+                    "the run resumes at batch {skip} of epoch {epoch}, which has {bound} batches: the checkpoint was written with \
+                     other data, another batch size or other limits; resume with those, or from a checkpoint at an epoch's end"
+                )));
+            }
             if batch_idx < skip {
                 continue;
             }
