@@ -183,3 +183,29 @@ fn a_resume_position_outside_the_run_is_refused_or_trains_nothing() {
     assert_eq!((state.epoch, state.global_step), (4_000_000_001, 4), "nothing was trained");
     let _ = std::fs::remove_dir_all(root);
 }
+
+#[test]
+fn checkpoint_paths_are_absolute_so_a_run_resumed_elsewhere_finds_them() {
+    // A root relative to the working directory, as `--default-root-dir runs` would be.
+    let root = std::path::PathBuf::from(format!("target/fulmen-test-relative-root-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let mut trainer = Trainer::builder()
+        .accelerator(fulmen::Accelerator::Cpu)
+        .enable_progress_bar(false)
+        .enable_model_summary(false)
+        .max_epochs(2)
+        .default_root_dir(&root)
+        .callback(ModelCheckpoint::monitor("val_loss").save_last(true))
+        .build()
+        .unwrap();
+    trainer.fit(Probe::new(trainer.device(), vec![2.0, 1.0]), &mut PointsData { train: 8, val: 4, batch: 4 }).unwrap();
+    let best = trainer.state().best_model_path.clone().expect("a best checkpoint");
+    assert!(best.is_absolute() && best.is_file(), "{}", best.display());
+    let last = fulmen::Checkpoint::read(trainer.state().last_model_path.as_ref().expect("last.ckpt")).unwrap();
+    let (_, state) = last.header.callbacks.iter().find(|(k, _)| k.starts_with("modelcheckpoint")).expect("ModelCheckpoint's state");
+    for key in ["best_model_path", "last_model_path", "dirpath"] {
+        let path = std::path::Path::new(state[key].as_str().unwrap_or_else(|| panic!("{key} in {state}")));
+        assert!(path.is_absolute() && path.exists(), "{key} = {}", path.display());
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}

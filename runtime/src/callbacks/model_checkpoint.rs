@@ -197,12 +197,15 @@ fn format_filename<M: LightningModule>(template: &str, trainer: &TrainerView<'_,
 }
 
 impl ModelCheckpoint {
-    /// The folder: `dirpath`, else `checkpoints/` in the run's version folder.
+    /// The folder: `dirpath`, else `checkpoints/` in the run's version folder; absolute, so
+    /// the paths in checkpoints (best, last, top k) still name the files when a run is resumed
+    /// or tested from another working directory.
     fn dir<M: LightningModule>(&self, trainer: &TrainerView<'_, M>) -> PathBuf {
-        match &self.dirpath {
+        let dir = match &self.dirpath {
             Some(dir) => dir.clone(),
             None => trainer.state().log_dir.clone().unwrap_or_else(|| trainer.state().default_root_dir.clone()).join("checkpoints"),
-        }
+        };
+        std::path::absolute(&dir).unwrap_or(dir)
     }
 
     fn epoch_due(&self, epoch: u64) -> bool {
@@ -236,7 +239,10 @@ impl<M: LightningModule> Callback<M> for ModelCheckpoint {
         self.best_model_score = super::score_from_json(state.get("best_model_score"));
         self.last_model_path = path("last_model_path");
         // The kept files count against `save_top_k` only when this run writes to the same folder.
-        if self.dirpath.is_some() && self.dirpath == path("dirpath") {
+        let absolute = |p: &PathBuf| std::path::absolute(p).unwrap_or_else(|_| p.clone());
+        if let (Some(dir), Some(saved)) = (&self.dirpath, path("dirpath"))
+            && absolute(dir) == absolute(&saved)
+        {
             let kept = state.get("best_k_models").and_then(|v| v.as_array()).cloned().unwrap_or_default();
             self.kept = kept
                 .iter()
