@@ -209,3 +209,40 @@ fn checkpoint_paths_are_absolute_so_a_run_resumed_elsewhere_finds_them() {
     }
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn a_ckpt_path_that_is_no_checkpoint_file_says_what_it_is() {
+    let root = temp_dir("ckpt-path-kinds");
+    let trainer = |dirpath: &std::path::Path| {
+        Trainer::builder()
+            .accelerator(fulmen::Accelerator::Cpu)
+            .no_logger()
+            .enable_progress_bar(false)
+            .max_epochs(1)
+            .default_root_dir(&root)
+            .callback(ModelCheckpoint::default().dirpath(dirpath))
+            .build()
+            .unwrap()
+    };
+    let fit_from = |ckpt: fulmen::CkptPath| {
+        let mut t = trainer(&root.join("checkpoints"));
+        t.fit_from(Probe::new(t.device(), vec![1.0]), &mut PointsData { train: 8, val: 4, batch: 4 }, ckpt).map(|_| ()).unwrap_err().to_string()
+    };
+    let err = fit_from(root.clone().into());
+    assert!(err.contains("is a folder, not a checkpoint file"), "{err}");
+    std::os::unix::fs::symlink(root.join("loop-b.ckpt"), root.join("loop-a.ckpt")).unwrap();
+    std::os::unix::fs::symlink(root.join("loop-a.ckpt"), root.join("loop-b.ckpt")).unwrap();
+    let err = fit_from(root.join("loop-a.ckpt").into());
+    assert!(err.contains("cannot be read") && err.to_lowercase().contains("symbolic links"), "{err}");
+    // `last` with nothing saved lists each folder once (the callback's dirpath is root/checkpoints too).
+    let err = fit_from("last".into());
+    assert_eq!(err.matches("checkpoints").count(), 1, "{err}");
+    // A broken last.ckpt is reported, not skipped for an older checkpoint.
+    let dir = root.join("checkpoints");
+    let mut t = trainer(&dir);
+    t.fit(Probe::new(t.device(), vec![1.0]), &mut PointsData { train: 8, val: 4, batch: 4 }).unwrap();
+    std::os::unix::fs::symlink(dir.join("gone.ckpt"), dir.join("last.ckpt")).unwrap();
+    let err = fit_from("last".into());
+    assert!(err.contains("last.ckpt") && err.contains("cannot read it"), "{err}");
+    let _ = std::fs::remove_dir_all(root);
+}

@@ -15,7 +15,7 @@ pub fn apply(values: &mut serde_json::Value, item: &str, fields: &[FieldInfo]) -
     if let Some(field) = fields.iter().find(|f| f.name == top && !f.saved) {
         return Err(fail(item, format!("`{}` is marked `skip`: it is not saved and cannot be overridden; set it in code", field.name)));
     }
-    let value: serde_json::Value = serde_yaml_ng::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_string()));
+    let value = parse_value(text).map_err(|reason| fail(item, reason))?;
     let mut slot = values;
     for (depth, key) in std::iter::once(top).chain(path).enumerate() {
         let serde_json::Value::Object(map) = slot else {
@@ -30,6 +30,27 @@ pub fn apply(values: &mut serde_json::Value, item: &str, fields: &[FieldInfo]) -
     }
     *slot = value;
     Ok(())
+}
+
+/// `text` as YAML, as a JSON value; an unparsable or non-finite value is an error saying so.
+fn parse_value(text: &str) -> std::result::Result<serde_json::Value, String> {
+    let value: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(text).map_err(|e| format!("`{text}` is not a YAML value ({e}); quote a string that holds `: ` or ` #`"))?;
+    if has_non_finite(&value) {
+        return Err(format!("`{text}` is not a finite number; hyperparameters must be finite"));
+    }
+    serde_json::to_value(&value).map_err(|e| format!("`{text}` cannot be a hyperparameter value: {e}"))
+}
+
+/// Whether a YAML value holds `.nan` or `.inf` anywhere.
+fn has_non_finite(value: &serde_yaml_ng::Value) -> bool {
+    match value {
+        serde_yaml_ng::Value::Number(n) => n.as_f64().is_some_and(|f| !f.is_finite()),
+        serde_yaml_ng::Value::Sequence(items) => items.iter().any(has_non_finite),
+        serde_yaml_ng::Value::Mapping(map) => map.values().any(has_non_finite),
+        serde_yaml_ng::Value::Tagged(tagged) => has_non_finite(&tagged.value),
+        _ => false,
+    }
 }
 
 fn fail(item: &str, reason: String) -> Error {
@@ -85,5 +106,23 @@ mod tests {
         assert!(err.contains("did you mean `lr`"), "{err}");
         assert!(apply(&mut v, "lr", &[]).unwrap_err().to_string().contains("NAME=VALUE"));
         assert!(apply(&mut v, "lr.x=1", &[]).unwrap_err().to_string().contains("not a map"));
+    }
+
+    #[test]
+    fn a_bad_value_is_named_not_turned_into_a_string() {
+        let mut v = serde_json::json!({"lr": 0.1, "shape": [1, 2], "name": "a"});
+        for (item, said) in [
+            ("lr=.nan", "not a finite number"),
+            ("lr=-.inf", "not a finite number"),
+            ("shape=[3, .inf]", "not a finite number"),
+            ("shape=[3, 32", "not a YAML value"),
+        ] {
+            let err = apply(&mut v, item, &[]).unwrap_err().to_string();
+            assert!(err.contains(said), "{item}: {err}");
+        }
+        apply(&mut v, "name=adam", &[]).unwrap();
+        apply(&mut v, "name='a: b'", &[]).unwrap();
+        assert_eq!(v["name"], "a: b");
+        assert_eq!(v["lr"], 0.1, "a refused value changes nothing");
     }
 }

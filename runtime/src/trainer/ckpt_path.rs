@@ -52,21 +52,28 @@ impl<M: LightningModule> Trainer<M> {
             let Ok(versions) = std::fs::read_dir(root.join(logger.name())) else { continue };
             dirs.extend(versions.filter_map(|v| v.ok()).map(|v| v.path().join("checkpoints")));
         }
+        // Each folder once, however it was named.
+        let mut seen = std::collections::HashSet::new();
+        dirs.retain(|d| seen.insert(std::path::absolute(d).unwrap_or_else(|_| d.clone())));
         dirs
     }
 
-    /// The newest `.ckpt` file in the checkpoint folders.
+    /// The newest `.ckpt` file in the checkpoint folders. A `.ckpt` entry that cannot be read
+    /// (a broken link, say) is an error, not skipped: the next newest may be from long before.
     fn last_checkpoint(&self) -> Result<PathBuf> {
         let dirs = self.checkpoint_dirs();
-        let newest = dirs
-            .iter()
-            .filter_map(|d| std::fs::read_dir(d).ok())
-            .flatten()
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "ckpt"))
-            .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
-            .max();
+        let mut newest = None;
+        for path in dirs.iter().filter_map(|d| std::fs::read_dir(d).ok()).flatten().filter_map(|e| e.ok()).map(|e| e.path()) {
+            if path.extension().is_none_or(|x| x != "ckpt") {
+                continue;
+            }
+            let modified = std::fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .map_err(|e| Error::checkpoint(&path, format!("ckpt_path \"last\" found it but cannot read it ({e}); remove or repair it, or give a path")))?;
+            if newest.as_ref().is_none_or(|(time, _)| modified > *time) {
+                newest = Some((modified, path));
+            }
+        }
         newest.map(|(_, p)| p).ok_or_else(|| {
             let searched: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
             Error::Config(format!("ckpt_path \"last\": no .ckpt file in {}; give a path instead", searched.join(", ")))
@@ -93,9 +100,11 @@ impl<M: LightningModule> Trainer<M> {
                 }
             },
         };
-        if !path.is_file() {
-            return Err(Error::checkpoint(path, "no such file"));
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_dir() => Err(Error::checkpoint(path, "is a folder, not a checkpoint file: name a .ckpt file in it, or use \"last\"")),
+            Ok(_) => Ok(path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::checkpoint(path, "no such file")),
+            Err(e) => Err(Error::checkpoint(path, format!("cannot be read: {e}")).caused_by(e)),
         }
-        Ok(path)
     }
 }
