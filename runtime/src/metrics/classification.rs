@@ -96,11 +96,17 @@ struct Prf {
     kind: Kind,
     average: Average,
     zero_division: ZeroDivision,
+    /// Why the options make no sense, reported at the first update.
+    invalid: Option<String>,
 }
 
 impl Prf {
     fn new(classes: usize, kind: Kind) -> Self {
-        Prf { state: ConfusionState::new(classes), kind, average: Average::Macro, zero_division: ZeroDivision::Zero }
+        Prf { state: ConfusionState::new(classes), kind, average: Average::Macro, zero_division: ZeroDivision::Zero, invalid: None }
+    }
+
+    fn check(&self) -> Result<()> {
+        refuse(&self.name(), &self.invalid)
     }
 
     fn name(&self) -> String {
@@ -154,10 +160,12 @@ macro_rules! prf_metric {
                 self.0.name()
             }
             fn update(&mut self, scores: &Tensor<2>, targets: &Tensor<1, Int>) -> Result<()> {
+                self.0.check()?;
                 let name = self.0.name();
                 self.0.state.update(&name, scores, targets)
             }
             fn compute(&self) -> Result<MetricValue> {
+                self.0.check()?;
                 self.0.compute()
             }
             fn reset(&mut self) {
@@ -195,9 +203,15 @@ impl Recall {
 }
 
 impl FBeta {
-    /// F-beta over `num_classes` classes (`beta` ≥ 0; 0 is precision, infinity recall).
+    /// F-beta over `num_classes` classes (`beta` ≥ 0; 0 is precision, infinity recall; anything
+    /// else is an error at the first update).
     pub fn new(num_classes: usize, beta: f64) -> Self {
-        FBeta(Prf::new(num_classes, Kind::FBeta(beta.abs())))
+        let valid = beta >= 0.0;
+        let mut prf = Prf::new(num_classes, Kind::FBeta(if valid { beta } else { 1.0 }));
+        if !valid {
+            prf.invalid = Some(format!("beta must be a number ≥ 0 (0 is precision, infinity recall), got {beta}"));
+        }
+        FBeta(prf)
     }
 }
 
@@ -214,21 +228,35 @@ pub struct Accuracy {
     average: Average,
     top_k: usize,
     hits: Option<Tensor<1>>,
+    /// Why the options make no sense, reported at the first update.
+    invalid: Option<String>,
+}
+
+/// The error for a metric built with options that make no sense.
+fn refuse(metric: &str, invalid: &Option<String>) -> Result<()> {
+    match invalid {
+        Some(reason) => Err(Error::Metric { metric: metric.to_string(), reason: reason.clone() }),
+        None => Ok(()),
+    }
 }
 
 impl Accuracy {
     /// Micro accuracy over `num_classes` classes.
     pub fn new(num_classes: usize) -> Self {
-        Accuracy { state: ConfusionState::new(num_classes), average: Average::Micro, top_k: 1, hits: None }
+        Accuracy { state: ConfusionState::new(num_classes), average: Average::Micro, top_k: 1, hits: None, invalid: None }
     }
     /// Micro or macro (per-class values with `PerClass`).
     pub fn average(mut self, average: Average) -> Self {
         self.average = average;
         self
     }
-    /// Counts a sample right when its target is among its `k` highest scores (micro only).
+    /// Counts a sample right when its target is among its `k` highest scores (micro only;
+    /// `k` ≥ 1, else an error at the first update).
     pub fn top_k(mut self, k: usize) -> Self {
         self.top_k = k.max(1);
+        if k == 0 {
+            self.invalid = Some("top_k must be at least 1 (1 is plain accuracy)".into());
+        }
         self
     }
 }
@@ -243,6 +271,7 @@ impl Metric for Accuracy {
     }
 
     fn update(&mut self, scores: &Tensor<2>, targets: &Tensor<1, Int>) -> Result<()> {
+        refuse(&self.name(), &self.invalid)?;
         if self.top_k == 1 {
             let name = self.name();
             return self.state.update(&name, scores, targets);
@@ -267,6 +296,7 @@ impl Metric for Accuracy {
     }
 
     fn compute(&self) -> Result<MetricValue> {
+        refuse(&self.name(), &self.invalid)?;
         let counts = self.state.counts(&self.name())?;
         if self.top_k > 1 {
             let hits = self.hits.as_ref().map_or(0.0, |h| h.clone().into_scalar::<f32>() as f64);
@@ -300,6 +330,27 @@ impl Metric for Accuracy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nonsense_options_are_errors_that_name_them() {
+        let device = burn::tensor::Device::default();
+        let scores = Tensor::<2>::from_floats([[0.9, 0.1], [0.2, 0.8]], &device);
+        let targets = Tensor::<1, Int>::from_ints([0, 1], &device);
+        let mut metrics: Vec<(Box<dyn Metric>, &str)> = vec![
+            (Box::new(FBeta::new(2, f64::NAN)), "beta must be a number ≥ 0"),
+            (Box::new(FBeta::new(2, -1.0)), "got -1"),
+            (Box::new(Accuracy::new(2).top_k(0)), "top_k must be at least 1"),
+            (Box::new(Accuracy::new(0)), "built for 0 classes"),
+            (Box::new(Precision::new(0)), "built for 0 classes"),
+        ];
+        for (metric, said) in &mut metrics {
+            let err = metric.update(&scores, &targets).unwrap_err().to_string();
+            assert!(err.contains(*said), "{err}");
+        }
+        let mut fine = FBeta::new(2, 0.5);
+        fine.update(&scores, &targets).unwrap();
+        assert!(matches!(fine.compute().unwrap(), MetricValue::Scalar(v) if (v - 1.0).abs() < 1e-12));
+    }
 
     #[test]
     fn nan_average_skips_nans_and_falls_back_on_zero_weights() {

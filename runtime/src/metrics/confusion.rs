@@ -77,6 +77,9 @@ impl ConfusionState {
 /// Checks scores `[batch, classes]` against the metric's class count and the targets' length.
 pub(crate) fn check_shapes(metric: &str, expected_classes: usize, [batch, classes]: [usize; 2], targets: usize) -> Result<()> {
     let fail = |reason: String| Err(Error::Metric { metric: metric.to_string(), reason });
+    if expected_classes == 0 {
+        return fail("it was built for 0 classes; give it the number of classes (at least 1)".into());
+    }
     if classes != expected_classes {
         return fail(format!("scores have {classes} columns but the metric counts {expected_classes} classes; pass scores [batch, {expected_classes}]"));
     }
