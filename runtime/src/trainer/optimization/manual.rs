@@ -38,6 +38,15 @@ pub enum OptimizerRef<'a> {
     Name(&'a str),
 }
 
+impl std::fmt::Display for OptimizerRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OptimizerRef::Index(i) => write!(f, "number {i}"),
+            OptimizerRef::Name(name) => write!(f, "named `{name}`"),
+        }
+    }
+}
+
 impl From<usize> for OptimizerRef<'_> {
     fn from(index: usize) -> Self {
         OptimizerRef::Index(index)
@@ -108,7 +117,7 @@ impl<'a, M: LightningModule> ManualStep<'a, M> {
         };
         found.ok_or_else(|| {
             let known: Vec<String> = optimizers.iter().enumerate().map(|(i, o)| format!("{i}: {}", o.label())).collect();
-            Error::Module(format!("no optimizer {optimizer:?}; configure_optimizers returns [{}] (name one with `.named(..)`)", known.join(", ")))
+            Error::Module(format!("no optimizer {optimizer}; configure_optimizers returns [{}] (name one with `.named(..)`)", known.join(", ")))
         })
     }
 }
