@@ -23,6 +23,39 @@ use crate::optim::OptimizerConfig;
 const MAGIC: &[u8; 8] = b"FULMENCK";
 const FORMAT_VERSION: u32 = 2;
 
+/// Checks a saved optimizer state against the parameters it steps before Burn loads it (Burn
+/// trusts it: a state tensor without a parameter id panics on load, one of another shape at the
+/// first step). Every state tensor must belong to a parameter of `model` that `config` steps,
+/// with that parameter's shape (or one element).
+fn check_optimizer_state<M: Module>(model: &M, config: &OptimizerConfig, bytes: &[u8]) -> std::result::Result<(), String> {
+    let reader = burn_pack::Reader::from_bytes(Bytes::from_bytes_vec(bytes.to_vec())).map_err(|e| format!("it cannot be read: {e}"))?;
+    let tensors = reader.into_tensors().map_err(|e| format!("it cannot be read: {e}"))?;
+    let mut shapes = ParamShapes::default();
+    model.visit(&mut shapes);
+    for tensor in tensors {
+        let Some(id) = tensor.param_id else { return Err(format!("state `{}` names no parameter", tensor.name)) };
+        let id = burn::module::ParamId::from(id);
+        let Some(shape) = shapes.0.get(&id).filter(|_| config.params().is_none_or(|ids| ids.contains(&id))) else {
+            return Err(format!("state `{}` belongs to a parameter this optimizer does not step (a checkpoint of another model?)", tensor.name));
+        };
+        let saved: Vec<usize> = tensor.shape.iter().copied().collect();
+        if saved != *shape && saved.iter().product::<usize>() != 1 {
+            return Err(format!("state `{}` has shape {saved:?}, its parameter {shape:?}", tensor.name));
+        }
+    }
+    Ok(())
+}
+
+/// Every float parameter's shape, by id.
+#[derive(Default)]
+struct ParamShapes(std::collections::HashMap<burn::module::ParamId, Vec<usize>>);
+
+impl burn::module::ModuleVisitor for ParamShapes {
+    fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<burn::tensor::Tensor<D>>) {
+        self.0.insert(param.id, param.val().dims().to_vec());
+    }
+}
+
 /// One stored section.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Section {
@@ -246,7 +279,7 @@ impl Checkpoint {
     /// `configs` (the module's `configure_optimizers`), which must match the stored ones in
     /// count and order. A checkpoint written without optimizer state (`save_weights_only`)
     /// leaves them fresh.
-    pub fn load_optimizers(&self, mut configs: Vec<OptimizerConfig>, path: &Path) -> Result<Vec<OptimizerConfig>> {
+    pub fn load_optimizers<M: Module>(&self, model: &M, mut configs: Vec<OptimizerConfig>, path: &Path) -> Result<Vec<OptimizerConfig>> {
         let fail = |reason: String| Error::checkpoint(path, reason);
         let saved = self.saved_optimizers();
         if saved.is_empty() {
@@ -272,6 +305,8 @@ impl Checkpoint {
             }
             let (optimizer, scheduler) = state_sections(i);
             if let Some(bytes) = self.states.get(&optimizer) {
+                check_optimizer_state(model, config, bytes)
+                    .map_err(|reason| fail(format!("the state of optimizer {i} ({}) does not fit the model: {reason}", config.label())))?;
                 config.optimizer = config
                     .optimizer
                     .clone()
@@ -334,4 +369,46 @@ pub fn validate_hparams<M: FromHparams>(hparams: &M::Hparams) -> Result<()> {
 #[doc(hidden)]
 pub fn saved_hparams<M: FromHparams>(hparams: &M::Hparams) -> Option<crate::hparams::SavedHparams> {
     hparams.saved().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::module::Param;
+    use burn::nn::{Linear, LinearConfig};
+    use burn::optim::GradientsParams;
+    use burn::tensor::{Device, Tensor};
+
+    use super::*;
+
+    /// Adam's state after one step on `layer`, as a checkpoint section holds it.
+    fn adam_state(layer: Linear) -> (OptimizerConfig, Vec<u8>) {
+        let device = Device::default().autodiff();
+        let layer = layer.to_device(&device).train();
+        let loss = layer.forward(Tensor::<2>::ones([4, 3], &device)).sum();
+        let grads = GradientsParams::from_grads(loss.backward(), &layer);
+        let mut config = crate::optim::adam(1e-3);
+        let _ = config.optimizer.step(config.rates(), layer, grads);
+        let bytes = config.optimizer.into_bytes().unwrap().to_vec();
+        (crate::optim::adam(1e-3), bytes)
+    }
+
+    #[test]
+    fn an_optimizer_state_of_other_shapes_or_other_parameters_is_refused() {
+        let device = Device::default();
+        let layer = LinearConfig::new(3, 2).init(&device);
+        let (config, bytes) = adam_state(layer.clone());
+        check_optimizer_state(&layer, &config, &bytes).unwrap();
+        // The same parameter ids with other shapes: Burn would load it and panic at the next step.
+        let reshaped = Linear { weight: Param::initialized(layer.weight.id, Tensor::zeros([5, 2], &device)), ..layer.clone() };
+        let err = check_optimizer_state(&reshaped, &config, &bytes).unwrap_err();
+        assert!(err.contains("has shape [3, 2], its parameter [5, 2]"), "{err}");
+        // Another model's parameters: Burn would drop the state silently.
+        let other = LinearConfig::new(3, 2).init(&device);
+        let err = check_optimizer_state(&other, &config, &bytes).unwrap_err();
+        assert!(err.contains("does not step"), "{err}");
+        // An optimizer restricted to a part steps only that part's parameters.
+        let narrowed = crate::optim::adam(1e-3).on(&other);
+        assert!(check_optimizer_state(&layer, &narrowed, &bytes).unwrap_err().contains("does not step"));
+        assert!(check_optimizer_state(&layer, &config, b"not a burnpack").unwrap_err().contains("cannot be read"));
+    }
 }

@@ -94,6 +94,18 @@ pub enum Error {
         /// What was wrong.
         reason: String,
     },
+    /// A batch the model cannot take: labels outside its classes, inputs of another shape.
+    #[error("{stage} batch {batch} of epoch {epoch}: {reason}")]
+    Batch {
+        /// The stage's name (`training`, `validation`, ...).
+        stage: &'static str,
+        /// Index of the batch within the epoch.
+        batch: usize,
+        /// The epoch (0-based).
+        epoch: u64,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
     /// A non-finite loss was produced.
     #[error("the training loss is {value} at global step {step} (epoch {epoch}); lower the learning rate or check the inputs")]
     NonFiniteLoss {

@@ -7,6 +7,7 @@ pub mod callbacks;
 pub mod checkpoint;
 pub mod data;
 mod error;
+mod flagged;
 pub mod fs;
 pub mod grad;
 pub mod hparams;

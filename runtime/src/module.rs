@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use burn::module::Module;
-use burn::tensor::{Int, Tensor};
+use burn::tensor::{Bool, Int, Tensor};
 
 use crate::data::SetupStage;
 use crate::error::{Error, Result};
@@ -38,6 +38,16 @@ impl Stage {
             Stage::Validation => "val",
             Stage::Test => "test",
             Stage::Predict => "predict",
+        }
+    }
+
+    /// The stage in words, for messages (`training`, `validation`, `test`, `prediction`).
+    pub fn noun(self) -> &'static str {
+        match self {
+            Stage::Train => "training",
+            Stage::Validation => "validation",
+            Stage::Test => "test",
+            Stage::Predict => "prediction",
         }
     }
 }
@@ -431,12 +441,21 @@ pub struct StepContext {
     global_step: u64,
     logged: Vec<Logged>,
     metrics: Vec<MetricUpdate>,
+    label_checks: Vec<LabelCheck>,
+}
+
+/// A batch's labels checked against a class count on the device (reported at the next read).
+#[derive(Debug)]
+pub(crate) struct LabelCheck {
+    pub flag: Tensor<1, Bool>,
+    pub offending: Tensor<1>,
+    pub classes: usize,
 }
 
 impl StepContext {
     /// A context for one step (the Trainer makes these; tests may too).
     pub fn new(stage: Stage, batch_idx: usize, batch_size: usize, epoch: u64, global_step: u64) -> Self {
-        StepContext { stage, batch_idx, batch_size, epoch, global_step, logged: Vec::new(), metrics: Vec::new() }
+        StepContext { stage, batch_idx, batch_size, epoch, global_step, logged: Vec::new(), metrics: Vec::new(), label_checks: Vec::new() }
     }
 
     /// The stage this step runs in.
@@ -556,6 +575,46 @@ impl StepContext {
     /// Takes the values logged in this step.
     pub fn take_logged(&mut self) -> Vec<Logged> {
         std::mem::take(&mut self.logged)
+    }
+
+    /// `targets` clamped into `0..classes`, so a loss's gather cannot fail on them, and checked
+    /// on the device: a label outside the range fails the run at the next read (the next
+    /// progress-bar refresh or the epoch end), naming the label, the class count and this
+    /// batch. The generated steps call it; call it in a hand-written step before `nll_loss`
+    /// or `cross_entropy`.
+    pub fn checked_targets(&mut self, targets: Tensor<1, Int>, classes: usize) -> Tensor<1, Int> {
+        if targets.dims()[0] == 0 {
+            return targets;
+        }
+        let (flag, clamped, offending) = crate::flagged::out_of_range(targets, classes);
+        self.label_checks.push(LabelCheck { flag, offending, classes });
+        clamped
+    }
+
+    /// The label checks of this step (the Trainer takes them).
+    pub(crate) fn take_label_checks(&mut self) -> Vec<LabelCheck> {
+        std::mem::take(&mut self.label_checks)
+    }
+
+    /// Fails, naming this batch, unless the batch's input shape `dims` (batch first) matches
+    /// `expected`, one entry per sample dimension (`None`: any size); `source` says where the
+    /// model's expectation comes from (`its input_shape`).
+    pub fn check_input(&self, dims: &[usize], expected: &[Option<usize>], source: &str) -> Result<()> {
+        let fits = dims.len() == expected.len() + 1 && dims[1..].iter().zip(expected).all(|(d, e)| e.is_none_or(|e| e == *d));
+        if fits {
+            return Ok(());
+        }
+        let wanted: Vec<String> = std::iter::once("batch".to_string()).chain(expected.iter().map(|e| e.map_or("_".into(), |e| e.to_string()))).collect();
+        Err(Error::Batch {
+            stage: self.stage.noun(),
+            batch: self.batch_idx,
+            epoch: self.epoch,
+            reason: format!(
+                "the inputs have shape {dims:?} but the model expects [{}] ({source}); make the model's shape match the data's {:?}, or resize the data",
+                wanted.join(", "),
+                dims.get(1..).unwrap_or_default()
+            ),
+        })
     }
 }
 

@@ -7,32 +7,71 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor};
 
+use crate::Result;
 use crate::shape::{Padding, Window};
 
-/// A conv2d layer `in_channels -> out_channels` with PyTorch's default initialization.
-pub fn conv2d(in_channels: usize, out_channels: usize, window: Window, groups: usize, bias: bool, device: &Device) -> Conv2d {
+/// The conv2d layer `layer`, `in_channels -> out_channels`, with PyTorch's default
+/// initialization; sizes of 0 and groups that do not divide the channels are errors naming it.
+pub fn conv2d(layer: &str, in_channels: usize, out_channels: usize, window: Window, groups: usize, bias: bool, device: &Device) -> Result<Conv2d> {
+    check_sizes(layer, "conv2d", in_channels, out_channels)?;
+    if groups == 0 || !in_channels.is_multiple_of(groups) || !out_channels.is_multiple_of(groups) {
+        return Err(size_error(layer, format!("conv2d groups = {groups} must be at least 1 and divide both {in_channels} and {out_channels} channels")));
+    }
+    if window.kernel == 0 || window.stride == 0 || window.dilation == 0 {
+        return Err(size_error(layer, "conv2d kernel, stride and dilation must be at least 1".into()));
+    }
+    check_weights(layer, "conv2d", &[out_channels, in_channels / groups, window.kernel, window.kernel])?;
     let padding = match window.padding {
         Padding::Valid => PaddingConfig2d::Valid,
         Padding::Same => PaddingConfig2d::Same,
         Padding::Explicit(p) => PaddingConfig2d::Explicit(p, p, p, p),
     };
-    Conv2dConfig::new([in_channels, out_channels], [window.kernel, window.kernel])
+    Ok(Conv2dConfig::new([in_channels, out_channels], [window.kernel, window.kernel])
         .with_stride([window.stride, window.stride])
         .with_dilation([window.dilation, window.dilation])
         .with_groups(groups)
         .with_padding(padding)
         .with_bias(bias)
-        .init(device)
+        .init(device))
 }
 
-/// A linear layer `in_features -> out_features`.
-pub fn linear(in_features: usize, out_features: usize, bias: bool, device: &Device) -> Linear {
-    LinearConfig::new(in_features, out_features).with_bias(bias).init(device)
+/// The linear layer `layer`, `in_features -> out_features`; a size of 0 is an error naming it.
+pub fn linear(layer: &str, in_features: usize, out_features: usize, bias: bool, device: &Device) -> Result<Linear> {
+    check_sizes(layer, "linear", in_features, out_features)?;
+    check_weights(layer, "linear", &[in_features, out_features])?;
+    Ok(LinearConfig::new(in_features, out_features).with_bias(bias).init(device))
 }
 
-/// A batch norm over `channels` (momentum 0.1, eps 1e-5, as PyTorch).
-pub fn batch_norm(channels: usize, device: &Device) -> BatchNorm {
-    BatchNormConfig::new(channels).init(device)
+/// The batch norm `layer` over `channels` (momentum 0.1, eps 1e-5, as PyTorch).
+pub fn batch_norm(layer: &str, channels: usize, device: &Device) -> Result<BatchNorm> {
+    check_sizes(layer, "batch_norm", channels, channels)?;
+    Ok(BatchNormConfig::new(channels).init(device))
+}
+
+/// A layer of 0 inputs or outputs (`num_classes = 0`, say) is refused when the model is built.
+fn check_sizes(layer: &str, op: &str, input: usize, output: usize) -> Result<()> {
+    if input == 0 || output == 0 {
+        return Err(size_error(
+            layer,
+            format!("{op} {input} -> {output} has a size of 0; every size must be at least 1 (check the hyperparameters it comes from)"),
+        ));
+    }
+    Ok(())
+}
+
+/// Weights that cannot be allocated (a size from a hyperparameter gone wrong) are an error
+/// naming the layer, not an abort: the size must be countable and reservable on the host.
+fn check_weights(layer: &str, op: &str, dims: &[usize]) -> Result<()> {
+    let bytes = dims.iter().try_fold(std::mem::size_of::<f32>(), |acc, &d| acc.checked_mul(d));
+    if bytes.is_some_and(|b| Vec::<u8>::new().try_reserve_exact(b).is_ok()) {
+        return Ok(());
+    }
+    let size = bytes.map_or_else(|| "more bytes than an address space holds".to_string(), |b| format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64));
+    Err(size_error(layer, format!("{op} weights {dims:?} need {size}, more than this machine can allocate; check the hyperparameters its sizes come from")))
+}
+
+fn size_error(layer: &str, reason: String) -> crate::Error {
+    crate::Error::Shape { layer: layer.to_string(), reason }
 }
 
 /// The conv2d forward pass: `layer.forward(x)`, through fulmen's fast kernels on flex.
@@ -97,12 +136,9 @@ pub fn dropout<const D: usize>(x: Tensor<D>, prob: f64) -> Tensor<D> {
 }
 
 /// Checks a dropout probability taken from the hyperparameters (`new()` calls it).
-pub fn check_dropout(layer: &str, prob: f64) -> crate::Result<()> {
+pub fn check_dropout(layer: &str, prob: f64) -> Result<()> {
     if !(0.0..1.0).contains(&prob) {
-        return Err(crate::Error::Shape {
-            layer: layer.to_string(),
-            reason: format!("dropout probability {prob} is outside [0, 1); give the hyperparameter a `range = 0.0..1.0`"),
-        });
+        return Err(size_error(layer, format!("dropout probability {prob} is outside [0, 1); give the hyperparameter a `range = 0.0..1.0`")));
     }
     Ok(())
 }
@@ -110,6 +146,20 @@ pub fn check_dropout(layer: &str, prob: f64) -> crate::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn layers_of_size_zero_and_bad_groups_are_refused_naming_the_layer() {
+        let device = Device::default();
+        let window = Window { kernel: 3, stride: 1, padding: Padding::Valid, dilation: 1 };
+        let err = linear("fc3", 128, 0, true, &device).unwrap_err().to_string();
+        assert!(err.contains("fc3") && err.contains("128 -> 0"), "{err}");
+        assert!(conv2d("conv1", 0, 8, window, 1, true, &device).unwrap_err().to_string().contains("conv1"));
+        assert!(conv2d("conv1", 4, 6, window, 4, true, &device).unwrap_err().to_string().contains("groups = 4"));
+        assert!(batch_norm("bn", 0, &device).is_err());
+        let err = linear("fc1", 1 << 40, 1 << 30, true, &device).unwrap_err().to_string();
+        assert!(err.contains("fc1") && err.contains("allocate"), "{err}");
+        assert!(linear("fc1", 3, 2, true, &device).is_ok() && conv2d("c", 4, 8, window, 2, false, &device).is_ok());
+    }
 
     #[test]
     fn dropout_probabilities_outside_zero_one_are_refused() {

@@ -35,24 +35,41 @@ pub enum MetricKind<'a> {
     Streaming(&'a dyn Fn(usize) -> Box<dyn Metric>),
 }
 
+/// The input a model's layer chain takes, per sample (`None`: any size), and where that comes
+/// from (`its input_shape`), so a batch of another shape is an error before the forward pass.
+#[derive(Clone, Copy)]
+pub struct ExpectedInput<'a> {
+    /// One entry per sample dimension.
+    pub dims: &'a [Option<usize>],
+    /// Where the expectation comes from, for the message.
+    pub source: &'a str,
+}
+
 /// Forward, loss and metrics for one batch, logged as `<prefix>_loss` and `<prefix>_acc`:
 /// in training per step and per epoch, in validation and test per epoch with `prog_bar`; in
-/// test also the charts of [`MAX_CHART_CLASSES`]. Returns the loss.
+/// test also the charts of [`MAX_CHART_CLASSES`]. Returns the loss. The batch's shape is
+/// checked against `input` first, and its labels against the output's classes on the device
+/// ([`StepContext::checked_targets`]).
 pub fn classification_step<M, const D: usize>(
     model: &M,
     batch: ClassificationBatch<D>,
     ctx: &mut StepContext,
+    input: Option<ExpectedInput<'_>>,
     loss: LossKind<'_>,
     metrics: &[MetricKind<'_>],
 ) -> Result<Tensor<1>>
 where
     M: LightningModule<Input = Tensor<D>, Output = Tensor<2>>,
 {
+    if let Some(input) = input {
+        ctx.check_input(&batch.inputs.dims(), input.dims, input.source)?;
+    }
     let output = model.forward(batch.inputs);
+    let targets = ctx.checked_targets(batch.targets, output.dims()[1]);
     let loss_value = match loss {
-        LossKind::Nll => nll_loss(output.clone(), batch.targets.clone()),
-        LossKind::CrossEntropy => cross_entropy(output.clone(), batch.targets.clone()),
-        LossKind::Custom(f) => f(output.clone(), batch.targets.clone()),
+        LossKind::Nll => nll_loss(output.clone(), targets.clone()),
+        LossKind::CrossEntropy => cross_entropy(output.clone(), targets.clone()),
+        LossKind::Custom(f) => f(output.clone(), targets.clone()),
     };
     let stage = ctx.stage();
     let options = match stage {
@@ -64,17 +81,17 @@ where
     for metric in metrics {
         match metric {
             MetricKind::Accuracy => {
-                let acc = accuracy(output.clone(), batch.targets.clone());
+                let acc = accuracy(output.clone(), targets.clone());
                 ctx.log_with(&format!("{prefix}_acc"), acc, options.clone())?;
             }
             MetricKind::Streaming(make) => {
                 let metric = make(output.dims()[1]);
                 let name = format!("{prefix}_{}", metric.name());
                 let options = LogOptions::new().prog_bar(stage != Stage::Train);
-                ctx.log_metric_with(&name, metric, &output, &batch.targets, options)?;
+                ctx.log_metric_with(&name, metric, &output, &targets, options)?;
             }
             MetricKind::Custom(name, f) => {
-                let value = f(output.clone(), batch.targets.clone());
+                let value = f(output.clone(), targets.clone());
                 ctx.log_with(&format!("{prefix}_{name}"), value, options.clone())?;
             }
         }
@@ -85,8 +102,8 @@ where
             LossKind::Nll => output.clone().exp(),
             _ => burn::tensor::activation::softmax(output.clone(), 1),
         };
-        ctx.log_metric("test_pr_curve", PrecisionRecallCurve::new(classes), &probabilities, &batch.targets)?;
-        ctx.log_metric("test_confusion_matrix", ConfusionMatrix::new(classes), &output, &batch.targets)?;
+        ctx.log_metric("test_pr_curve", PrecisionRecallCurve::new(classes), &probabilities, &targets)?;
+        ctx.log_metric("test_confusion_matrix", ConfusionMatrix::new(classes), &output, &targets)?;
     }
     Ok(loss_value)
 }

@@ -246,3 +246,83 @@ fn a_ckpt_path_that_is_no_checkpoint_file_says_what_it_is() {
     assert!(err.contains("last.ckpt") && err.contains("cannot read it"), "{err}");
     let _ = std::fs::remove_dir_all(root);
 }
+
+/// `into`'s checkpoint with its section `name` taken from `from`: a crafted file with valid CRCs.
+fn splice_section(into: &std::path::Path, from: &std::path::Path, name: &str, to: &std::path::Path) {
+    let parse = |path: &std::path::Path| {
+        let bytes = std::fs::read(path).unwrap();
+        let len = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
+        let header: fulmen::serde_json::Value = fulmen::serde_json::from_slice(&bytes[20..20 + len]).unwrap();
+        let mut sections = Vec::new();
+        let mut at = 20 + len;
+        for s in header["sections"].as_array().unwrap() {
+            let n = s["len"].as_u64().unwrap() as usize;
+            sections.push((s.clone(), bytes[at..at + n].to_vec()));
+            at += n;
+        }
+        (header, sections)
+    };
+    let (mut header, mut sections) = parse(into);
+    let (_, donor) = parse(from);
+    let taken = donor.into_iter().find(|(s, _)| s["name"] == name).expect("the donor has the section");
+    let slot = sections.iter_mut().find(|(s, _)| s["name"] == name).expect("the file has the section");
+    *slot = taken;
+    header["sections"] = sections.iter().map(|(s, _)| s.clone()).collect();
+    let json = fulmen::serde_json::to_vec(&header).unwrap();
+    let mut out = std::fs::read(into).unwrap()[..12].to_vec();
+    out.extend((json.len() as u32).to_le_bytes());
+    out.extend(crc32fast::hash(&json).to_le_bytes());
+    out.extend(&json);
+    sections.iter().for_each(|(_, b)| out.extend(b));
+    std::fs::write(to, out).unwrap();
+}
+
+/// A checkpoint of the tutorial's CNN (Adam) after 2 steps, and the trainer's root.
+fn cnn_checkpoint(name: &str, seed: u64) -> (std::path::PathBuf, std::path::PathBuf) {
+    use crate::seed_cnn::{SeedCnn, SeedConfig};
+    let root = temp_dir(name);
+    let mut trainer = Trainer::builder()
+        .accelerator(fulmen::Accelerator::Cpu)
+        .no_logger()
+        .enable_progress_bar(false)
+        .enable_model_summary(false)
+        .max_epochs(1)
+        .seed(seed)
+        .limit_train_batches(fulmen::Limit::Batches(2))
+        .limit_val_batches(fulmen::Limit::Batches(1))
+        .callback(ModelCheckpoint::default().dirpath(&root))
+        .build()
+        .unwrap();
+    let model = SeedCnn::new(SeedConfig::new([3, 32, 32], 10), trainer.device()).unwrap();
+    trainer.fit(model, &mut SyntheticDataModule::new(seed).sizes(64, 16, 16).batch_size(16)).unwrap();
+    let path = trainer.state().best_model_path.clone().expect("a checkpoint");
+    (root, path)
+}
+
+#[test]
+fn an_optimizer_state_from_another_model_is_refused_on_resume() {
+    use crate::seed_cnn::{SeedCnn, SeedConfig};
+    let (root, path) = cnn_checkpoint("ckpt-foreign-optimizer", 1);
+    let (other_root, other) = cnn_checkpoint("ckpt-foreign-donor", 2);
+    let crafted = root.join("crafted.ckpt");
+    splice_section(&path, &other, "optimizer", &crafted);
+    fulmen::Checkpoint::read(&crafted).expect("the crafted file is a valid checkpoint");
+    let resume = |ckpt: &std::path::Path| {
+        let mut trainer = Trainer::builder()
+            .accelerator(fulmen::Accelerator::Cpu)
+            .no_logger()
+            .enable_progress_bar(false)
+            .max_epochs(2)
+            .limit_train_batches(fulmen::Limit::Batches(1))
+            .limit_val_batches(fulmen::Limit::Batches(1))
+            .build()
+            .unwrap();
+        let model = SeedCnn::new(SeedConfig::new([3, 32, 32], 10), trainer.device()).unwrap();
+        trainer.fit_from(model, &mut SyntheticDataModule::new(1).sizes(64, 16, 16).batch_size(16), ckpt).map(|_| ())
+    };
+    resume(&path).expect("the untouched checkpoint resumes");
+    let err = resume(&crafted).unwrap_err().to_string();
+    assert!(err.contains("the state of optimizer 0 (Adam) does not fit the model") && err.contains("does not step"), "{err}");
+    let _ = std::fs::remove_dir_all(root);
+    let _ = std::fs::remove_dir_all(other_root);
+}

@@ -7,6 +7,7 @@ mod probe;
 mod reference;
 
 mod allocator;
+mod bad_input;
 mod checkpoints;
 mod cifar10;
 mod fit_synthetic;

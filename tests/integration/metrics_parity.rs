@@ -118,7 +118,7 @@ fn bad_input_is_a_clear_error() {
     assert!(err.contains("2 rows of scores but 3 targets"), "{err}");
     f1.update(&scores, &Tensor::<1, Int>::from_ints([0, 7], &device)).unwrap();
     let err = f1.compute().unwrap_err().to_string();
-    assert!(err.contains("label 7 is outside 0..2"), "{err}");
+    assert!(err.contains("label 7 in batch 0") && err.contains("outside 0..2"), "{err}");
     f1.reset();
     let err = f1.compute().unwrap_err().to_string();
     assert!(err.contains("no samples"), "{err}");
@@ -215,7 +215,7 @@ fn auroc_average_precision_and_pr_curves_match_scikit_learn() {
         let averages: &[(Average, &str)] = if c == 2 {
             &[(Average::Macro, "macro"), (Average::PerClass, "None")]
         } else {
-            &[(Average::Macro, "macro"), (Average::Weighted, "weighted"), (Average::PerClass, "None")]
+            &[(Average::Macro, "macro"), (Average::Weighted, "weighted"), (Average::Micro, "micro"), (Average::PerClass, "None")]
         };
         for &(average, a) in averages {
             let mut auroc = Auroc::new(c).average(average);
@@ -243,4 +243,105 @@ fn auroc_average_precision_and_pr_curves_match_scikit_learn() {
         checked += 1;
     }
     assert_eq!(checked, 6, "random, imbalanced, binary, perfect, ties, binary_ties");
+}
+
+#[test]
+fn a_class_absent_from_the_targets_has_average_precision_0_in_the_macro_mean() {
+    use fulmen::metrics::AveragePrecision;
+    let mut checked = 0;
+    for case in cases() {
+        let expected = &case["expected"];
+        let Some(macro_value) = expected.get("average_precision_absent_macro") else { continue };
+        let name = case["name"].as_str().unwrap();
+        let c = case["classes"].as_u64().unwrap() as usize;
+        for (average, want) in [(Average::Macro, macro_value), (Average::PerClass, &expected["average_precision_absent_None"])] {
+            let mut ap = AveragePrecision::new(c).average(average);
+            stream_probs(&case, |s, t| ap.update(s, t).unwrap());
+            compare(name, "average_precision_absent", ap.compute().unwrap(), want);
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 2, "missing_classes, single_class");
+}
+
+/// The ten metrics, over 3 classes (probabilities expected only by the binned curve).
+fn all_metrics() -> Vec<Box<dyn Metric>> {
+    use fulmen::metrics::{Auroc, AveragePrecision, PrecisionRecallCurve};
+    vec![
+        Box::new(Accuracy::new(3)),
+        Box::new(Accuracy::new(3).average(Average::Macro)),
+        Box::new(Accuracy::new(3).top_k(2)),
+        Box::new(Precision::new(3)),
+        Box::new(Recall::new(3)),
+        Box::new(fulmen::metrics::f1(3)),
+        Box::new(ConfusionMatrix::new(3)),
+        Box::new(Auroc::new(3)),
+        Box::new(AveragePrecision::new(3)),
+        Box::new(PrecisionRecallCurve::new(3)),
+        Box::new(PrecisionRecallCurve::binned(3, 5)),
+    ]
+}
+
+fn batch(scores: &[[f32; 3]], targets: &[i64]) -> (Tensor<2>, Tensor<1, Int>) {
+    let device = Device::flex();
+    let flat: Vec<f32> = scores.iter().flatten().copied().collect();
+    let scores = Tensor::<2>::from_data(fulmen::burn::tensor::TensorData::new(flat, [targets.len(), 3]), &device);
+    (scores, Tensor::<1, Int>::from_data(fulmen::burn::tensor::TensorData::new(targets.to_vec(), [targets.len()]), &device))
+}
+
+const GOOD: [[f32; 3]; 4] = [[0.7, 0.2, 0.1], [0.1, 0.6, 0.3], [0.2, 0.3, 0.5], [0.5, 0.4, 0.1]];
+
+#[test]
+fn an_empty_batch_adds_nothing_to_any_metric() {
+    let (empty_scores, empty_targets) = batch(&[], &[]);
+    let (scores, targets) = batch(&GOOD, &[0, 1, 2, 1]);
+    for (mut with_empty, mut plain) in all_metrics().into_iter().zip(all_metrics()) {
+        with_empty.update(&empty_scores, &empty_targets).unwrap_or_else(|e| panic!("{}: {e}", with_empty.name()));
+        with_empty.update(&scores, &targets).unwrap();
+        with_empty.update(&empty_scores, &empty_targets).unwrap();
+        plain.update(&scores, &targets).unwrap();
+        assert_eq!(with_empty.compute().unwrap(), plain.compute().unwrap(), "{}", plain.name());
+        // Only empty batches: no samples, an error rather than a panic.
+        let mut only_empty = all_metrics().into_iter().find(|m| m.name() == plain.name()).unwrap();
+        only_empty.update(&empty_scores, &empty_targets).unwrap();
+        let err = only_empty.compute().unwrap_err().to_string();
+        assert!(err.contains("no samples"), "{}: {err}", plain.name());
+    }
+}
+
+#[test]
+fn non_finite_scores_and_labels_out_of_range_name_their_batch_in_every_metric() {
+    let (scores, targets) = batch(&GOOD, &[0, 1, 2, 1]);
+    for (bad, what) in [(f32::NAN, "NaN"), (f32::INFINITY, "inf")] {
+        let mut poisoned = GOOD;
+        // A NaN or inf that would win the arg-max: silently "correct" before the check.
+        poisoned[2][2] = bad;
+        let (bad_scores, _) = batch(&poisoned, &[0, 1, 2, 1]);
+        for mut metric in all_metrics() {
+            metric.update(&scores, &targets).unwrap();
+            metric.update(&scores, &targets).unwrap();
+            metric.update(&bad_scores, &targets).unwrap();
+            let err = metric.compute().unwrap_err().to_string();
+            assert!(err.contains(&metric.name()) && err.contains("batch 2"), "{what}: {err}");
+            assert!(err.contains("NaN") || err.contains("inf"), "{what}: {err}");
+        }
+    }
+    let (_, bad_targets) = batch(&GOOD, &[0, 1, 9, 1]);
+    for mut metric in all_metrics() {
+        metric.update(&scores, &targets).unwrap();
+        metric.update(&scores, &bad_targets).unwrap();
+        metric.update(&scores, &targets).unwrap();
+        let err = metric.compute().unwrap_err().to_string();
+        assert!(err.contains("label 9 in batch 1") && err.contains("outside 0..3"), "{}: {err}", metric.name());
+    }
+}
+
+#[test]
+fn the_batch_accuracy_of_non_finite_scores_is_nan() {
+    let (scores, targets) = batch(&GOOD, &[0, 1, 2, 1]);
+    assert_eq!(fulmen::metrics::accuracy(scores, targets.clone()).into_scalar::<f32>(), 0.75);
+    let mut poisoned = GOOD;
+    poisoned[0][1] = f32::NAN;
+    let (scores, _) = batch(&poisoned, &[0, 1, 2, 1]);
+    assert!(fulmen::metrics::accuracy(scores, targets).into_scalar::<f32>().is_nan());
 }

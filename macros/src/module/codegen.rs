@@ -63,7 +63,7 @@ fn constructors(model: &ModuleModel) -> TokenStream {
                         let #field = {
                             let (__in, __out, __window): (usize, usize, _) = (#input, #output, #window);
                             #check
-                            #p::nn::conv2d(__in, __out, __window, #groups, #bias, device)
+                            #p::nn::conv2d(#name, __in, __out, __window, #groups, #bias, device)?
                         };
                     }
                 }
@@ -86,13 +86,13 @@ fn constructors(model: &ModuleModel) -> TokenStream {
                         let #field = {
                             let __out: usize = #output;
                             let __in: usize = #resolve;
-                            #p::nn::linear(__in, __out, #bias, device)
+                            #p::nn::linear(#name, __in, __out, #bias, device)?
                         };
                     }
                 }
                 Op::BatchNorm => {
                     let channels = if track { quote!(__shape.channels()) } else { prev_out.clone().unwrap_or_else(|| quote!(__shape.channels())) };
-                    quote! { let #field = #p::nn::batch_norm(#channels, device); }
+                    quote! { let #field = #p::nn::batch_norm(#name, #channels, device)?; }
                 }
                 Op::MaxPool(w) | Op::AvgPool(w) if track => {
                     let window = window_expr(w, &hp);
@@ -207,6 +207,44 @@ fn forwards(model: &ModuleModel) -> TokenStream {
     }
 }
 
+/// The generated step's `ExpectedInput`: the whole `[C, H, W]` when the shape is tracked, else
+/// what the first layer declares; `None` when a hand-written forward decides.
+fn expected_input(model: &ModuleModel) -> TokenStream {
+    let p = private();
+    let none = quote!(::core::option::Option::None);
+    if model.opts.forward.is_some() || model.opts.forward_features.is_some() {
+        return none;
+    }
+    let hp = quote!(self.__fulmen_hparams());
+    let some = |e: TokenStream| quote!(::core::option::Option::Some(#e));
+    let (dims, source) = match (&model.opts.input_shape, model.input_rank) {
+        (Some(shape), 4) => {
+            let (value, source) = match shape {
+                syn::Expr::Path(path) => (quote!(#hp.#path), format!("its input_shape, hparams.{}", quote!(#path))),
+                other => (quote!(#other), "its input_shape".to_string()),
+            };
+            let [c, h, w] = [0usize, 1, 2].map(|i| some(quote!(__s[#i])));
+            (quote!({ let __s: [usize; 3] = #value; [#c, #h, #w] }), source)
+        }
+        _ => {
+            let Some(layer) = model.layers.first() else { return none };
+            let source = format!("its first layer, `{}`", layer.ident);
+            match (layer.ops.first(), model.input_rank) {
+                (Some(Op::Conv2d { input, .. }), 4) if !matches!(input, Size::Auto(_)) => {
+                    let c = some(size_expr(input, quote!(0usize), &hp));
+                    (quote!([#c, #none, #none]), source)
+                }
+                (Some(Op::Linear { input, .. }), 2) if !matches!(input, Size::Auto(_)) => {
+                    let n = some(size_expr(input, quote!(0usize), &hp));
+                    (quote!([#n]), source)
+                }
+                _ => return none,
+            }
+        }
+    };
+    some(quote!(#p::steps::ExpectedInput { dims: &#dims, source: #source }))
+}
+
 /// The whole expansion.
 pub fn generate(model: &ModuleModel) -> TokenStream {
     let p = private();
@@ -275,7 +313,8 @@ pub fn generate(model: &ModuleModel) -> TokenStream {
             quote!(#p::steps::MetricKind::Streaming(&|classes| ::std::boxed::Box::new(#build)))
         }
     });
-    let step = quote!(#p::steps::classification_step(self, batch, ctx, #loss, &[#(#metrics),*]));
+    let input = expected_input(model);
+    let step = quote!(#p::steps::classification_step(self, batch, ctx, #input, #loss, &[#(#metrics),*]));
     let manual = model.opts.automatic_optimization.as_ref().is_some_and(|flag| !flag.value);
     let training = match (&model.opts.training_step, manual) {
         (Some(user), true) => quote! {

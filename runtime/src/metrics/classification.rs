@@ -278,6 +278,9 @@ impl Metric for Accuracy {
         }
         let [batch, classes] = scores.dims();
         check_shapes(&self.name(), self.state.classes(), [batch, classes], targets.dims()[0])?;
+        if batch == 0 {
+            return Ok(());
+        }
         if self.top_k > classes {
             return Err(Error::Metric { metric: self.name(), reason: format!("top_k = {} but there are only {classes} classes", self.top_k) });
         }

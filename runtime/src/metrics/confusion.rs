@@ -5,42 +5,51 @@ use burn::tensor::{Int, Tensor};
 
 use super::{Metric, MetricValue};
 use crate::error::{Error, Result};
+use crate::flagged::{FirstFlagged, out_of_range};
 
 /// Confusion counts accumulated batch by batch on the device: one `[C, C]` matmul of one-hot
-/// rows per batch, plus the smallest and largest label seen (checked when read).
+/// rows per batch, plus the first batch with a label out of range or a non-finite score
+/// (tracked on the device, checked when read).
 #[derive(Debug, Clone)]
 pub(crate) struct ConfusionState {
     classes: usize,
     matrix: Option<Tensor<2>>,
-    label_range: Option<(Tensor<1, Int>, Tensor<1, Int>)>,
+    batches: usize,
+    bad_label: FirstFlagged,
+    bad_score: FirstFlagged,
 }
 
 impl ConfusionState {
     pub fn new(classes: usize) -> Self {
-        ConfusionState { classes, matrix: None, label_range: None }
+        ConfusionState { classes, matrix: None, batches: 0, bad_label: FirstFlagged::default(), bad_score: FirstFlagged::default() }
     }
 
     pub fn classes(&self) -> usize {
         self.classes
     }
 
-    /// Checks the shapes and adds a batch of predicted labels (arg-max of `scores`).
+    /// Checks the shapes and adds a batch of predicted labels (arg-max of `scores`); a batch
+    /// of no rows adds nothing.
     pub fn update(&mut self, metric: &str, scores: &Tensor<2>, targets: &Tensor<1, Int>) -> Result<()> {
         let [batch, classes] = scores.dims();
         check_shapes(metric, self.classes, [batch, classes], targets.dims()[0])?;
+        if batch == 0 {
+            return Ok(());
+        }
         let scores = scores.clone().detach().without_autodiff();
+        let non_finite = scores.clone().is_finite().bool_not().any();
+        self.bad_score.record(self.batches, non_finite, Tensor::zeros([1], &scores.device()));
         let predicted = scores.argmax(1).reshape([batch]);
-        self.add(predicted, targets.clone())
+        self.add(predicted, targets.clone());
+        Ok(())
     }
 
     /// Adds predicted and true labels, both `[batch]`.
-    fn add(&mut self, predicted: Tensor<1, Int>, targets: Tensor<1, Int>) -> Result<()> {
+    fn add(&mut self, predicted: Tensor<1, Int>, targets: Tensor<1, Int>) {
         let device = targets.device();
-        let (low, high) = (targets.clone().min(), targets.clone().max());
-        self.label_range = Some(match self.label_range.take() {
-            Some((l, h)) => (l.min_pair(low), h.max_pair(high)),
-            None => (low, high),
-        });
+        let (flag, targets, offending) = out_of_range(targets, self.classes);
+        self.bad_label.record(self.batches, flag, offending);
+        self.batches += 1;
         let classes = Tensor::<1, Int>::arange(0..self.classes as i64, &device).reshape([1, self.classes]);
         let batch = targets.dims()[0];
         let one_hot = |labels: Tensor<1, Int>| labels.reshape([batch, 1]).equal(classes.clone()).float();
@@ -49,19 +58,19 @@ impl ConfusionState {
             Some(m) => m + counts,
             None => counts,
         });
-        Ok(())
     }
 
-    /// Reads the counts (one read), checking that every label was in range.
+    /// Reads the counts (one read), checking that every label was in range and every score finite.
     pub fn counts(&self, metric: &str) -> Result<Counts> {
         let fail = |reason: String| Error::Metric { metric: metric.to_string(), reason };
-        let (Some(matrix), Some((low, high))) = (&self.matrix, &self.label_range) else {
+        let Some(matrix) = &self.matrix else {
             return Err(fail("no samples: update() was not called since the last reset (an empty epoch?)".into()));
         };
-        let (low, high) = (low.clone().into_scalar::<i64>(), high.clone().into_scalar::<i64>());
-        if low < 0 || high >= self.classes as i64 {
-            let bad = if low < 0 { low } else { high };
-            return Err(fail(format!("label {bad} is outside 0..{} (num_classes = {})", self.classes, self.classes)));
+        if let Some(bad) = self.bad_label.read() {
+            return Err(fail(label_error(bad.value as i64, bad.index, self.classes)));
+        }
+        if let Some(bad) = self.bad_score.read() {
+            return Err(fail(format!("batch {} (counted from the last reset) has a NaN or infinite score; scores must be finite", bad.index)));
         }
         let values: Vec<f32> = matrix.clone().into_data().convert::<f32>().try_to_vec().map_err(|e| fail(format!("cannot read the counts: {e:?}")))?;
         let c = self.classes;
@@ -70,8 +79,15 @@ impl ConfusionState {
 
     pub fn reset(&mut self) {
         self.matrix = None;
-        self.label_range = None;
+        self.batches = 0;
+        self.bad_label.reset();
+        self.bad_score.reset();
     }
+}
+
+/// The message for label `label` of batch `batch` (counted from the last reset) outside `0..classes`.
+pub(crate) fn label_error(label: i64, batch: usize, classes: usize) -> String {
+    format!("label {label} in batch {batch} (counted from the last reset) is outside 0..{classes} (num_classes = {classes})")
 }
 
 /// Checks scores `[batch, classes]` against the metric's class count and the targets' length.

@@ -16,10 +16,15 @@ use crate::error::Result;
 
 /// Fraction of rows of `scores` `[batch, classes]` whose arg-max equals `targets` `[batch]`.
 /// Stays on the device: the result is a one-element tensor, read only when it is written or shown.
+/// NaN when a score is NaN or infinite (an arg-max over them means nothing) or there are no rows.
 pub fn accuracy(scores: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
     let [batch, _] = scores.dims();
+    if batch == 0 {
+        return Tensor::full([1], f32::NAN, &scores.device());
+    }
+    let non_finite = scores.clone().is_finite().bool_not().any();
     let predicted = scores.argmax(1).reshape([batch]);
-    predicted.equal(targets).int().sum().float().div_scalar(batch as f64)
+    predicted.equal(targets).int().sum().float().div_scalar(batch as f64).mask_fill(non_finite, f32::NAN)
 }
 
 /// What a metric computes: one number, one per class, or a matrix.

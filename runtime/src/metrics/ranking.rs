@@ -4,9 +4,10 @@
 
 use burn::tensor::{Int, Tensor};
 
-use super::confusion::check_shapes;
+use super::confusion::{check_shapes, label_error};
 use super::{Average, Metric, MetricValue};
 use crate::error::{Error, Result};
+use crate::flagged::{FirstFlagged, out_of_range};
 
 /// The epoch's scores and targets, kept on the device.
 #[derive(Debug, Clone)]
@@ -31,6 +32,9 @@ impl ScoreState {
     fn update(&mut self, metric: &str, scores: &Tensor<2>, targets: &Tensor<1, Int>) -> Result<()> {
         let [batch, classes] = scores.dims();
         check_shapes(metric, self.classes, [batch, classes], targets.dims()[0])?;
+        if batch == 0 {
+            return Ok(());
+        }
         self.scores.push(scores.clone().detach().without_autodiff());
         self.targets.push(targets.clone());
         Ok(())
@@ -45,11 +49,20 @@ impl ScoreState {
             Tensor::cat(self.scores.clone(), 0).into_data().convert::<f32>().try_to_vec().map_err(|e| fail(format!("cannot read scores: {e:?}")))?;
         let targets: Vec<i64> =
             Tensor::cat(self.targets.clone(), 0).into_data().convert::<i64>().try_to_vec().map_err(|e| fail(format!("cannot read targets: {e:?}")))?;
-        if let Some(bad) = targets.iter().find(|&&t| t < 0 || t >= self.classes as i64) {
-            return Err(fail(format!("label {bad} is outside 0..{} (num_classes = {})", self.classes, self.classes)));
+        // The batch a sample came from, counted from the last reset.
+        let batch_of = |sample: usize| {
+            let mut end = 0;
+            self.targets.iter().position(|t| {
+                end += t.dims()[0];
+                sample < end
+            })
+        };
+        if let Some(i) = targets.iter().position(|&t| t < 0 || t >= self.classes as i64) {
+            return Err(fail(label_error(targets[i], batch_of(i).unwrap_or(0), self.classes)));
         }
-        if let Some(bad) = scores.iter().find(|s| !s.is_finite()) {
-            return Err(fail(format!("a score is {bad}; scores must be finite")));
+        if let Some(i) = scores.iter().position(|s| !s.is_finite()) {
+            let batch = batch_of(i / self.classes).unwrap_or(0);
+            return Err(fail(format!("batch {batch} (counted from the last reset) has a score of {}; scores must be finite", scores[i])));
         }
         Ok(Host { classes: self.classes, scores, targets })
     }
@@ -202,6 +215,14 @@ fn combine(per_class: Vec<f64>, support: &[f64], average: Average) -> MetricValu
     }
 }
 
+/// Every (sample, class) pair as one binary problem, positive when the class is the sample's
+/// label: class 0 of the result (micro averaging).
+fn one_against_all(host: &Host) -> Host {
+    let c = host.classes;
+    let targets = (0..host.scores.len()).map(|j| if host.targets[j / c] == (j % c) as i64 { 0 } else { 1 }).collect();
+    Host { classes: 1, scores: host.scores.clone(), targets }
+}
+
 fn supports(host: &Host) -> Vec<f64> {
     (0..host.classes).map(|c| host.targets.iter().filter(|&&t| t == c as i64).count() as f64).collect()
 }
@@ -221,7 +242,8 @@ macro_rules! ranking_metric {
             pub fn new(num_classes: usize) -> Self {
                 $name { state: ScoreState::new(num_classes), average: Average::Macro }
             }
-            /// Macro, weighted (by support) or per class; `Micro` is not defined here and reads as macro.
+            /// Macro, weighted (by support), micro (every sample-class pair as one binary
+            /// problem, scikit-learn's `average="micro"`) or per class.
             pub fn average(mut self, average: Average) -> Self {
                 self.average = average;
                 self
@@ -233,7 +255,8 @@ macro_rules! ranking_metric {
                 match self.average {
                     Average::PerClass => format!("{}_per_class", $label),
                     Average::Weighted => format!("{}_weighted", $label),
-                    _ => $label.to_string(),
+                    Average::Micro => format!("{}_micro", $label),
+                    Average::Macro => $label.to_string(),
                 }
             }
             fn update(&mut self, scores: &Tensor<2>, targets: &Tensor<1, Int>) -> Result<()> {
@@ -244,6 +267,9 @@ macro_rules! ranking_metric {
                 let host = self.state.read(&Metric::name(self))?;
                 if host.classes == 2 && self.average != Average::PerClass {
                     return Ok(MetricValue::Scalar($per_class(&host, 1)));
+                }
+                if self.average == Average::Micro {
+                    return Ok(MetricValue::Scalar($per_class(&one_against_all(&host), 0)));
                 }
                 let per_class = (0..host.classes).map(|c| $per_class(&host, c)).collect();
                 Ok(combine(per_class, &supports(&host), self.average))
@@ -289,19 +315,22 @@ enum CurveMode {
 }
 
 /// Per class and threshold: predicted positives and true positives, plus supports and the
-/// score range (checked at `compute`).
-#[derive(Debug, Clone)]
+/// first batch with a label out of range, a non-finite score or a score outside [0, 1]
+/// (tracked on the device, checked at `compute`).
+#[derive(Debug, Clone, Default)]
 struct Binned {
     classes: usize,
     thresholds: usize,
     predicted: Option<Tensor<2>>,
     true_positive: Option<Tensor<2>>,
     support: Option<Tensor<1>>,
-    range: Option<(Tensor<1>, Tensor<1>)>,
-    label_range: Option<(Tensor<1, Int>, Tensor<1, Int>)>,
+    batches: usize,
+    bad_label: FirstFlagged,
+    bad_score: FirstFlagged,
+    not_probability: FirstFlagged,
 }
 
-const CURVE: &str = "precision_recall_curve";
+const CURVE: &str = "pr_curve";
 
 impl Binned {
     fn threshold_values(&self) -> Vec<f64> {
@@ -312,16 +341,22 @@ impl Binned {
     fn update(&mut self, scores: &Tensor<2>, targets: &Tensor<1, Int>) -> Result<()> {
         let [batch, classes] = scores.dims();
         check_shapes(CURVE, self.classes, [batch, classes], targets.dims()[0])?;
+        if batch == 0 {
+            return Ok(());
+        }
         let device = targets.device();
         let scores = scores.clone().detach().without_autodiff();
-        self.range = match self.range.take() {
-            Some((lo, hi)) => Some((lo.min_pair(scores.clone().min()), hi.max_pair(scores.clone().max()))),
-            None => Some((scores.clone().min(), scores.clone().max())),
-        };
-        self.label_range = match self.label_range.take() {
-            Some((lo, hi)) => Some((lo.min_pair(targets.clone().min()), hi.max_pair(targets.clone().max()))),
-            None => Some((targets.clone().min(), targets.clone().max())),
-        };
+        let nan = scores.clone().is_nan();
+        self.bad_score.record(self.batches, scores.clone().is_finite().bool_not().any(), Tensor::zeros([1], &device));
+        // Finite scores outside [0, 1]; the report shows the lowest below 0, else the highest above 1.
+        let inside = scores.clone().greater_equal_elem(0.0).bool_and(scores.clone().lower_equal_elem(1.0)).bool_or(nan);
+        let low = scores.clone().mask_fill(inside.clone(), f32::INFINITY).min();
+        let high = scores.clone().mask_fill(inside.clone(), f32::NEG_INFINITY).max();
+        let shown = high.mask_where(low.clone().lower_elem(0.0), low);
+        self.not_probability.record(self.batches, inside.bool_not().any(), shown);
+        let (flag, targets, offending) = out_of_range(targets.clone(), self.classes);
+        self.bad_label.record(self.batches, flag, offending);
+        self.batches += 1;
         let values: Vec<f32> = self.threshold_values().iter().map(|&t| t as f32).collect();
         let thresholds = Tensor::<1>::from_floats(values.as_slice(), &device).reshape([1, 1, self.thresholds]);
         // [batch, classes, thresholds]: score ≥ threshold.
@@ -339,20 +374,20 @@ impl Binned {
 
     fn compute(&self) -> Result<Vec<PrCurve>> {
         let fail = |reason: String| Error::Metric { metric: CURVE.to_string(), reason };
-        let (Some(predicted), Some(tp), Some(support), Some((lo, hi)), Some((llo, lhi))) =
-            (&self.predicted, &self.true_positive, &self.support, &self.range, &self.label_range)
-        else {
+        let (Some(predicted), Some(tp), Some(support)) = (&self.predicted, &self.true_positive, &self.support) else {
             return Err(fail("no samples: update() was not called since the last reset (an empty epoch?)".into()));
         };
-        let (lo, hi) = (lo.clone().into_scalar::<f32>(), hi.clone().into_scalar::<f32>());
-        if !(0.0..=1.0).contains(&lo) || !(0.0..=1.0).contains(&hi) {
-            let bad = if (0.0..=1.0).contains(&lo) { hi } else { lo };
-            return Err(fail(format!("a score is {bad}, but binned thresholds need probabilities in [0, 1]; apply softmax (or sigmoid) first")));
+        if let Some(bad) = self.bad_score.read() {
+            return Err(fail(format!("batch {} (counted from the last reset) has a NaN or infinite score; scores must be finite", bad.index)));
         }
-        let (llo, lhi) = (llo.clone().into_scalar::<i64>(), lhi.clone().into_scalar::<i64>());
-        if llo < 0 || lhi >= self.classes as i64 {
-            let bad = if llo < 0 { llo } else { lhi };
-            return Err(fail(format!("label {bad} is outside 0..{} (num_classes = {})", self.classes, self.classes)));
+        if let Some(bad) = self.not_probability.read() {
+            return Err(fail(format!(
+                "a score of batch {} (counted from the last reset) is {}, but binned thresholds need probabilities in [0, 1]; apply softmax (or sigmoid) first",
+                bad.index, bad.value
+            )));
+        }
+        if let Some(bad) = self.bad_label.read() {
+            return Err(fail(label_error(bad.value as i64, bad.index, self.classes)));
         }
         let read = |t: &Tensor<2>| t.clone().into_data().convert::<f64>().try_to_vec::<f64>().map_err(|e| fail(format!("cannot read counts: {e:?}")));
         let (predicted, tp) = (read(predicted)?, read(tp)?);
@@ -389,8 +424,7 @@ impl PrecisionRecallCurve {
     }
     /// Curves at `thresholds` evenly spaced thresholds from 0 to 1 (at least 2).
     pub fn binned(num_classes: usize, thresholds: usize) -> Self {
-        let binned =
-            Binned { classes: num_classes, thresholds: thresholds.max(2), predicted: None, true_positive: None, support: None, range: None, label_range: None };
+        let binned = Binned { classes: num_classes, thresholds: thresholds.max(2), ..Binned::default() };
         PrecisionRecallCurve { mode: CurveMode::Binned(Box::new(binned)) }
     }
     /// Adds a batch.
@@ -414,9 +448,7 @@ impl PrecisionRecallCurve {
     pub fn reset(&mut self) {
         match &mut self.mode {
             CurveMode::Exact(state) => state.reset(),
-            CurveMode::Binned(binned) => {
-                **binned = Binned { predicted: None, true_positive: None, support: None, range: None, label_range: None, ..(**binned).clone() }
-            }
+            CurveMode::Binned(binned) => **binned = Binned { classes: binned.classes, thresholds: binned.thresholds, ..Binned::default() },
         }
     }
 }

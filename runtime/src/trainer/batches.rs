@@ -1,6 +1,7 @@
 //! What every loop does before each batch, written once: number the batches, bound them by the
 //! stage's limit (known once the first batch tells the batch size), start the progress bar,
-//! turn a loader error into one naming the batch, and stop when Ctrl-C was pressed.
+//! turn a loader error (or an empty batch) into one naming the batch, and stop when Ctrl-C was
+//! pressed.
 
 use burn::data::dataloader::DataLoaderIterator;
 
@@ -39,6 +40,12 @@ impl<'a, B: Batch> Batches<'a, B> {
         let Some(batch) = self.iter.next() else { return Ok(None) };
         let index = self.next;
         let batch = batch.map_err(|e| Error::Data(format!("the {} loader failed at batch {index}: {e}", self.loader_name)))?;
+        if batch.batch_size() == 0 {
+            return Err(Error::Data(format!(
+                "the {} loader gave an empty batch (batch {index}); every batch needs at least one sample: drop empty batches in the data module",
+                self.loader_name
+            )));
+        }
         if self.bound.is_none() {
             let total = estimate_batches(self.loader, batch.batch_size());
             let bound = self.limit.batches(Some(total)).unwrap_or(total);

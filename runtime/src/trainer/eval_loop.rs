@@ -31,8 +31,7 @@ impl<M: LightningModule> Trainer<M> {
                 Stage::Test => model.test_step(batch, &mut ctx)?,
                 _ => model.validation_step(batch, &mut ctx)?,
             }
-            results.record(ctx.take_logged())?;
-            results.record_metrics(ctx.take_metrics())?;
+            results.record_step(&mut ctx)?;
             self.call(model, &[], Hook::BatchEnd(stage, batch_idx))?;
             self.bars.set_position(Bar::Eval, batch_idx as u64 + 1);
         }

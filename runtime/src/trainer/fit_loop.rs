@@ -51,7 +51,7 @@ impl<M: LightningModule> Trainer<M> {
         let model = model.to_device(&device.clone().autodiff()).train();
         let optimizers = model.configure_optimizers().0;
         let optimizers = match &resume {
-            Some((path, checkpoint)) => checkpoint.load_optimizers(optimizers, path)?,
+            Some((path, checkpoint)) => checkpoint.load_optimizers(&model, optimizers, path)?,
             None => optimizers,
         };
         let mut learner = Learner::new(model, optimizers);
@@ -201,8 +201,7 @@ impl<M: LightningModule> Trainer<M> {
             let mut ctx = StepContext::new(Stage::Train, batch_idx, batch.batch_size(), epoch, steps_before);
             let closes_epoch = batches.bound().is_some_and(|l| batch_idx + 1 >= l);
             let loss = optimization.run(self, learner, batch, &mut ctx, closes_epoch)?;
-            results.record(ctx.take_logged())?;
-            results.record_metrics(ctx.take_metrics())?;
+            results.record_step(&mut ctx)?;
             if let Some(loss) = &loss {
                 losses.record(loss, steps_before);
             }
@@ -218,6 +217,7 @@ impl<M: LightningModule> Trainer<M> {
                 }
                 if (done as u64).is_multiple_of(self.config.progress_bar_refresh_rate) {
                     losses.check(epoch)?;
+                    results.check_labels()?;
                     let shown = results.step_values(Target::ProgBar);
                     self.state.progress_bar_metrics.extend(shown);
                     self.bars.set_metrics(&self.state.progress_bar_metrics);

@@ -5,8 +5,9 @@
 use burn::tensor::{Tensor, Transaction};
 
 use crate::error::{Error, Result};
+use crate::flagged::FirstFlagged;
 use crate::metrics::MetricValue;
-use crate::module::{LogValue, Logged, MetricUpdate, Metrics, Reduce};
+use crate::module::{LogValue, Logged, MetricUpdate, Metrics, Reduce, Stage, StepContext};
 
 #[derive(Debug)]
 struct Entry {
@@ -33,6 +34,9 @@ pub struct EpochResults {
     entries: Vec<Entry>,
     /// Streaming metrics by name, updated every step and computed at the epoch end.
     metrics: Vec<MetricUpdate>,
+    /// The first batch with a label outside the model's classes, and where it came from.
+    labels: FirstFlagged,
+    label_source: Option<(Stage, u64, usize)>,
 }
 
 /// Which of an entry's values a read asks for.
@@ -45,6 +49,30 @@ pub enum Target {
 }
 
 impl EpochResults {
+    /// Takes what one step logged and checked.
+    pub fn record_step(&mut self, ctx: &mut StepContext) -> Result<()> {
+        for check in ctx.take_label_checks() {
+            self.label_source.get_or_insert((ctx.stage(), ctx.epoch(), check.classes));
+            self.labels.record(ctx.batch_idx(), check.flag, check.offending);
+        }
+        self.record(ctx.take_logged())?;
+        self.record_metrics(ctx.take_metrics())
+    }
+
+    /// Fails with the first batch whose labels were outside the model's classes (one read).
+    pub fn check_labels(&self) -> Result<()> {
+        let (Some(bad), Some((stage, epoch, classes))) = (self.labels.read(), self.label_source) else { return Ok(()) };
+        let label = bad.value as i64;
+        let fix =
+            if label < 0 { "labels are class indices from 0".to_string() } else { format!("give the model at least {} classes (num_classes)", label + 1) };
+        Err(Error::Batch {
+            stage: stage.noun(),
+            batch: bad.index,
+            epoch,
+            reason: format!("label {label} is outside the model's classes 0..{classes} (num_classes = {classes}); {fix}, or fix the dataset's labels"),
+        })
+    }
+
     /// Adds one step's logged values.
     pub fn record(&mut self, logged: Vec<Logged>) -> Result<()> {
         for l in logged {
@@ -164,6 +192,7 @@ impl EpochResults {
     /// The epoch's reduced values (one device sync) and computed metrics, by output name, with
     /// their routing.
     pub fn epoch_values(&self) -> Result<EpochOutput> {
+        self.check_labels()?;
         let pending: Vec<(usize, Tensor<1>)> = self.entries.iter().enumerate().filter_map(|(i, e)| Some((i, e.device_acc.clone()?))).collect();
         let mut device: Vec<Option<f64>> = vec![None; self.entries.len()];
         for (i, v) in read_all(pending) {
