@@ -8,11 +8,8 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, P
 use crate::module::Metrics;
 
 /// A byte-progress bar for downloads (hidden when `show` is false).
-pub fn download_bar(total: Option<u64>, show: bool) -> ProgressBar {
-    let bar = match total {
-        Some(total) => ProgressBar::new(total),
-        None => ProgressBar::no_length(),
-    };
+pub fn download_bar(total: u64, show: bool) -> ProgressBar {
+    let bar = ProgressBar::new(total);
     if !show {
         bar.set_draw_target(ProgressDrawTarget::hidden());
     }

@@ -48,16 +48,32 @@ fn archive(per_batch: usize, test: usize, first_batch: Option<Vec<u8>>) -> Vec<u
     tar.into_inner().unwrap().finish().unwrap()
 }
 
-/// A loopback HTTP server for one file. It honours `Range: bytes=N-`; with `cut_first` the
-/// first response announces the full length but closes after that many bytes.
+/// What the server does wrong on its first response (later ones are served in full).
+#[derive(Clone, Copy, PartialEq)]
+enum Fault {
+    None,
+    /// Announces the full length but closes after this many bytes.
+    Cut(usize),
+    /// Sends this many bytes, then nothing for 10 s with the connection open.
+    Stall(usize),
+    /// Announces no length and sends the file followed by zeros without end.
+    Endless,
+    /// Announces twice the file's length.
+    Oversized,
+}
+
+/// A loopback HTTP server for one file. It honours `Range: bytes=N-`.
 struct Server {
     url: String,
+    md5: String,
+    size: u64,
     ranges: Arc<Mutex<Vec<Option<String>>>>,
 }
 
-fn serve(body: Vec<u8>, cut_first: Option<usize>) -> Server {
+fn serve(body: Vec<u8>, fault: Fault) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/cifar-10-binary.tar.gz", listener.local_addr().unwrap());
+    let (md5, size) = (md5_of(&body), body.len() as u64);
     let ranges = Arc::new(Mutex::new(Vec::new()));
     let seen = ranges.clone();
     std::thread::spawn(move || {
@@ -75,40 +91,60 @@ fn serve(body: Vec<u8>, cut_first: Option<usize>) -> Server {
                 }
             }
             seen.lock().unwrap().push(range.clone());
+            let fault = if n == 0 { fault } else { Fault::None };
             let start: usize = range.as_deref().and_then(|r| r.parse().ok()).unwrap_or(0);
             let part = &body[start.min(body.len())..];
+            let length = match fault {
+                Fault::Endless => String::new(),
+                Fault::Oversized => format!("Content-Length: {}\r\n", 2 * part.len()),
+                _ => format!("Content-Length: {}\r\n", part.len()),
+            };
             let head = if range.is_some() {
-                format!(
-                    "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {start}-{}/{}\r\nConnection: close\r\n\r\n",
-                    part.len(),
-                    body.len() - 1,
-                    body.len()
-                )
+                format!("HTTP/1.1 206 Partial Content\r\n{length}Content-Range: bytes {start}-{}/{}\r\nConnection: close\r\n\r\n", body.len() - 1, body.len())
             } else {
-                format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", part.len())
+                format!("HTTP/1.1 200 OK\r\n{length}Connection: close\r\n\r\n")
             };
             let _ = stream.write_all(head.as_bytes());
-            let send = match (n, cut_first) {
-                (0, Some(cut)) => &part[..cut],
-                _ => part,
-            };
-            let _ = stream.write_all(send);
+            match fault {
+                Fault::Cut(cut) => {
+                    let _ = stream.write_all(&part[..cut]);
+                }
+                Fault::Stall(cut) => {
+                    let _ = stream.write_all(&part[..cut]);
+                    let _ = stream.flush();
+                    std::thread::spawn(move || {
+                        std::thread::sleep(std::time::Duration::from_secs(10));
+                        drop(stream);
+                    });
+                    continue;
+                }
+                Fault::Endless => {
+                    let _ = stream.write_all(part);
+                    let zeros = vec![0u8; 1 << 16];
+                    while stream.write_all(&zeros).is_ok() {}
+                }
+                Fault::None | Fault::Oversized => {
+                    let _ = stream.write_all(part);
+                }
+            }
             let _ = stream.flush();
         }
     });
-    Server { url, ranges }
+    Server { url, md5, size, ranges }
 }
 
-fn md5_of(bytes: &[u8], dir: &std::path::Path) -> String {
-    let p = dir.join("archive-for-md5");
+fn md5_of(bytes: &[u8]) -> String {
+    static SERVED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = SERVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let p = temp_dir(&format!("cifar-md5-of-{n}")).join("archive");
     std::fs::write(&p, bytes).unwrap();
     let md5 = fulmen::data::md5_file(&p).unwrap();
-    std::fs::remove_file(p).unwrap();
+    let _ = std::fs::remove_dir_all(p.parent().unwrap());
     md5
 }
 
-fn module(dir: &std::path::Path, server: &Server, md5: &str) -> Cifar10DataModule {
-    Cifar10DataModule::new(dir).url(&server.url).expected_md5(md5).val_size(10).batch_size(4).num_workers(0).show_progress(false)
+fn module(dir: &std::path::Path, server: &Server) -> Cifar10DataModule {
+    Cifar10DataModule::new(dir).url(&server.url).expected_archive(&server.md5, server.size).val_size(10).batch_size(4).num_workers(0).show_progress(false)
 }
 
 #[test]
@@ -116,9 +152,8 @@ fn downloads_verifies_extracts_parses_and_splits() {
     let root = temp_dir("cifar-ok");
     let data = root.join("data");
     let bytes = archive(12, 7, None);
-    let md5 = md5_of(&bytes, &root);
-    let server = serve(bytes, None);
-    let mut dm = module(&data, &server, &md5);
+    let server = serve(bytes, Fault::None);
+    let mut dm = module(&data, &server);
     dm.prepare_data().unwrap();
     dm.setup(SetupStage::Fit).unwrap();
     dm.setup(SetupStage::Test).unwrap();
@@ -137,7 +172,7 @@ fn downloads_verifies_extracts_parses_and_splits() {
     assert!((pixels[3072] - expected).abs() < 1e-6, "{} vs {expected}", pixels[3072]);
 
     // The same seed splits the same way; present files are not downloaded again.
-    let mut again = module(&data, &server, &md5);
+    let mut again = module(&data, &server);
     again.prepare_data().unwrap();
     again.setup(SetupStage::Fit).unwrap();
     let first = |dm: &Cifar10DataModule| dm.val_samples(10).unwrap();
@@ -150,8 +185,9 @@ fn downloads_verifies_extracts_parses_and_splits() {
 fn a_checksum_mismatch_is_an_error_that_leaves_nothing_behind() {
     let root = temp_dir("cifar-md5");
     let data = root.join("data");
-    let server = serve(archive(2, 2, None), None);
-    let err = module(&data, &server, "00000000000000000000000000000000").prepare_data().unwrap_err().to_string();
+    let server = serve(archive(2, 2, None), Fault::None);
+    let wrong = "00000000000000000000000000000000";
+    let err = module(&data, &server).expected_archive(wrong, server.size).prepare_data().unwrap_err().to_string();
     assert!(err.contains("checksum mismatch") && err.contains(&server.url), "{err}");
     let left: Vec<_> = std::fs::read_dir(&data).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert!(left.is_empty(), "left behind: {left:?}");
@@ -163,17 +199,58 @@ fn an_interrupted_download_resumes_where_it_stopped() {
     let root = temp_dir("cifar-resume");
     let data = root.join("data");
     let bytes = archive(6, 3, None);
-    let md5 = md5_of(&bytes, &root);
     let half = bytes.len() / 2;
-    let server = serve(bytes, Some(half));
-    let err = module(&data, &server, &md5).prepare_data().unwrap_err().to_string();
+    let server = serve(bytes, Fault::Cut(half));
+    let err = module(&data, &server).prepare_data().unwrap_err().to_string();
     assert!(err.contains("resume"), "{err}");
     assert_eq!(std::fs::metadata(data.join("cifar-10-binary.tar.gz.part")).unwrap().len(), half as u64);
-    let mut dm = module(&data, &server, &md5);
+    let mut dm = module(&data, &server);
     dm.prepare_data().unwrap();
     dm.setup(SetupStage::Fit).unwrap();
     assert_eq!(dm.sizes()[0] + dm.sizes()[1], 30);
     assert_eq!(*server.ranges.lock().unwrap(), vec![None, Some(half.to_string())], "the second request must ask for the rest");
+    let _ = std::fs::remove_dir_all(root);
+}
+
+#[test]
+fn a_server_that_stalls_mid_body_times_out_and_the_next_run_resumes() {
+    let root = temp_dir("cifar-stall");
+    let data = root.join("data");
+    let bytes = archive(6, 3, None);
+    let third = bytes.len() / 3;
+    let server = serve(bytes, Fault::Stall(third));
+    let timeout = std::time::Duration::from_millis(500);
+    let err = module(&data, &server).download_idle_timeout(timeout).prepare_data().unwrap_err().to_string();
+    assert!(err.contains(&format!("interrupted after {third} bytes (the server sent nothing for 500ms)")), "{err}");
+    assert!(err.contains("run again to resume"), "{err}");
+    assert_eq!(std::fs::metadata(data.join("cifar-10-binary.tar.gz.part")).unwrap().len(), third as u64);
+    module(&data, &server).prepare_data().unwrap();
+    assert_eq!(*server.ranges.lock().unwrap(), vec![None, Some(third.to_string())]);
+    let _ = std::fs::remove_dir_all(root);
+}
+
+#[test]
+fn an_endless_body_is_cut_off_at_the_archive_size_and_removed() {
+    let root = temp_dir("cifar-endless");
+    let data = root.join("data");
+    let server = serve(archive(2, 2, None), Fault::Endless);
+    let err = module(&data, &server).prepare_data().unwrap_err().to_string();
+    assert!(err.contains(&format!("more than the file's {} bytes; nothing was kept", server.size)), "{err}");
+    let left: Vec<_> = std::fs::read_dir(&data).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    // The next run starts over and gets the file.
+    module(&data, &server).prepare_data().unwrap();
+    let _ = std::fs::remove_dir_all(root);
+}
+
+#[test]
+fn a_server_announcing_more_than_the_archive_is_refused_before_writing() {
+    let root = temp_dir("cifar-oversized");
+    let data = root.join("data");
+    let server = serve(archive(2, 2, None), Fault::Oversized);
+    let err = module(&data, &server).prepare_data().unwrap_err().to_string();
+    assert!(err.contains(&format!("the server announces {} bytes, more than the file's {} bytes", 2 * server.size, server.size)), "{err}");
+    assert!(std::fs::read_dir(&data).unwrap().next().is_none(), "a file was written");
     let _ = std::fs::remove_dir_all(root);
 }
 
@@ -184,9 +261,8 @@ fn a_batch_file_of_the_wrong_size_is_a_clear_error() {
     let mut bad = batch_file(3, 0);
     bad.truncate(bad.len() - 5);
     let bytes = archive(3, 2, Some(bad));
-    let md5 = md5_of(&bytes, &root);
-    let server = serve(bytes, None);
-    let mut dm = module(&data, &server, &md5).val_size(2);
+    let server = serve(bytes, Fault::None);
+    let mut dm = module(&data, &server).val_size(2);
     dm.prepare_data().unwrap();
     let err = dm.setup(SetupStage::Fit).unwrap_err().to_string();
     assert!(err.contains("data_batch_1.bin") && err.contains("3073-byte"), "{err}");

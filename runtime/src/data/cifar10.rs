@@ -4,11 +4,12 @@
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use burn::data::dataset::Dataset;
 
 use super::batch::{ClassificationBatch, ImageBatcher, ImageItem, ImageSet, LoaderOptions};
-use super::download::{download_verified, md5_file};
+use super::download::{Download, md5_file};
 use super::{DataModule, Loader, SetupStage};
 use crate::error::{Error, Result};
 use crate::rng::SplitMix64;
@@ -17,6 +18,8 @@ use crate::rng::SplitMix64;
 pub const CIFAR10_URL: &str = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz";
 /// Its published MD5.
 pub const CIFAR10_MD5: &str = "c32a1d4ab5d03f1284b67883e8d87530";
+/// Its size in bytes.
+pub const CIFAR10_SIZE: u64 = 170_052_171;
 
 const ARCHIVE: &str = "cifar-10-binary.tar.gz";
 const FOLDER: &str = "cifar-10-batches-bin";
@@ -33,6 +36,8 @@ pub struct Cifar10DataModule {
     data_dir: PathBuf,
     url: String,
     md5: String,
+    size: u64,
+    idle_timeout: Duration,
     options: LoaderOptions,
     val_size: usize,
     show_progress: bool,
@@ -49,6 +54,8 @@ impl Cifar10DataModule {
             data_dir: data_dir.into(),
             url: std::env::var("FULMEN_CIFAR10_URL").unwrap_or_else(|_| CIFAR10_URL.to_string()),
             md5: CIFAR10_MD5.to_string(),
+            size: CIFAR10_SIZE,
+            idle_timeout: Duration::from_secs(30),
             options: LoaderOptions { batch_size: 32, num_workers: 2, seed: 42 },
             val_size: 5_000,
             show_progress: true,
@@ -63,9 +70,17 @@ impl Cifar10DataModule {
         self.url = url.into();
         self
     }
-    /// Expects another MD5 (for an archive you built yourself in the same format).
-    pub fn expected_md5(mut self, md5_hex: impl Into<String>) -> Self {
+    /// Expects another archive (one you built yourself in the same format): its MD5 and its size
+    /// in bytes, which also caps the download.
+    pub fn expected_archive(mut self, md5_hex: impl Into<String>, size: u64) -> Self {
         self.md5 = md5_hex.into();
+        self.size = size;
+        self
+    }
+    /// How long the server may send nothing before the download stops, keeping what it has for
+    /// the next run to resume (default 30 s).
+    pub fn download_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
         self
     }
     /// Sets the batch size (default 32).
@@ -221,7 +236,8 @@ impl DataModule for Cifar10DataModule {
                 )));
             }
         } else {
-            download_verified(&self.url, &archive, &self.md5, self.show_progress)?;
+            let download = Download { url: &self.url, md5: &self.md5, size: self.size, idle_timeout: self.idle_timeout, show_progress: self.show_progress };
+            download.to(&archive)?;
         }
         self.extract(&archive)
     }

@@ -13,8 +13,8 @@ mod loader;
 mod synthetic;
 
 pub use batch::{ClassificationBatch, ImageBatcher, ImageItem, ImageSet, LoaderOptions};
-pub use cifar10::{CIFAR10_MD5, CIFAR10_URL, Cifar10DataModule};
-pub use download::{download_verified, md5_file};
+pub use cifar10::{CIFAR10_MD5, CIFAR10_SIZE, CIFAR10_URL, Cifar10DataModule};
+pub use download::{Download, md5_file};
 pub use loader::OrderedLoader;
 pub use synthetic::{SYNTHETIC_CLASSES, SyntheticDataModule, SyntheticImages};
 
