@@ -84,6 +84,15 @@ pub struct CheckpointHeader {
     /// Whether `epoch`'s training batches were all done (a resumed fit starts at the next epoch).
     #[serde(default)]
     pub epoch_finished: bool,
+    /// Training samples done in `epoch` (absent in checkpoints from before fulmen recorded it).
+    #[serde(default)]
+    pub samples_in_epoch: Option<u64>,
+    /// Whether `epoch`'s validation had begun and not finished: a resumed fit runs it again.
+    #[serde(default)]
+    pub validation_pending: bool,
+    /// The Trainer's seed, which orders the epoch's data; a mid-epoch resume needs the same.
+    #[serde(default)]
+    pub seed: Option<u64>,
     /// The first optimizer's learning rate, as checkpoints before several optimizers wrote
     /// it; read when `optimizers` is empty.
     #[serde(default, skip_serializing)]
@@ -142,12 +151,26 @@ pub struct Position {
     pub batches_in_epoch: usize,
     /// Whether `epoch`'s training batches were all done.
     pub epoch_finished: bool,
+    /// Training samples done in `epoch`, when the checkpoint says.
+    pub samples_in_epoch: Option<u64>,
+    /// Whether `epoch`'s validation had begun and not finished.
+    pub validation_pending: bool,
+    /// The Trainer's seed, which orders the data the position counts.
+    pub seed: Option<u64>,
 }
 
 impl CheckpointHeader {
     /// Where training stood.
     pub fn position(&self) -> Position {
-        Position { epoch: self.epoch, global_step: self.global_step, batches_in_epoch: self.batches_in_epoch, epoch_finished: self.epoch_finished }
+        Position {
+            epoch: self.epoch,
+            global_step: self.global_step,
+            batches_in_epoch: self.batches_in_epoch,
+            epoch_finished: self.epoch_finished,
+            samples_in_epoch: self.samples_in_epoch,
+            validation_pending: self.validation_pending,
+            seed: self.seed,
+        }
     }
 }
 
@@ -180,6 +203,9 @@ pub fn save<M: Module>(
         global_step: position.global_step,
         batches_in_epoch: position.batches_in_epoch,
         epoch_finished: position.epoch_finished,
+        samples_in_epoch: position.samples_in_epoch,
+        validation_pending: position.validation_pending,
+        seed: position.seed,
         lr: None,
         optimizers: optimizers.iter().map(|c| SavedOptimizer { name: c.label().to_string(), lr: c.lr }).collect(),
         hparams,

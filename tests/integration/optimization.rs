@@ -137,14 +137,36 @@ fn sigterm_stops_fit_gracefully() {
 }
 
 #[test]
-fn an_interrupt_during_validation_resumes_at_the_next_epoch() {
+fn an_interrupt_during_validation_is_redone_on_resume() {
     if run_as_child() {
         return;
     }
     let root = temp_dir("sigint-validation");
     let last = interrupted_child(&root, Stop::InValidation);
-    // Epoch 1's 4 training batches were done: a resume starts at epoch 2.
-    assert_eq!((last.header.epoch, last.header.global_step, last.header.epoch_finished), (1, 8, true));
+    // Epoch 1's 4 training batches were done, its validation was not.
+    let header = &last.header;
+    assert_eq!((header.epoch, header.global_step, header.epoch_finished, header.validation_pending), (1, 8, true, true));
+    assert!(!root.join("ckpts/epoch=1-step=8.ckpt").exists(), "the interrupted validation wrote its checkpoint");
+
+    // The resume runs epoch 1's validation (and its checkpoint) before epoch 2, training nothing twice.
+    let mut trainer = Trainer::builder()
+        .accelerator(fulmen::Accelerator::Cpu)
+        .max_epochs(3)
+        .enable_progress_bar(false)
+        .enable_model_summary(false)
+        .log_every_n_steps(1)
+        .default_root_dir(&root)
+        .callback(ModelCheckpoint::default().dirpath(root.join("ckpts")).save_last(true).save_top_k(-1))
+        .build()
+        .unwrap();
+    let losses = vec![0.5, 0.25, 0.125];
+    trainer.fit_from(Probe::new(trainer.device(), losses), &mut PointsData { train: 16, val: 8, batch: 4 }, "last").unwrap();
+    assert_eq!(trainer.state().global_step, 12, "epoch 2's 4 steps only");
+    assert!(root.join("ckpts/epoch=1-step=8.ckpt").is_file(), "epoch 1's validation checkpoint");
+    assert!(root.join("ckpts/epoch=2-step=12.ckpt").is_file());
+    let csv = crate::probe::read_csv(&root.join("lightning_logs/version_1/metrics.csv"));
+    let val: Vec<(u64, f64)> = crate::probe::column(&csv, "val_loss");
+    assert_eq!(val, vec![(7, 0.25), (11, 0.125)], "epoch 1's and epoch 2's validation, at their last steps");
 }
 
 /// How the child fit is stopped.
@@ -160,7 +182,7 @@ enum Stop {
 /// last.ckpt.
 fn interrupted_child(root: &std::path::Path, stop: Stop) -> fulmen::Checkpoint {
     let name = match stop {
-        Stop::InValidation => "optimization::an_interrupt_during_validation_resumes_at_the_next_epoch",
+        Stop::InValidation => "optimization::an_interrupt_during_validation_is_redone_on_resume",
         Stop::Signal("TERM") => "optimization::sigterm_stops_fit_gracefully",
         Stop::Signal(_) => "optimization::ctrl_c_stops_fit_gracefully",
     };

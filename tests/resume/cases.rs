@@ -40,26 +40,41 @@ impl Net {
     }
 }
 
-/// 64 training points shuffled every epoch by seed, 16 validation points, 2 loader workers.
+/// 64 training points shuffled every epoch by seed, 16 validation points, 2 loader workers,
+/// batches of 8.
 struct Shuffled;
 
-impl Shuffled {
-    fn loader(n: usize, shuffle: bool) -> Loader<ClassificationBatch<2>> {
-        let loader = OrderedLoader::new(Points(n), PointBatcher, 8).num_workers(2);
-        if shuffle { loader.shuffle(11).into_loader() } else { loader.into_loader() }
+/// [`Shuffled`] in batches of another size.
+struct ShuffledBy(usize);
+
+fn loader(n: usize, shuffle: bool, batch: usize) -> Loader<ClassificationBatch<2>> {
+    let loader = OrderedLoader::new(Points(n), PointBatcher, batch).num_workers(2);
+    if shuffle { loader.shuffle(11).into_loader() } else { loader.into_loader() }
+}
+
+impl DataModule for ShuffledBy {
+    type Batch = ClassificationBatch<2>;
+    fn train_dataloader(&self) -> fulmen::Result<Loader<Self::Batch>> {
+        Ok(loader(64, true, self.0))
+    }
+    fn val_dataloader(&self) -> fulmen::Result<Option<Loader<Self::Batch>>> {
+        Ok(Some(loader(16, false, self.0)))
+    }
+    fn test_dataloader(&self) -> fulmen::Result<Option<Loader<Self::Batch>>> {
+        Ok(Some(loader(16, false, self.0)))
     }
 }
 
 impl DataModule for Shuffled {
     type Batch = ClassificationBatch<2>;
     fn train_dataloader(&self) -> fulmen::Result<Loader<Self::Batch>> {
-        Ok(Self::loader(64, true))
+        ShuffledBy(8).train_dataloader()
     }
     fn val_dataloader(&self) -> fulmen::Result<Option<Loader<Self::Batch>>> {
-        Ok(Some(Self::loader(16, false)))
+        ShuffledBy(8).val_dataloader()
     }
     fn test_dataloader(&self) -> fulmen::Result<Option<Loader<Self::Batch>>> {
-        Ok(Some(Self::loader(16, false)))
+        ShuffledBy(8).test_dataloader()
     }
 }
 
@@ -152,6 +167,51 @@ fn a_run_resumed_mid_epoch_continues_with_the_next_batch() {
     assert_eq!(weights(&resumed), weights(&full_model));
     let resumed_steps: Vec<u64> = rows(&split_root, 1, 0).into_iter().find(|(n, _)| n == "train_loss_step").unwrap().1.iter().map(|(s, _)| *s).collect();
     assert_eq!(resumed_steps, (12..16).collect::<Vec<_>>(), "the global step continues");
+}
+
+/// A mid-epoch checkpoint records the samples done, so a resume with another batch size skips
+/// those samples; a batch size that would split a batch, or another seed (another order), is
+/// refused with the fix.
+#[test]
+fn a_mid_epoch_resume_with_another_batch_size_skips_the_samples_done() {
+    let _turn = crate::exclusive();
+    let root = temp_dir("resume-rebatch");
+    let mut first = Trainer::builder()
+        .accelerator(fulmen::Accelerator::Cpu)
+        .seed(7)
+        .max_steps(12)
+        .no_logger()
+        .enable_progress_bar(false)
+        .enable_model_summary(false)
+        .callback(ModelCheckpoint::default().dirpath(root.join("ckpts")).every_n_train_steps(12))
+        .build()
+        .unwrap();
+    first.fit(fresh_model(&first, 0.0), &mut Shuffled).unwrap();
+    let path = root.join("ckpts/epoch=1-step=12.ckpt");
+    let header = fulmen::Checkpoint::read(&path).unwrap().header;
+    assert_eq!((header.epoch, header.batches_in_epoch, header.samples_in_epoch, header.seed), (1, 4, Some(32), Some(7)));
+
+    let resume = |batch: usize, seed: u64| {
+        let mut t = Trainer::builder()
+            .accelerator(fulmen::Accelerator::Cpu)
+            .seed(seed)
+            .max_epochs(2)
+            .no_logger()
+            .enable_progress_bar(false)
+            .enable_model_summary(false)
+            .build()
+            .unwrap();
+        let result = t.fit_from(fresh_model(&t, 0.0), &mut ShuffledBy(batch), path.as_path());
+        result.map(|_| (t.state().global_step, t.state().train_batches_done, t.state().train_samples_done))
+    };
+    // Batches of 16: 32 samples are 2 batches; the epoch's other 32 samples are 2 steps.
+    assert_eq!(resume(16, 7).unwrap(), (14, 4, 64));
+    // Batches of 4: 8 skipped, 8 trained.
+    assert_eq!(resume(4, 7).unwrap(), (20, 16, 64));
+    let err = resume(24, 7).unwrap_err().to_string();
+    assert!(err.contains("after sample 32 of epoch 1, which falls inside a batch") && err.contains("divides 32"), "{err}");
+    let err = resume(8, 8).unwrap_err().to_string();
+    assert!(err.contains("by a run with seed 7, and this run has seed 8") && err.contains("Resume with the checkpoint's seed"), "{err}");
 }
 
 #[test]

@@ -80,6 +80,9 @@ impl<M: LightningModule> TrainerView<'_, M> {
             global_step: self.state.global_step,
             batches_in_epoch: self.state.train_batches_done,
             epoch_finished: self.state.train_epoch_finished,
+            samples_in_epoch: Some(self.state.train_samples_done),
+            validation_pending: self.state.validation_pending,
+            seed: self.state.seed,
         };
         crate::checkpoint::save(
             path,

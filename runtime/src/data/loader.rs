@@ -274,6 +274,18 @@ mod tests {
         assert_eq!(epochs(&resumed, 2), full[2..]);
     }
 
+    /// What a mid-epoch resume with another batch size relies on: the samples come in the same
+    /// order whatever the batch size.
+    #[test]
+    fn the_batch_size_does_not_change_the_sample_order() {
+        let by = |batch: usize| {
+            let l = OrderedLoader::new(InMemDataset::new((0..23).collect()), Collect, batch).num_workers(2).shuffle(5);
+            epochs(&l, 2).into_iter().map(|e| e.concat()).collect::<Vec<_>>()
+        };
+        assert_eq!(by(3), by(4));
+        assert_eq!(by(8), by(4));
+    }
+
     #[test]
     fn slices_and_copies_start_fresh() {
         let l = loader(0, None);

@@ -21,6 +21,68 @@ fn epoch_seed(seed: u64, epoch: u64) -> u64 {
     rng.next_u64()
 }
 
+/// What a resumed fit's first epoch has done already.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Done {
+    /// Nothing: the epoch starts from its first batch.
+    Nothing,
+    /// This many training batches (checkpoints from before fulmen recorded samples).
+    Batches(usize),
+    /// This many training samples: they survive a change of batch size, as the loader orders
+    /// samples, not batches.
+    Samples(u64),
+    /// All its training; its validation is still to run.
+    Training,
+}
+
+impl Done {
+    /// The epoch to resume in, and what of it is done.
+    fn at(start: Position) -> (u64, Done) {
+        match (start.epoch_finished, start.validation_pending, start.samples_in_epoch) {
+            (true, false, _) => (start.epoch + 1, Done::Nothing),
+            (true, true, _) => (start.epoch, Done::Training),
+            (false, _, Some(0)) => (start.epoch, Done::Nothing),
+            (false, _, Some(samples)) => (start.epoch, Done::Samples(samples)),
+            (false, _, None) => (start.epoch, Done::Batches(start.batches_in_epoch)),
+        }
+    }
+
+    /// Whether batch `index` was trained before (`samples` counts the samples skipped so far).
+    fn skips(self, index: usize, samples: u64) -> bool {
+        match self {
+            Done::Batches(n) => index < n,
+            Done::Samples(n) => samples < n,
+            Done::Nothing | Done::Training => false,
+        }
+    }
+
+    /// A skipped batch must end at or before the resume point: the next sample is the first one
+    /// the checkpoint's run did not train on.
+    fn check_skipped(self, epoch: u64, samples: u64) -> Result<()> {
+        match self {
+            Done::Samples(n) if samples > n => Err(Error::Data(format!(
+                "the run resumes after sample {n} of epoch {epoch}, which falls inside a batch of this run's batch size \
+                 (its batches end at sample {samples}); resume with a batch size that divides {n}, such as the \
+                 checkpoint's, or from a checkpoint written at an epoch's end"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// After the epoch, the resume point must have been reached.
+    fn check_reached(self, epoch: u64, batches: usize, samples: u64) -> Result<()> {
+        let (what, needed, had) = match self {
+            Done::Batches(n) if batches < n => ("batch", n as u64, batches as u64),
+            Done::Samples(n) if samples < n => ("sample", n, samples),
+            _ => return Ok(()),
+        };
+        Err(Error::Data(format!(
+            "the run resumes after {what} {needed} of epoch {epoch}, but this run's epoch has {had}: the checkpoint was \
+             written with other data or other limits; resume with those, or from a checkpoint written at an epoch's end"
+        )))
+    }
+}
+
 impl<M: LightningModule> Trainer<M> {
     /// `fit`, optionally resuming from `resume` (a checkpoint read back, with its path).
     pub(super) fn run_fit<D: DataModule<Batch = M::Batch>>(&mut self, model: M, dm: &mut D, resume: Option<(PathBuf, Checkpoint)>) -> Result<M> {
@@ -33,6 +95,7 @@ impl<M: LightningModule> Trainer<M> {
             validation_enabled,
             fitting: true,
             fast_dev_run: self.config.fast_dev_run > 0,
+            seed: self.config.seed,
             log_dir: self.state.log_dir.take(),
             class_names: self.state.class_names.take(),
             ..TrainerState::default()
@@ -79,6 +142,19 @@ impl<M: LightningModule> Trainer<M> {
     fn restore(&mut self, model: &mut M, path: &Path, checkpoint: &Checkpoint) -> Result<Position> {
         let header = &checkpoint.header;
         let position = header.position();
+        let mid_epoch = !position.epoch_finished && position.batches_in_epoch > 0;
+        if mid_epoch && position.samples_in_epoch.is_some() && header.seed != self.config.seed {
+            let seed = |s: Option<u64>| s.map_or("no seed".to_string(), |s| format!("seed {s}"));
+            let reason = format!(
+                "it was written in the middle of epoch {} by a run with {}, and this run has {}: the epoch's data comes in \
+                 another order, so the batches still to train cannot be found. Resume with the checkpoint's seed, or from a \
+                 checkpoint written at an epoch's end",
+                position.epoch,
+                seed(header.seed),
+                seed(self.config.seed)
+            );
+            return Err(Error::checkpoint(path, reason));
+        }
         self.state.epoch = position.epoch;
         self.state.global_step = position.global_step;
         self.state.resumed_from = Some(path.to_path_buf());
@@ -120,7 +196,7 @@ impl<M: LightningModule> Trainer<M> {
         }
         self.call_learner(learner, Hook::StageStart(Stage::Train))?;
 
-        let (mut epoch, mut skip) = if start.epoch_finished { (start.epoch + 1, 0) } else { (start.epoch, start.batches_in_epoch) };
+        let (mut epoch, mut done) = Done::at(start);
         let max_epochs = self.config.max_epochs.unwrap_or(u64::MAX);
         let max_steps = self.config.max_steps.unwrap_or(u64::MAX);
         // Replay the data order of the epochs already done (only when there is one left to train).
@@ -134,7 +210,17 @@ impl<M: LightningModule> Trainer<M> {
             if let Some(seed) = self.config.seed {
                 self.device.seed(epoch_seed(seed, epoch));
             }
-            self.train_epoch(learner, optimization, train_loader, std::mem::take(&mut skip))?;
+            match std::mem::replace(&mut done, Done::Nothing) {
+                Done::Training => {
+                    // Interrupted in its validation: the epoch's training is done, its validation is not.
+                    drop(train_loader.iter());
+                    self.state.stage = Some(Stage::Train);
+                    self.state.train_batches_done = start.batches_in_epoch;
+                    self.state.train_samples_done = start.samples_in_epoch.unwrap_or(0);
+                    self.state.train_epoch_finished = true;
+                }
+                skip => self.train_epoch(learner, optimization, train_loader, skip)?,
+            }
             if self.state.validation_enabled
                 && (epoch + 1).is_multiple_of(self.config.check_val_every_n_epoch)
                 && let Some(val) = val_loader
@@ -166,16 +252,17 @@ impl<M: LightningModule> Trainer<M> {
         Ok(())
     }
 
-    /// One training epoch (skipping its first `skip` batches, already trained before a resume)
-    /// and its epoch metrics. How each batch becomes optimizer steps is `optimization`'s.
-    fn train_epoch(&mut self, learner: &mut Learner<M>, optimization: &mut Optimization<M>, loader: &Loader<M::Batch>, skip: usize) -> Result<()> {
+    /// One training epoch (skipping what `done` says was trained before a resume) and its epoch
+    /// metrics. How each batch becomes optimizer steps is `optimization`'s.
+    fn train_epoch(&mut self, learner: &mut Learner<M>, optimization: &mut Optimization<M>, loader: &Loader<M::Batch>, done: Done) -> Result<()> {
         let epoch = self.state.epoch;
         let max_steps = self.config.max_steps.unwrap_or(u64::MAX);
         self.state.stage = Some(Stage::Train);
-        self.state.train_batches_done = skip;
+        self.state.train_batches_done = 0;
+        self.state.train_samples_done = 0;
         self.state.train_epoch_finished = false;
         // A resumed epoch keeps the learning rate it had (restored from the checkpoint).
-        optimization.on_train_epoch_start(learner, skip > 0);
+        optimization.on_train_epoch_start(learner, !matches!(done, Done::Nothing));
         self.call_learner(learner, Hook::EpochStart(Stage::Train))?;
         let mut results = EpochResults::default();
         let mut batches = Batches::new(loader, self.config.limit_train_batches, None, "training", Bar::Main, format!("Epoch {epoch}"));
@@ -187,13 +274,10 @@ impl<M: LightningModule> Trainer<M> {
                 break;
             }
             let Some((batch_idx, batch)) = batches.next(&mut self.bars, (epoch, self.state.global_step))? else { break };
-            if let Some(bound) = batches.bound().filter(|&bound| batch_idx == 0 && skip > bound) {
-                return Err(Error::Data(format!(
-                    "the run resumes at batch {skip} of epoch {epoch}, which has {bound} batches: the checkpoint was written with \
-                     other data, another batch size or other limits; resume with those, or from a checkpoint at an epoch's end"
-                )));
-            }
-            if batch_idx < skip {
+            if done.skips(batch_idx, self.state.train_samples_done) {
+                self.state.train_batches_done = batch_idx + 1;
+                self.state.train_samples_done += batch.batch_size() as u64;
+                done.check_skipped(epoch, self.state.train_samples_done)?;
                 continue;
             }
             self.call_learner(learner, Hook::BatchStart(Stage::Train, batch_idx))?;
@@ -205,9 +289,10 @@ impl<M: LightningModule> Trainer<M> {
             if let Some(loss) = &loss {
                 losses.record(loss, steps_before);
             }
-            let done = batch_idx + 1;
-            self.state.train_batches_done = done;
-            self.bars.set_position(Bar::Main, done as u64);
+            let batches_done = batch_idx + 1;
+            self.state.train_batches_done = batches_done;
+            self.state.train_samples_done += ctx.batch_size() as u64;
+            self.bars.set_position(Bar::Main, batches_done as u64);
             if self.state.global_step > steps_before {
                 let every = self.config.log_every_n_steps;
                 if self.state.global_step / every > steps_before / every {
@@ -215,7 +300,7 @@ impl<M: LightningModule> Trainer<M> {
                     self.state.callback_metrics.extend(metrics.clone());
                     self.log_row(metrics, self.state.global_step - 1)?;
                 }
-                if (done as u64).is_multiple_of(self.config.progress_bar_refresh_rate) {
+                if (batches_done as u64).is_multiple_of(self.config.progress_bar_refresh_rate) {
                     losses.check(epoch)?;
                     results.check_labels()?;
                     let shown = results.step_values(Target::ProgBar);
@@ -225,6 +310,7 @@ impl<M: LightningModule> Trainer<M> {
             }
             self.call_learner(learner, Hook::BatchEnd(Stage::Train, batch_idx))?;
         }
+        done.check_reached(epoch, self.state.train_batches_done, self.state.train_samples_done)?;
         self.state.train_epoch_finished = exhausted;
         losses.check(epoch)?;
         let output = results.epoch_values()?;
@@ -238,10 +324,12 @@ impl<M: LightningModule> Trainer<M> {
         self.call_learner(learner, Hook::StageStart(Stage::Validation))?;
         self.call_learner(learner, Hook::EpochStart(Stage::Validation))?;
         let mut snapshot = learner.model().valid();
+        self.state.validation_pending = !self.state.sanity_checking;
         let output = self.evaluate(&mut snapshot, loader, Stage::Validation, limit)?;
         if !self.state.sanity_checking {
             self.publish_epoch(output, Stage::Validation)?;
         }
+        self.state.validation_pending = false;
         self.call_learner(learner, Hook::EpochEnd(Stage::Validation))?;
         self.call_learner(learner, Hook::StageEnd(Stage::Validation))?;
         self.state.stage = Some(Stage::Train);

@@ -41,8 +41,15 @@ pub struct TrainerState {
     pub last_model_path: Option<PathBuf>,
     /// Training batches done in the current epoch.
     pub train_batches_done: usize,
+    /// Training samples done in the current epoch.
+    pub train_samples_done: u64,
     /// Whether the current epoch's training batches are all done.
     pub train_epoch_finished: bool,
+    /// Whether the epoch's validation has begun and not yet published its metrics (a checkpoint
+    /// written now resumes into it).
+    pub validation_pending: bool,
+    /// The Trainer's seed.
+    pub seed: Option<u64>,
     /// The checkpoint `fit` resumed from, if any.
     pub resumed_from: Option<PathBuf>,
     /// Class names from the data module (`DataModule::class_names`), for captions and charts.
