@@ -167,14 +167,23 @@ fn a_resume_position_outside_the_run_is_refused_or_trains_nothing() {
         let result = trainer.fit_from(Probe::new(trainer.device(), vec![1.0]), &mut PointsData { train: 8, val: 4, batch: 4 }, ckpt).map(|_| ());
         (result, trainer.state().clone())
     };
-    // Past the end of its epoch (2 batches): an error, not a silently skipped epoch.
+    // Past the end of its epoch (2 batches, 8 samples): an error, not a silently skipped epoch.
     let far = root.join("far.ckpt");
     rewrite_header(&path, &far, |h| {
         h["batches_in_epoch"] = 100_000.into();
+        h["samples_in_epoch"] = 400_000.into();
         h["epoch_finished"] = false.into();
     });
     let err = resume(&far).0.unwrap_err().to_string();
-    assert!(err.contains("resumes at batch 100000 of epoch 1, which has 2 batches"), "{err}");
+    assert!(err.contains("resumes after sample 400000 of epoch 1, but this run's epoch has 8"), "{err}");
+    // More batches than samples cannot be.
+    let odd = root.join("odd.ckpt");
+    rewrite_header(&path, &odd, |h| {
+        h["batches_in_epoch"] = 100_000.into();
+        h["epoch_finished"] = false.into();
+    });
+    let err = resume(&odd).0.unwrap_err().to_string();
+    assert!(err.contains("inconsistent: 100000 batches but 8 samples done in epoch 1"), "{err}");
     // Far beyond max_epochs: nothing to train, and no replay of 4e9 epochs' data order.
     let late = root.join("late.ckpt");
     rewrite_header(&path, &late, |h| h["epoch"] = 4_000_000_000u64.into());

@@ -142,6 +142,16 @@ impl<M: LightningModule> Trainer<M> {
     fn restore(&mut self, model: &mut M, path: &Path, checkpoint: &Checkpoint) -> Result<Position> {
         let header = &checkpoint.header;
         let position = header.position();
+        if let Some(samples) = position.samples_in_epoch
+            && position.batches_in_epoch as u64 > samples
+        {
+            let reason = format!(
+                "its position is inconsistent: {} batches but {samples} samples done in epoch {} (every batch has a \
+                 sample); the header was edited. Resume from another checkpoint",
+                position.batches_in_epoch, position.epoch
+            );
+            return Err(Error::checkpoint(path, reason));
+        }
         let mid_epoch = !position.epoch_finished && position.batches_in_epoch > 0;
         if mid_epoch && position.samples_in_epoch.is_some() && header.seed != self.config.seed {
             let seed = |s: Option<u64>| s.map_or("no seed".to_string(), |s| format!("seed {s}"));
