@@ -77,6 +77,9 @@ struct Args {
     /// auto, cpu, cuda or wgpu.
     #[arg(long, default_value = "auto")]
     accelerator: String,
+    /// 32-true, 16-mixed, bf16-mixed, 16-true or bf16-true (Lightning's names).
+    #[arg(long, default_value = "32-true")]
+    precision: String,
     /// Run one batch of train, validation and test, then stop.
     #[arg(long)]
     fast_dev_run: bool,
@@ -151,6 +154,7 @@ fn trainer(args: &Args, predictions: ImagePredictionLogger) -> fulmen::Result<Tr
     let mut builder = Trainer::builder()
         .max_epochs(args.max_epochs)
         .accelerator(args.accelerator.parse()?)
+        .precision(args.precision.parse()?)
         .seed(args.seed)
         .fast_dev_run(usize::from(args.fast_dev_run))
         .default_root_dir(&args.default_root_dir)

@@ -12,13 +12,14 @@ use std::path::Path;
 
 use burn::module::Module;
 use burn::store::ModuleRecord;
-use burn::tensor::Bytes;
+use burn::tensor::{Bytes, FloatDType};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::fs::atomic_write;
 use crate::hparams::Hyperparameters;
 use crate::optim::OptimizerConfig;
+use crate::precision::{CastParams, GradScalerState, Precision};
 
 const MAGIC: &[u8; 8] = b"FULMENCK";
 const FORMAT_VERSION: u32 = 2;
@@ -93,6 +94,13 @@ pub struct CheckpointHeader {
     /// The Trainer's seed, which orders the epoch's data; a mid-epoch resume needs the same.
     #[serde(default)]
     pub seed: Option<u64>,
+    /// The precision it was trained in (Lightning's name; absent: `32-true`). The weights are
+    /// f32 whatever it was; the optimizer state is in the low dtype under `*-true`.
+    #[serde(default)]
+    pub precision: Option<String>,
+    /// `16-mixed`'s loss scaler.
+    #[serde(default)]
+    pub grad_scaler: Option<GradScalerState>,
     /// The first optimizer's learning rate, as checkpoints before several optimizers wrote
     /// it; read when `optimizers` is empty.
     #[serde(default, skip_serializing)]
@@ -141,7 +149,7 @@ fn state_sections(index: usize) -> (String, String) {
 }
 
 /// Where training stood when a checkpoint was written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Position {
     /// The epoch (0-based).
     pub epoch: u64,
@@ -157,6 +165,10 @@ pub struct Position {
     pub validation_pending: bool,
     /// The Trainer's seed, which orders the data the position counts.
     pub seed: Option<u64>,
+    /// The precision being trained in.
+    pub precision: Precision,
+    /// `16-mixed`'s loss scaler.
+    pub grad_scaler: Option<GradScalerState>,
 }
 
 impl CheckpointHeader {
@@ -170,6 +182,8 @@ impl CheckpointHeader {
             samples_in_epoch: self.samples_in_epoch,
             validation_pending: self.validation_pending,
             seed: self.seed,
+            precision: self.precision.as_deref().and_then(|p| p.parse().ok()).unwrap_or_default(),
+            grad_scaler: self.grad_scaler,
         }
     }
 }
@@ -185,7 +199,9 @@ pub fn save<M: Module>(
     extra: serde_json::Map<String, serde_json::Value>,
 ) -> Result<()> {
     let fail = |what: &str, e: &dyn std::fmt::Display| Error::checkpoint(path, format!("{what}: {e}"));
-    let model_bytes = model.clone().into_record().into_bytes().map_err(|e| fail("cannot serialize the weights", &e))?;
+    // f32 weights whatever the precision, so any run loads them.
+    let model = model.clone().map(&mut CastParams::into_leaves(FloatDType::F32));
+    let model_bytes = model.into_record().into_bytes().map_err(|e| fail("cannot serialize the weights", &e))?;
     let mut blobs: Vec<(String, Vec<u8>)> = vec![("model".into(), model_bytes.to_vec())];
     for (i, config) in optimizers.iter().enumerate() {
         let (optimizer, scheduler) = state_sections(i);
@@ -206,6 +222,8 @@ pub fn save<M: Module>(
         samples_in_epoch: position.samples_in_epoch,
         validation_pending: position.validation_pending,
         seed: position.seed,
+        precision: Some(position.precision.to_string()),
+        grad_scaler: position.grad_scaler,
         lr: None,
         optimizers: optimizers.iter().map(|c| SavedOptimizer { name: c.label().to_string(), lr: c.lr }).collect(),
         hparams,
@@ -279,6 +297,28 @@ impl Checkpoint {
         }
         let model = model.ok_or_else(|| fail("holds no model weights".into()))?;
         Ok(Checkpoint { header, model, states })
+    }
+
+    /// Refuses a resume from or into a `*-true` precision: its optimizer state is in the low
+    /// dtype, and Burn reads optimizer state back in f32. Between `32-true` and the mixed modes
+    /// (all f32 state) any resume works.
+    pub fn check_precision(&self, precision: Precision, path: &Path) -> Result<()> {
+        let name = self.header.precision.as_deref().unwrap_or("32-true");
+        let saved: Precision =
+            name.parse().map_err(|_| Error::checkpoint(path, format!("its header names precision `{name}`, which this fulmen does not know")))?;
+        let low = |p: Precision| !p.is_mixed() && p != Precision::F32;
+        if let Some(p) = [saved, precision].into_iter().find(|&p| low(p)) {
+            return Err(Error::checkpoint(
+                path,
+                format!(
+                    "it was trained in {saved} and this run asks for {precision}, but resuming from or into {p} is not supported: \
+                     its optimizer state is {:?}, and Burn reads optimizer state back in f32. Load its weights \
+                     (`Checkpoint::load_weights`) and fit afresh, or train in 32-true or a mixed precision, which resume exactly",
+                    p.compute_dtype()
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Loads the weights into `model` (which must have the same structure and shapes).

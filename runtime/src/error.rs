@@ -107,8 +107,10 @@ pub enum Error {
         reason: String,
     },
     /// A non-finite loss was produced.
-    #[error("the training loss is {value} at global step {step} (epoch {epoch}); lower the learning rate or check the inputs")]
+    #[error("the training loss is {value} at global step {step} (epoch {epoch}); {hint}")]
     NonFiniteLoss {
+        /// What to try.
+        hint: String,
         /// The loss value.
         value: f64,
         /// Global step at which it happened.

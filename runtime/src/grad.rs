@@ -26,6 +26,14 @@ pub fn clip<M: Module>(model: &M, grads: &mut GradientsParams, clip: GradientCli
     }
 }
 
+/// Multiplies every gradient by `factor` (a loss scaler's unscale) and counts their elements
+/// that are not finite, as one device scalar (`None` when there is no gradient).
+pub fn unscale<M: Module>(model: &M, grads: &mut GradientsParams, factor: f64) -> Option<Tensor<1>> {
+    let mut visitor = Unscale { grads, factor, non_finite: None };
+    model.visit(&mut visitor);
+    visitor.non_finite
+}
+
 /// The gradients of `ids` (every parameter of `model` when `None`), copied out of `grads`.
 pub fn select<M: Module>(model: &M, grads: &GradientsParams, ids: Option<&HashSet<ParamId>>) -> GradientsParams {
     let mut out = GradientsParams::new();
@@ -96,6 +104,27 @@ impl ModuleVisitor for SumSquares<'_> {
                 Some(total) => total + sum,
                 None => sum,
             });
+        }
+    }
+}
+
+/// Scales every gradient and counts the non-finite elements.
+struct Unscale<'a> {
+    grads: &'a mut GradientsParams,
+    factor: f64,
+    non_finite: Option<Tensor<1>>,
+}
+
+impl ModuleVisitor for Unscale<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(grad) = self.grads.remove::<D>(param.id) {
+            let grad = grad.mul_scalar(self.factor);
+            let bad = grad.clone().is_finite().bool_not().float().sum();
+            self.non_finite = Some(match self.non_finite.take() {
+                Some(total) => total + bad,
+                None => bad,
+            });
+            self.grads.register::<D>(param.id, grad);
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod module;
 pub mod nn;
 pub mod optim;
 pub mod plots;
+pub mod precision;
 pub mod progress;
 pub mod rng;
 pub mod shape;
@@ -36,6 +37,7 @@ pub use hparams::Hyperparameters;
 pub use loggers::{CsvLogger, Image, Logger, RunStatus, TensorBoardLogger, WandbLogger};
 pub use module::{Batch, LightningModule, LogOptions, LogValue, Metrics, Reduce, Stage, StepContext};
 pub use optim::{Interval, OptimizerConfig, Optimizers, adam, adam_betas, adamw, sgd};
+pub use precision::{GradScalerConfig, Precision};
 pub use trainer::{
     CkptPath, GradientClip, Hook, Limit, ManualStep, OptimizerHandle, OptimizerRef, Trainer, TrainerBuilder, TrainerConfig, TrainerState, metrics_table,
 };

@@ -5,9 +5,10 @@
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{DType, Device, Tensor};
 
 use crate::Result;
+use crate::precision::cast;
 use crate::shape::{Padding, Window};
 
 /// The conv2d layer `layer`, `in_channels -> out_channels`, with PyTorch's default
@@ -74,8 +75,11 @@ fn size_error(layer: &str, reason: String) -> crate::Error {
     crate::Error::Shape { layer: layer.to_string(), reason }
 }
 
-/// The conv2d forward pass: `layer.forward(x)`, through fulmen's fast kernels on flex.
+/// The conv2d forward pass: `layer.forward(x)`, through fulmen's fast kernels on flex. Like
+/// every `*_forward` here, it casts its input to the layer's weights' dtype, as autocast does
+/// under mixed precision (a no-op in f32).
 pub fn conv2d_forward(layer: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let x = cast(x, layer.weight.val().dtype());
     let [_, _, h, w] = x.dims();
     let pad = |config: &PaddingConfig2d| match *config {
         PaddingConfig2d::Valid => [(0, 0), (0, 0)],
@@ -84,6 +88,28 @@ pub fn conv2d_forward(layer: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     };
     let options = ConvOptions::new_with_padding(layer.stride, pad(&layer.padding), layer.dilation, layer.groups);
     crate::kernels::conv2d(x, layer.weight.val(), layer.bias.as_ref().map(|b| b.val()), options)
+}
+
+/// The linear forward pass: `layer.forward(x)`, its input in the weights' dtype.
+pub fn linear_forward<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
+    layer.forward(cast(x, layer.weight.val().dtype()))
+}
+
+/// The batch norm forward pass in its parameters' dtype (f32 under mixed precision, as
+/// autocast keeps it), the output in the input's dtype.
+pub fn batch_norm_forward<const D: usize>(layer: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
+    let dtype = x.dtype();
+    cast(layer.forward(cast(x, layer.gamma.val().dtype())), dtype)
+}
+
+/// Softmax over the features (dim 1), computed in f32 as autocast does.
+pub fn softmax<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    burn::tensor::activation::softmax(cast(x, DType::F32), 1)
+}
+
+/// Log-softmax over the features (dim 1), computed in f32 as autocast does.
+pub fn log_softmax<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    burn::tensor::activation::log_softmax(cast(x, DType::F32), 1)
 }
 
 /// Burn's `Same` padding along one axis: (before, after), the odd pixel after.
@@ -131,7 +157,7 @@ pub fn dropout<const D: usize>(x: Tensor<D>, prob: f64) -> Tensor<D> {
         return x;
     }
     let keep = 1.0 - prob;
-    let mask = x.random_like(burn::tensor::Distribution::Bernoulli(keep));
+    let mask = cast(x.random_like(burn::tensor::Distribution::Bernoulli(keep)), x.dtype());
     (x * mask).div_scalar(keep)
 }
 

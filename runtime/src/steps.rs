@@ -64,7 +64,8 @@ where
     if let Some(input) = input {
         ctx.check_input(&batch.inputs.dims(), input.dims, input.source)?;
     }
-    let output = model.forward(batch.inputs);
+    // The loss and the metrics in f32, whatever the precision of the forward pass.
+    let output = crate::precision::cast(model.forward(batch.inputs), burn::tensor::DType::F32);
     let targets = ctx.checked_targets(batch.targets, output.dims()[1]);
     let loss_value = match loss {
         LossKind::Nll => nll_loss(output.clone(), targets.clone()),

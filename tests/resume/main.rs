@@ -9,6 +9,7 @@ mod probe;
 
 mod cases;
 mod gan;
+mod precision;
 
 /// Serializes the tests of this binary.
 pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {

@@ -120,7 +120,8 @@ fn apply(op: &Op, field: &syn::Ident) -> TokenStream {
     let hp = quote!(self.__fulmen_hparams());
     match op {
         Op::Conv2d { .. } => quote! { let x = #p::nn::conv2d_forward(&self.#field, x); },
-        Op::Linear { .. } | Op::BatchNorm => quote! { let x = self.#field.forward(x); },
+        Op::Linear { .. } => quote! { let x = #p::nn::linear_forward(&self.#field, x); },
+        Op::BatchNorm => quote! { let x = #p::nn::batch_norm_forward(&self.#field, x); },
         Op::MaxPool(w) | Op::AvgPool(w) => {
             let window = window_expr(w, &hp);
             let f = if matches!(op, Op::MaxPool(_)) { quote!(max_pool2d) } else { quote!(avg_pool2d) };
@@ -139,7 +140,7 @@ fn apply(op: &Op, field: &syn::Ident) -> TokenStream {
             quote! { let x = #p::nn::dropout(x, #prob); }
         }
         Op::Activation(name, arg) => match name.to_string().as_str() {
-            "softmax" | "log_softmax" => quote! { let x = #act::#name(x, 1); },
+            "softmax" | "log_softmax" => quote! { let x = #p::nn::#name(x); },
             "leaky_relu" => {
                 let slope = arg.clone().unwrap_or_else(|| syn::parse_quote!(0.01));
                 quote! { let x = #act::leaky_relu(x, (#slope) as f64); }

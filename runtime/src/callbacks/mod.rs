@@ -83,6 +83,8 @@ impl<M: LightningModule> TrainerView<'_, M> {
             samples_in_epoch: Some(self.state.train_samples_done),
             validation_pending: self.state.validation_pending,
             seed: self.state.seed,
+            precision: self.state.precision,
+            grad_scaler: self.state.grad_scaler,
         };
         crate::checkpoint::save(
             path,

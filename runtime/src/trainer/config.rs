@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use crate::accelerator::Accelerator;
 use crate::error::{Error, Result};
+use crate::precision::{GradScalerConfig, Precision};
 
 /// How many batches of a loader to run: a count or a fraction (Lightning's `limit_*_batches`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -103,6 +104,10 @@ pub struct TrainerConfig {
     /// Keep freed activation memory in the process (glibc's mmap and trim thresholds raised,
     /// see [`crate::allocator::tune`]); `FULMEN_TUNE_ALLOCATOR=0` also turns it off.
     pub tune_allocator: bool,
+    /// The precision of training and evaluation (Lightning's `precision`; default `32-true`).
+    pub precision: Precision,
+    /// `16-mixed`'s loss scaler (PyTorch GradScaler's defaults).
+    pub grad_scaler: GradScalerConfig,
 }
 
 /// Gradient clipping (Lightning's `gradient_clip_val` with `gradient_clip_algorithm`).
@@ -138,6 +143,8 @@ impl Default for TrainerConfig {
             gradient_clip: None,
             accumulate_grad_batches: 1,
             tune_allocator: true,
+            precision: Precision::F32,
+            grad_scaler: GradScalerConfig::default(),
         }
     }
 }
@@ -163,6 +170,7 @@ impl TrainerConfig {
             }
             _ => {}
         }
+        self.grad_scaler.check()?;
         if self.progress_bar_refresh_rate == 0 {
             return Err(Error::Config("progress_bar_refresh_rate must be at least 1 (or disable the bar)".into()));
         }

@@ -41,7 +41,7 @@ impl<M: LightningModule> Trainer<M> {
 
     /// `validate` and `test`: one evaluation epoch, logged and printed as a table.
     pub(super) fn run_evaluation(&mut self, model: &M, loader: Loader<M::Batch>, stage: Stage) -> Result<Metrics> {
-        let mut model = model.valid().to_device(&self.device);
+        let mut model = crate::precision::for_compute(model.valid().to_device(&self.device), self.config.precision);
         let result = self.evaluation_stages(&mut model, loader, stage);
         if let Err(error) = &result {
             let _ = self.call_callbacks(&mut model, &[], Hook::Exception(error));
@@ -74,7 +74,7 @@ impl<M: LightningModule> Trainer<M> {
 
     /// `predict`: `predict_step` over the loader, no logging.
     pub(super) fn run_predict(&mut self, model: &M, loader: Loader<M::Batch>) -> Result<Vec<M::Prediction>> {
-        let mut model = model.valid().to_device(&self.device);
+        let mut model = crate::precision::for_compute(model.valid().to_device(&self.device), self.config.precision);
         let result = self.predict_stages(&mut model, loader);
         if let Err(error) = &result {
             let _ = self.call_callbacks(&mut model, &[], Hook::Exception(error));

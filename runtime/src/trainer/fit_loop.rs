@@ -12,6 +12,7 @@ use crate::checkpoint::{Checkpoint, Position};
 use crate::data::{DataModule, Loader, SetupStage};
 use crate::error::{Error, Result};
 use crate::module::{Batch, LightningModule, Stage, StepContext};
+use crate::precision::{GradScaler, Precision};
 use crate::progress::Bar;
 use crate::summary::ModelSummary;
 
@@ -96,6 +97,7 @@ impl<M: LightningModule> Trainer<M> {
             fitting: true,
             fast_dev_run: self.config.fast_dev_run > 0,
             seed: self.config.seed,
+            precision: self.config.precision,
             log_dir: self.state.log_dir.take(),
             class_names: self.state.class_names.take(),
             ..TrainerState::default()
@@ -112,12 +114,25 @@ impl<M: LightningModule> Trainer<M> {
             None => model,
         };
         let model = model.to_device(&device.clone().autodiff()).train();
+        let precision = self.config.precision;
+        // `*-true` trains the low-dtype model itself; mixed modes keep f32 master weights.
+        let model = if precision.is_mixed() { model } else { crate::precision::for_compute(model, precision) };
+        if let Some((path, checkpoint)) = &resume {
+            checkpoint.check_precision(precision, path)?;
+        }
         let optimizers = model.configure_optimizers().0;
         let optimizers = match &resume {
             Some((path, checkpoint)) => checkpoint.load_optimizers(&model, optimizers, path)?,
             None => optimizers,
         };
-        let mut learner = Learner::new(model, optimizers);
+        let mut scaler = (precision == Precision::F16Mixed).then(|| GradScaler::new(self.config.grad_scaler));
+        if let (Some(scaler), Some((path, checkpoint))) = (&mut scaler, &resume)
+            && let Some(state) = checkpoint.header.grad_scaler
+        {
+            scaler.load_state(state).map_err(|e| Error::checkpoint(path.clone(), e.to_string()))?;
+        }
+        self.state.grad_scaler = scaler.as_ref().map(GradScaler::state);
+        let mut learner = Learner::new(model, optimizers, precision, scaler);
         let mut optimization = Optimization::new(&learner, &self.config)?;
         let start = match &resume {
             Some((path, checkpoint)) => self.restore(learner.parts().0, path, checkpoint)?,
@@ -276,7 +291,7 @@ impl<M: LightningModule> Trainer<M> {
         self.call_learner(learner, Hook::EpochStart(Stage::Train))?;
         let mut results = EpochResults::default();
         let mut batches = Batches::new(loader, self.config.limit_train_batches, None, "training", Bar::Main, format!("Epoch {epoch}"));
-        let mut losses = LossWatch::default();
+        let mut losses = LossWatch::new(self.config.precision);
         let mut exhausted = true;
         loop {
             if self.state.global_step >= max_steps && !batches.at_bound() {
@@ -333,7 +348,7 @@ impl<M: LightningModule> Trainer<M> {
         self.state.stage = Some(Stage::Validation);
         self.call_learner(learner, Hook::StageStart(Stage::Validation))?;
         self.call_learner(learner, Hook::EpochStart(Stage::Validation))?;
-        let mut snapshot = learner.model().valid();
+        let mut snapshot = crate::precision::for_compute(learner.model().valid(), self.config.precision);
         self.state.validation_pending = !self.state.sanity_checking;
         let output = self.evaluate(&mut snapshot, loader, Stage::Validation, limit)?;
         if !self.state.sanity_checking {

@@ -5,14 +5,20 @@ use burn::tensor::Tensor;
 
 use crate::error::{Error, Result};
 use crate::flagged::FirstFlagged;
+use crate::precision::Precision;
 
 /// The first non-finite step so far, with its loss.
-#[derive(Default)]
 pub(super) struct LossWatch {
     first_bad: FirstFlagged,
+    precision: Precision,
 }
 
 impl LossWatch {
+    /// Watches a run in `precision` (its fix hint depends on it).
+    pub fn new(precision: Precision) -> Self {
+        LossWatch { first_bad: FirstFlagged::default(), precision }
+    }
+
     /// Records the loss of global step `step` (0-based); a few device ops, no read.
     pub fn record(&mut self, loss: &Tensor<1>, step: u64) {
         let loss = loss.clone().detach().without_autodiff();
@@ -23,7 +29,16 @@ impl LossWatch {
     /// Fails with the first non-finite step, if there was one.
     pub fn check(&mut self, epoch: u64) -> Result<()> {
         match self.first_bad.read() {
-            Some(bad) => Err(Error::NonFiniteLoss { value: bad.value, step: bad.index as u64, epoch }),
+            Some(bad) => {
+                let hint = match self.precision {
+                    Precision::F16True => {
+                        "under 16-true the optimizer's state is f16 too, where Adam's epsilon (1e-8) rounds to 0 \
+                                           and a zero gradient divides 0 by 0: train in 16-mixed (f32 master weights) or bf16-true"
+                    }
+                    _ => "lower the learning rate or check the inputs",
+                };
+                Err(Error::NonFiniteLoss { value: bad.value, step: bad.index as u64, epoch, hint: hint.to_string() })
+            }
             None => Ok(()),
         }
     }

@@ -100,6 +100,11 @@ impl<M: LightningModule> TrainerBuilder<M> {
         accumulate_grad_batches: usize => accumulate_grad_batches;
         /// Raise glibc's malloc thresholds so each step reuses its buffers (default true).
         tune_allocator: bool => tune_allocator;
+        /// The precision: `32-true` (default), `16-mixed`, `bf16-mixed`, `16-true`, `bf16-true`
+        /// (`"bf16-mixed".parse()?`).
+        precision: crate::precision::Precision => precision;
+        /// The options of `16-mixed`'s loss scaler.
+        grad_scaler: crate::precision::GradScalerConfig => grad_scaler;
     }
 
     /// Where logs and checkpoints go (default: the working directory).

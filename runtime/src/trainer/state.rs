@@ -50,6 +50,10 @@ pub struct TrainerState {
     pub validation_pending: bool,
     /// The Trainer's seed.
     pub seed: Option<u64>,
+    /// The precision being trained in.
+    pub precision: crate::precision::Precision,
+    /// `16-mixed`'s loss scaler after the latest step.
+    pub grad_scaler: Option<crate::precision::GradScalerState>,
     /// The checkpoint `fit` resumed from, if any.
     pub resumed_from: Option<PathBuf>,
     /// Class names from the data module (`DataModule::class_names`), for captions and charts.

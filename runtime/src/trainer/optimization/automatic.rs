@@ -8,7 +8,7 @@ use burn::tensor::Tensor;
 
 use super::Learner;
 use crate::error::Result;
-use crate::module::{LightningModule, StepContext};
+use crate::module::{LightningModule, LogOptions, StepContext};
 use crate::trainer::{GradientClip, Hook, Trainer, TrainerConfig};
 
 /// The automatic step's state across batches: the accumulation group in progress.
@@ -27,7 +27,7 @@ impl<M: LightningModule> AutomaticOptimization<M> {
     /// `training_step`, backward, and the optimizer step when the batch completes its group
     /// (or `closes_epoch`); returns the loss.
     pub fn run(&mut self, trainer: &mut Trainer<M>, learner: &mut Learner<M>, batch: M::Batch, ctx: &mut StepContext, closes_epoch: bool) -> Result<Tensor<1>> {
-        let loss = learner.model().training_step(batch, ctx)?;
+        let loss = learner.compute_model().training_step(batch, ctx)?;
         trainer.call_learner(learner, Hook::BeforeBackward(&loss))?;
         let scaled = if self.accumulate > 1 { loss.clone().div_scalar(self.accumulate as f64) } else { loss.clone() };
         let grads = learner.backward(scaled);
@@ -43,6 +43,7 @@ impl<M: LightningModule> AutomaticOptimization<M> {
         } else {
             grads
         };
+        let finite = learner.unscale(&mut grads);
         {
             let (model, optimizers) = learner.parts();
             trainer.call(model, optimizers, Hook::BeforeOptimizerStep(&optimizers[0]))?;
@@ -50,7 +51,12 @@ impl<M: LightningModule> AutomaticOptimization<M> {
         if let Some(clip) = self.clip {
             crate::grad::clip(learner.model(), &mut grads, clip);
         }
-        learner.step(0, grads, true);
+        learner.step(0, grads, true, finite);
+        learner.update_scaler(finite);
+        if let Some(scaler) = learner.scaler() {
+            trainer.state.grad_scaler = Some(scaler.state());
+            ctx.log_with("grad_scale", scaler.scale(), LogOptions::new().on_step(true).on_epoch(false))?;
+        }
         trainer.state.global_step += 1;
         Ok(loss)
     }

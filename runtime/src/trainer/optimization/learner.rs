@@ -1,28 +1,69 @@
-//! The one owner of the training state: the model and its optimizers (each with its scheduler).
+//! The one owner of the training state: the model and its optimizers (each with its
+//! scheduler), and the precision it trains in (with `16-mixed`'s loss scaler).
+
+use std::borrow::Cow;
 
 use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
 
 use crate::module::LightningModule;
 use crate::optim::{Interval, OptimizerConfig};
+use crate::precision::{CastParams, GradScaler, Precision};
 
 /// The model being trained and its optimizers, with `&mut self` methods; the loops borrow it.
 pub(crate) struct Learner<M> {
     /// Always `Some` between calls; taken for the duration of a Burn optimizer step, which
-    /// consumes the module and returns the updated one.
+    /// consumes the module and returns the updated one. In f32 under mixed precision (the
+    /// master weights).
     model: Option<M>,
     optimizers: Vec<OptimizerConfig>,
+    precision: Precision,
+    /// `16-mixed`'s loss scaler.
+    scaler: Option<GradScaler>,
 }
 
 const IN_PLACE: &str = "the model is in place between optimizer steps";
 
 impl<M: LightningModule> Learner<M> {
-    pub fn new(model: M, optimizers: Vec<OptimizerConfig>) -> Self {
-        Learner { model: Some(model), optimizers }
+    pub fn new(model: M, optimizers: Vec<OptimizerConfig>, precision: Precision, scaler: Option<GradScaler>) -> Self {
+        Learner { model: Some(model), optimizers, precision, scaler }
     }
 
     pub fn model(&self) -> &M {
         self.model.as_ref().expect(IN_PLACE)
+    }
+
+    /// The model a training step runs: under mixed precision a copy whose parameters are cast
+    /// to the low dtype (made per step, so it sees the weights the last step left), else the
+    /// model itself.
+    pub fn compute_model(&self) -> Cow<'_, M> {
+        if self.precision.is_mixed() {
+            Cow::Owned(self.model().clone().map(&mut CastParams::new(self.precision.compute_dtype())))
+        } else {
+            Cow::Borrowed(self.model())
+        }
+    }
+
+    /// The loss scaler, under `16-mixed`.
+    pub fn scaler(&self) -> Option<&GradScaler> {
+        self.scaler.as_ref()
+    }
+
+    /// Divides `grads` by the loss scale, before clipping and the step; returns whether they
+    /// are all finite (one read of a device scalar). Always true without a scaler.
+    pub fn unscale(&self, grads: &mut GradientsParams) -> bool {
+        let Some(scaler) = &self.scaler else { return true };
+        match crate::grad::unscale(self.model(), grads, scaler.inverse()) {
+            Some(non_finite) => non_finite.into_scalar::<f32>() == 0.0,
+            None => true,
+        }
+    }
+
+    /// After an optimizer step's unscale: the scaler grows or backs off.
+    pub fn update_scaler(&mut self, finite: bool) {
+        if let Some(scaler) = &mut self.scaler {
+            scaler.update(finite);
+        }
     }
 
     pub fn optimizers(&self) -> &[OptimizerConfig] {
@@ -40,9 +81,14 @@ impl<M: LightningModule> Learner<M> {
 
     /// The gradients of `loss` for every parameter of the model.
     ///
-    /// Seam: a precision plugin scales the loss before and unscales after; a strategy
-    /// reduces the gradients across replicas when the step will use them.
+    /// Under `16-mixed` the loss is multiplied by the scale first ([`unscale`](Self::unscale)
+    /// divides it out). Seam: a strategy reduces the gradients across replicas when the step
+    /// will use them.
     pub fn backward(&self, loss: Tensor<1>) -> GradientsParams {
+        let loss = match &self.scaler {
+            Some(scaler) => scaler.scale_loss(loss),
+            None => loss,
+        };
         GradientsParams::from_grads(loss.backward(), self.model())
     }
 
@@ -61,8 +107,9 @@ impl<M: LightningModule> Learner<M> {
     /// Steps optimizer `index` with `grads`; only its own parameters move (`grads` may hold
     /// others: they are dropped here). `schedule`: advance its step-interval scheduler first.
     ///
-    /// Seam: a precision plugin skips the step here when a gradient overflowed.
-    pub fn step(&mut self, index: usize, grads: GradientsParams, schedule: bool) {
+    /// `finite` false (an overflow under `16-mixed`): the weights stay, the scheduler still
+    /// advances, as with PyTorch's GradScaler.
+    pub fn step(&mut self, index: usize, grads: GradientsParams, schedule: bool, finite: bool) {
         let model = self.model.take().expect(IN_PLACE);
         let optimizer = &mut self.optimizers[index];
         let grads = match optimizer.params() {
@@ -71,6 +118,10 @@ impl<M: LightningModule> Learner<M> {
         };
         if schedule {
             optimizer.advance(Interval::Step);
+        }
+        if !finite {
+            self.model = Some(model);
+            return;
         }
         let rates = optimizer.rates();
         self.model = Some(optimizer.optimizer.step(rates, model, grads));

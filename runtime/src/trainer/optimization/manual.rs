@@ -144,7 +144,7 @@ impl<M: LightningModule> OptimizerHandle<'_, '_, M> {
             let (model, optimizers) = learner.parts();
             trainer.call(model, optimizers, Hook::BeforeOptimizerStep(&optimizers[self.index]))?;
         }
-        learner.step(self.index, grads, false);
+        learner.step(self.index, grads, false, true);
         trainer.state.global_step += 1;
         Ok(())
     }

@@ -49,6 +49,13 @@ impl<M: LightningModule> Optimization<M> {
             }
             return Ok(Optimization::Automatic(AutomaticOptimization::new(config)));
         }
+        if config.precision.is_mixed() {
+            return Err(Error::Config(format!(
+                "precision {} with manual optimization is not supported yet: each forward pass of a manual step would need \
+                 the weights cast anew after every optimizer step; use 32-true (or a `*-true` precision) with manual optimization",
+                config.precision
+            )));
+        }
         if config.gradient_clip.is_some() {
             return Err(Error::Config(
                 "gradient_clip is applied by automatic optimization; with manual optimization call \
