@@ -15,6 +15,15 @@ use crate::trainer::ManualStep;
 pub trait Batch: Clone + Send + Sync + 'static {
     /// Number of samples in the batch.
     fn batch_size(&self) -> usize;
+
+    /// The batch with its float inputs in `dtype`, for the low precisions (`16-mixed`,
+    /// `bf16-true`, ..): a hand-written `forward` that calls Burn's layers directly then meets
+    /// weights of its own dtype. The default leaves the batch as it is (derived models cast at
+    /// their first layer); targets and other integer data never change.
+    fn cast_inputs(self, dtype: burn::tensor::FloatDType) -> Self {
+        let _ = dtype;
+        self
+    }
 }
 
 /// The stage a step runs in; it picks `log`'s defaults and the metric-name prefix of generated steps.

@@ -155,6 +155,43 @@ pub fn for_compute<M: burn::module::Module>(model: M, precision: Precision) -> M
     }
 }
 
+/// `batch` as a step in `precision` takes it: its float inputs in the compute dtype.
+pub fn cast_batch<B: crate::module::Batch>(batch: B, precision: Precision) -> B {
+    match precision {
+        Precision::F32 => batch,
+        p => batch.cast_inputs(p.compute_dtype()),
+    }
+}
+
+/// Runs the first step of a stage in a low precision so that a panic inside it (Burn's, when a
+/// tensor made in f32 meets the low-dtype weights in a hand-written step) becomes an error
+/// naming the precision and the fix; in `32-true`, or for later steps (`first` false), runs
+/// `step` as it is.
+pub(crate) fn guard_first_step<T>(precision: Precision, first: bool, stage: &str, step: impl FnOnce() -> Result<T>) -> Result<T> {
+    if precision == Precision::F32 || !first {
+        return step();
+    }
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(step));
+    std::panic::set_hook(hook);
+    result.unwrap_or_else(|payload| {
+        let message = match (payload.downcast_ref::<String>(), payload.downcast_ref::<&str>()) {
+            (Some(s), _) => s.clone(),
+            (_, Some(s)) => s.to_string(),
+            _ => "a panic without a message".to_string(),
+        };
+        let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
+        Err(Error::Module(format!(
+            "the first {stage} step failed under precision {precision}: {message}. The parameters are {:?} there, and a tensor \
+             in another dtype met them: one created in the step (`Tensor::zeros`, `from_floats`: cast it with \
+             `fulmen::precision::cast(x, weight.dtype())`), or an input your batch type does not cast (implement \
+             `Batch::cast_inputs`, or call the layers through `fulmen::nn::*_forward`, which cast their input)",
+            precision.compute_dtype()
+        )))
+    })
+}
+
 /// `tensor` in `dtype` (itself when it already is).
 pub fn cast<const D: usize>(tensor: Tensor<D>, dtype: DType) -> Tensor<D> {
     match dtype {

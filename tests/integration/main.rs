@@ -19,6 +19,7 @@ mod log_semantics;
 mod loggers;
 mod metrics_parity;
 mod optimization;
+mod precision;
 mod trainer_config;
 mod user_crate;
 mod weight_averaging;

@@ -19,7 +19,7 @@ use fulmen::prelude::*;
 /// - `val_loss` = the next value of `val_losses` per validation epoch (cycling).
 #[derive(Module, Debug)]
 pub struct Probe {
-    linear: Linear,
+    pub linear: Linear,
     #[module(skip)]
     pub val_losses: Vec<f64>,
 }

@@ -347,6 +347,8 @@ fn manual_optimization_refuses_what_it_does_not_do_with_the_fix() {
     assert!(err.contains("gradient_clip") && err.contains("clip_gradients"), "{err}");
     let err = fit(trainer(&root, 1).accumulate_grad_batches(2));
     assert!(err.contains("accumulate_grad_batches") && err.contains("zero_grad"), "{err}");
+    let err = fit(trainer(&root, 1).precision(Precision::Bf16Mixed));
+    assert!(err.contains("precision bf16-mixed with manual optimization is not supported yet"), "{err}");
 
     let mut t = trainer(&root, 1).no_logger().build().unwrap();
     let mut gan = fresh(&t);

@@ -30,6 +30,9 @@ impl<const D: usize> Batch for ClassificationBatch<D> {
     fn batch_size(&self) -> usize {
         self.targets.dims()[0]
     }
+    fn cast_inputs(self, dtype: burn::tensor::FloatDType) -> Self {
+        ClassificationBatch { inputs: crate::precision::cast(self.inputs, dtype.into()), targets: self.targets }
+    }
 }
 
 /// Turns [`ImageItem`]s into a `[B, C, H, W]` batch normalized per channel: `(x/255 - mean) / std`.

@@ -27,10 +27,12 @@ impl<M: LightningModule> Trainer<M> {
         while let Some((batch_idx, batch)) = batches.next(&mut self.bars, (self.state.epoch, self.state.global_step))? {
             self.call(model, &[], Hook::BatchStart(stage, batch_idx))?;
             let mut ctx = StepContext::new(stage, batch_idx, batch.batch_size(), self.state.epoch, self.state.global_step);
-            match stage {
-                Stage::Test => model.test_step(batch, &mut ctx)?,
-                _ => model.validation_step(batch, &mut ctx)?,
-            }
+            let precision = self.config.precision;
+            let batch = crate::precision::cast_batch(batch, precision);
+            crate::precision::guard_first_step(precision, batch_idx == 0, stage.noun(), || match stage {
+                Stage::Test => model.test_step(batch, &mut ctx),
+                _ => model.validation_step(batch, &mut ctx),
+            })?;
             results.record_step(&mut ctx)?;
             self.call(model, &[], Hook::BatchEnd(stage, batch_idx))?;
             self.bars.set_position(Bar::Eval, batch_idx as u64 + 1);
@@ -93,7 +95,9 @@ impl<M: LightningModule> Trainer<M> {
         while let Some((batch_idx, batch)) = batches.next(&mut self.bars, (self.state.epoch, self.state.global_step))? {
             self.call(model, &[], Hook::BatchStart(Stage::Predict, batch_idx))?;
             let mut ctx = StepContext::new(Stage::Predict, batch_idx, batch.batch_size(), self.state.epoch, self.state.global_step);
-            out.push(model.predict_step(batch, &mut ctx)?);
+            let precision = self.config.precision;
+            let batch = crate::precision::cast_batch(batch, precision);
+            out.push(crate::precision::guard_first_step(precision, batch_idx == 0, "predict", || model.predict_step(batch, &mut ctx))?);
             self.call(model, &[], Hook::BatchEnd(Stage::Predict, batch_idx))?;
             self.bars.set_position(Bar::Eval, batch_idx as u64 + 1);
         }

@@ -9,6 +9,7 @@ use burn::tensor::Tensor;
 use super::Learner;
 use crate::error::Result;
 use crate::module::{LightningModule, LogOptions, StepContext};
+use crate::precision::{cast_batch, guard_first_step};
 use crate::trainer::{GradientClip, Hook, Trainer, TrainerConfig};
 
 /// The automatic step's state across batches: the accumulation group in progress.
@@ -17,20 +18,31 @@ pub(crate) struct AutomaticOptimization<M> {
     clip: Option<GradientClip>,
     accumulator: GradientsAccumulator<M>,
     pending: usize,
+    /// No batch has run yet (its step runs guarded in a low precision).
+    first: bool,
 }
 
 impl<M: LightningModule> AutomaticOptimization<M> {
     pub fn new(config: &TrainerConfig) -> Self {
-        AutomaticOptimization { accumulate: config.accumulate_grad_batches, clip: config.gradient_clip, accumulator: GradientsAccumulator::new(), pending: 0 }
+        AutomaticOptimization {
+            accumulate: config.accumulate_grad_batches,
+            clip: config.gradient_clip,
+            accumulator: GradientsAccumulator::new(),
+            pending: 0,
+            first: true,
+        }
     }
 
     /// `training_step`, backward, and the optimizer step when the batch completes its group
     /// (or `closes_epoch`); returns the loss.
     pub fn run(&mut self, trainer: &mut Trainer<M>, learner: &mut Learner<M>, batch: M::Batch, ctx: &mut StepContext, closes_epoch: bool) -> Result<Tensor<1>> {
-        let loss = learner.compute_model().training_step(batch, ctx)?;
+        let precision = learner.precision();
+        let first = std::mem::take(&mut self.first);
+        let batch = cast_batch(batch, precision);
+        let loss = guard_first_step(precision, first, "training", || learner.compute_model().training_step(batch, ctx))?;
         trainer.call_learner(learner, Hook::BeforeBackward(&loss))?;
         let scaled = if self.accumulate > 1 { loss.clone().div_scalar(self.accumulate as f64) } else { loss.clone() };
-        let grads = learner.backward(scaled);
+        let grads = guard_first_step(precision, first, "training", || Ok(learner.backward(scaled)))?;
         trainer.call_learner(learner, Hook::AfterBackward)?;
         let mut grads = if self.accumulate > 1 {
             self.accumulator.accumulate(learner.model(), grads);

@@ -44,6 +44,11 @@ impl<M: LightningModule> Learner<M> {
         }
     }
 
+    /// The precision it trains in.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
     /// The loss scaler, under `16-mixed`.
     pub fn scaler(&self) -> Option<&GradScaler> {
         self.scaler.as_ref()

@@ -23,6 +23,7 @@ pub(crate) struct ManualOptimization {
 
 impl ManualOptimization {
     pub fn run<M: LightningModule>(&mut self, trainer: &mut Trainer<M>, learner: &mut Learner<M>, batch: M::Batch, ctx: &mut StepContext) -> Result<()> {
+        let batch = crate::precision::cast_batch(batch, learner.precision());
         let mut step = ManualStep { ctx, trainer, learner, state: self };
         M::manual_training_step(&mut step, batch)
     }
