@@ -3,6 +3,8 @@
 //!
 //! `cargo bench --bench train_throughput` (env: BENCH_EPOCHS, BENCH_IMAGES per epoch, BENCH_ROUNDS).
 //! Overhead = how much faster the hand-written loop is (negative: the Trainer was faster).
+//! Then the Trainer's img/s per precision (`BENCH_PRECISIONS`, default
+//! `32-true,bf16-mixed,16-mixed,bf16-true`) at batch 32, against `32-true`.
 
 #[path = "../tests/common/seed_cnn.rs"]
 mod seed_cnn;
@@ -47,13 +49,14 @@ fn model(device: &Device) -> SeedCnn {
 }
 
 /// Seconds per epoch with fulmen's Trainer (first epoch is warm-up).
-fn trainer_epochs(batch: usize, images: usize, epochs: usize) -> Vec<f64> {
+fn trainer_epochs(batch: usize, images: usize, epochs: usize, precision: Precision) -> Vec<f64> {
     let root = std::env::temp_dir().join(format!("fulmen-bench-{}", std::process::id()));
     let timer = EpochTimer::default();
     let seconds = timer.seconds.clone();
     let mut trainer = Trainer::builder()
         .max_epochs(epochs as u64)
         .accelerator(fulmen::Accelerator::Cpu)
+        .precision(precision)
         .limit_val_batches(0)
         .enable_progress_bar(false)
         .enable_model_summary(false)
@@ -116,14 +119,26 @@ fn main() {
             // Alternate which goes first, so neither always inherits the other's heap.
             if round % 2 == 0 {
                 hand.extend(hand_epochs(batch, images, epochs).into_iter().skip(1));
-                lit.extend(trainer_epochs(batch, images, epochs).into_iter().skip(1));
+                lit.extend(trainer_epochs(batch, images, epochs, Precision::F32).into_iter().skip(1));
             } else {
-                lit.extend(trainer_epochs(batch, images, epochs).into_iter().skip(1));
+                lit.extend(trainer_epochs(batch, images, epochs, Precision::F32).into_iter().skip(1));
                 hand.extend(hand_epochs(batch, images, epochs).into_iter().skip(1));
             }
         }
         let n = images as f64;
         let (hm, tm, hb, tb) = (n / median(hand.clone()), n / median(lit.clone()), n / best(&hand), n / best(&lit));
         println!("{batch:>6} {hm:>16.1} {tm:>16.1} {hb:>16.1} {tb:>16.1} {:>8.1}% {:>8.1}%", (hm / tm - 1.0) * 100.0, (hb / tb - 1.0) * 100.0);
+    }
+
+    let precisions = std::env::var("BENCH_PRECISIONS").unwrap_or_else(|_| "32-true,bf16-mixed,16-mixed,bf16-true".into());
+    let precisions: Vec<Precision> = precisions.split(',').map(|p| p.parse().expect("a precision name")).collect();
+    println!("\nTrainer img/s per precision, batch 32, {rounds} rounds of {} timed epochs", epochs - 1);
+    println!("{:>12} {:>12} {:>12} {:>14}", "precision", "med img/s", "best img/s", "vs 32-true");
+    let mut reference = None;
+    for precision in precisions {
+        let seconds: Vec<f64> = (0..rounds).flat_map(|_| trainer_epochs(32, images, epochs, precision).into_iter().skip(1)).collect();
+        let (med, top) = (images as f64 / median(seconds.clone()), images as f64 / best(&seconds));
+        let base = *reference.get_or_insert(med);
+        println!("{:>12} {med:>12.1} {top:>12.1} {:>13.2}x", precision.name(), med / base);
     }
 }

@@ -63,6 +63,21 @@ impl Precision {
         matches!(self, Precision::F16Mixed | Precision::Bf16Mixed)
     }
 
+    /// Refuses a precision whose compute dtype `device` cannot compute in (bf16 on a wgpu
+    /// adapter, for instance), naming the ones it can.
+    pub fn check_device(self, device: &burn::tensor::Device) -> Result<()> {
+        if self == Precision::F32 || device.supports_dtype(self.compute_dtype()) {
+            return Ok(());
+        }
+        let usable: Vec<&str> =
+            NAMES[..5].iter().filter(|(_, p)| *p == Precision::F32 || device.supports_dtype(p.compute_dtype())).map(|(name, _)| *name).collect();
+        Err(Error::Config(format!(
+            "precision {self} computes in {:?}, which the device {device:?} does not support; use {}",
+            self.compute_dtype(),
+            usable.join(" or ")
+        )))
+    }
+
     /// Lightning's name (`bf16-mixed`).
     pub fn name(self) -> &'static str {
         NAMES.iter().find(|(_, p)| *p == self).map_or("32-true", |(name, _)| name)
@@ -372,6 +387,13 @@ mod tests {
                 assert!(grad.abs().sum().into_scalar::<f32>() > 0.0);
             }
             assert_eq!(net.bn.gamma.val().grad(&grads).unwrap().dtype(), DType::F32);
+        }
+    }
+
+    #[test]
+    fn flex_computes_in_every_precision() {
+        for (_, precision) in NAMES {
+            precision.check_device(&Device::flex()).unwrap();
         }
     }
 

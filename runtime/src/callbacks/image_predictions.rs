@@ -64,9 +64,10 @@ where
         if trainer.state().sanity_checking || self.samples.is_empty() || !trainer.loggers.iter().any(|l| l.takes_images()) {
             return Ok(());
         }
-        let model = trainer.module.valid();
+        let precision = trainer.state().precision;
+        let model = crate::precision::for_compute(trainer.module.valid(), precision);
         let device = model.devices().into_iter().next().unwrap_or_default();
-        let batch = self.batcher.batch(self.samples.clone(), &device);
+        let batch = crate::precision::cast_batch(self.batcher.batch(self.samples.clone(), &device), precision);
         let n = self.samples.len();
         let predicted: Vec<i64> = model
             .forward(batch.inputs)

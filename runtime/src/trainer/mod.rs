@@ -158,6 +158,7 @@ impl<M: LightningModule> TrainerBuilder<M> {
     pub fn build(self) -> Result<Trainer<M>> {
         let config = self.config.resolved()?;
         let device = config.accelerator.device(config.devices)?;
+        config.precision.check_device(&device)?;
         if config.tune_allocator {
             crate::allocator::tune_unless_opted_out();
         }

@@ -37,11 +37,15 @@ impl<M: LightningModule> Learner<M> {
     /// to the low dtype (made per step, so it sees the weights the last step left), else the
     /// model itself.
     pub fn compute_model(&self) -> Cow<'_, M> {
-        if self.precision.is_mixed() {
-            Cow::Owned(self.model().clone().map(&mut CastParams::new(self.precision.compute_dtype())))
-        } else {
-            Cow::Borrowed(self.model())
+        match self.cast_copy() {
+            Some(copy) => Cow::Owned(copy),
+            None => Cow::Borrowed(self.model()),
         }
+    }
+
+    /// Under a mixed precision, a copy of the model with its parameters cast to the low dtype.
+    pub fn cast_copy(&self) -> Option<M> {
+        self.precision.is_mixed().then(|| self.model().clone().map(&mut CastParams::new(self.precision.compute_dtype())))
     }
 
     /// The precision it trains in.

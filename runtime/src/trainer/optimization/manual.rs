@@ -19,13 +19,17 @@ use crate::trainer::{GradientClip, Hook, Trainer};
 pub(crate) struct ManualOptimization {
     grads: GradientsParams,
     toggled: Option<usize>,
+    /// A step has run (the first runs guarded in a low precision).
+    started: bool,
 }
 
 impl ManualOptimization {
     pub fn run<M: LightningModule>(&mut self, trainer: &mut Trainer<M>, learner: &mut Learner<M>, batch: M::Batch, ctx: &mut StepContext) -> Result<()> {
         let batch = crate::precision::cast_batch(batch, learner.precision());
-        let mut step = ManualStep { ctx, trainer, learner, state: self };
-        M::manual_training_step(&mut step, batch)
+        let compute = learner.cast_copy();
+        let (precision, first) = (learner.precision(), !std::mem::replace(&mut self.started, true));
+        let mut step = ManualStep { ctx, trainer, learner, state: self, compute };
+        crate::precision::guard_first_step(precision, first, "training", || M::manual_training_step(&mut step, batch))
     }
 }
 
@@ -68,12 +72,16 @@ pub struct ManualStep<'a, M: LightningModule> {
     trainer: &'a mut Trainer<M>,
     learner: &'a mut Learner<M>,
     state: &'a mut ManualOptimization,
+    /// Under a mixed precision, the low-dtype copy the forward passes run on: made anew after
+    /// every backward (which consumes its casts) and every optimizer step (which moves the weights).
+    compute: Option<M>,
 }
 
 impl<'a, M: LightningModule> ManualStep<'a, M> {
-    /// The module being trained (its forward passes record the graph for `manual_backward`).
+    /// The module being trained (its forward passes record the graph for `manual_backward`;
+    /// under a mixed precision, the low-dtype view of the f32 weights).
     pub fn module(&self) -> &M {
-        self.learner.model()
+        self.compute.as_ref().unwrap_or_else(|| self.learner.model())
     }
 
     /// The optimizers, in `configure_optimizers`' order.
@@ -88,6 +96,7 @@ impl<'a, M: LightningModule> ManualStep<'a, M> {
         let grads = self.learner.backward(loss);
         let ids = self.state.toggled.and_then(|i| self.learner.optimizers()[i].params());
         crate::grad::accumulate(self.learner.model(), &mut self.state.grads, grads, ids);
+        self.compute = self.learner.cast_copy();
         self.trainer.call_learner(self.learner, Hook::AfterBackward)
     }
 
@@ -138,7 +147,7 @@ impl<M: LightningModule> OptimizerHandle<'_, '_, M> {
     /// Steps the optimizer with the gradients of its parameters (`on_before_optimizer_step`
     /// first); one global step. Its gradients stay until [`zero_grad`](Self::zero_grad).
     pub fn step(&mut self) -> Result<()> {
-        let ManualStep { trainer, learner, state, .. } = &mut *self.step;
+        let ManualStep { trainer, learner, state, compute, .. } = &mut *self.step;
         let ids = learner.optimizers()[self.index].params();
         let grads = crate::grad::select(learner.model(), &state.grads, ids);
         {
@@ -146,6 +155,7 @@ impl<M: LightningModule> OptimizerHandle<'_, '_, M> {
             trainer.call(model, optimizers, Hook::BeforeOptimizerStep(&optimizers[self.index]))?;
         }
         learner.step(self.index, grads, false, true);
+        *compute = learner.cast_copy();
         trainer.state.global_step += 1;
         Ok(())
     }

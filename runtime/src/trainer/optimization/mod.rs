@@ -49,12 +49,12 @@ impl<M: LightningModule> Optimization<M> {
             }
             return Ok(Optimization::Automatic(AutomaticOptimization::new(config)));
         }
-        if config.precision.is_mixed() {
-            return Err(Error::Config(format!(
-                "precision {} with manual optimization is not supported yet: each forward pass of a manual step would need \
-                 the weights cast anew after every optimizer step; use 32-true (or a `*-true` precision) with manual optimization",
-                config.precision
-            )));
+        if config.precision == crate::precision::Precision::F16Mixed {
+            return Err(Error::Config(
+                "precision 16-mixed with manual optimization is not supported yet (its loss scaler would have to unscale each \
+                 optimizer's gradients before `clip_gradients` and `step`); use bf16-mixed, which needs no loss scaling, or 32-true"
+                    .into(),
+            ));
         }
         if config.gradient_clip.is_some() {
             return Err(Error::Config(
