@@ -228,18 +228,32 @@ fn a_gan_moves_its_samples_to_the_target() {
     assert!(before > 3.0, "the samples start far from the target: {before}");
     assert!(after < 0.5, "the samples' mean came within 0.5 of the target's: {before} -> {after}");
 
-    // In bf16-mixed (f32 master weights, bf16 forward passes made anew after each backward and step).
-    let mut mixed = trainer(&temp_dir("gan-bf16"), 25).precision(Precision::Bf16Mixed).no_logger().build().unwrap();
-    let fitted = mixed.fit(fresh(&mixed), &mut TargetData).unwrap();
-    let in_bf16 = distance(fitted.generated_mean(2000, mixed.device()));
-    assert!(in_bf16 < 0.5, "bf16-mixed: the samples' mean came within 0.5 of the target's: {before} -> {in_bf16}");
+    // In the mixed precisions (f32 master weights; low-dtype forward passes made anew after each
+    // backward and step; under 16-mixed each optimizer's step unscales and updates the scaler).
+    let mixed = |precision: Precision| {
+        let mut t = trainer(&temp_dir("gan-mixed"), 25).precision(precision).no_logger().build().unwrap();
+        let fitted = t.fit(fresh(&t), &mut TargetData).unwrap();
+        let distance = distance(fitted.generated_mean(2000, t.device()));
+        assert!(distance < 0.5, "{precision}: the samples' mean came within 0.5 of the target's: {before} -> {distance}");
+        (distance, t.state().grad_scaler)
+    };
+    let (in_bf16, no_scaler) = mixed(Precision::Bf16Mixed);
+    let (in_f16, scaler) = mixed(Precision::F16Mixed);
+    assert!(no_scaler.is_none());
+    let scaler = scaler.expect("16-mixed keeps a scaler");
+    // One scaler update per optimizer step: 400 steps, fewer than its 2,000-step growth interval.
+    let finite_since_last_skip = if scaler.skipped_steps == 0 { 400 } else { scaler.growth_tracker };
+    assert_eq!(scaler.growth_tracker, finite_since_last_skip, "{scaler:?}");
+    assert!(scaler.growth_tracker as u64 + scaler.skipped_steps <= 400, "{scaler:?}");
 
     let mut broken = trainer(&temp_dir("gan-broken"), 25).no_logger().build().unwrap();
     let mut gan = fresh(&broken);
     gan.train_generator = false;
     let frozen = broken.fit(gan, &mut TargetData).unwrap();
     let stuck = distance(frozen.generated_mean(2000, broken.device()));
-    eprintln!("distance of the generated mean to the target's: {before:.3} -> {after:.3} (bf16-mixed: {in_bf16:.3}, generator frozen: {stuck:.3})");
+    eprintln!(
+        "distance of the generated mean to the target's: {before:.3} -> {after:.3} (bf16-mixed: {in_bf16:.3}, 16-mixed: {in_f16:.3}, generator frozen: {stuck:.3})"
+    );
     assert!((stuck - before).abs() < 0.2, "a generator that never steps does not move: {before} -> {stuck}");
     assert_eq!(broken.state().global_step, 25 * 8, "only the discriminator stepped");
 }
@@ -356,8 +370,6 @@ fn manual_optimization_refuses_what_it_does_not_do_with_the_fix() {
     assert!(err.contains("gradient_clip") && err.contains("clip_gradients"), "{err}");
     let err = fit(trainer(&root, 1).accumulate_grad_batches(2));
     assert!(err.contains("accumulate_grad_batches") && err.contains("zero_grad"), "{err}");
-    let err = fit(trainer(&root, 1).precision(Precision::F16Mixed));
-    assert!(err.contains("precision 16-mixed with manual optimization is not supported yet") && err.contains("use bf16-mixed"), "{err}");
 
     let mut t = trainer(&root, 1).no_logger().build().unwrap();
     let mut gan = fresh(&t);

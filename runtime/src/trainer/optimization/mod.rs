@@ -49,13 +49,6 @@ impl<M: LightningModule> Optimization<M> {
             }
             return Ok(Optimization::Automatic(AutomaticOptimization::new(config)));
         }
-        if config.precision == crate::precision::Precision::F16Mixed {
-            return Err(Error::Config(
-                "precision 16-mixed with manual optimization is not supported yet (its loss scaler would have to unscale each \
-                 optimizer's gradients before `clip_gradients` and `step`); use bf16-mixed, which needs no loss scaling, or 32-true"
-                    .into(),
-            ));
-        }
         if config.gradient_clip.is_some() {
             return Err(Error::Config(
                 "gradient_clip is applied by automatic optimization; with manual optimization call \
