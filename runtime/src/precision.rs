@@ -186,10 +186,10 @@ pub(crate) fn guard_first_step<T>(precision: Precision, first: bool, stage: &str
     if precision == Precision::F32 || !first {
         return step();
     }
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
+    install_quiet_hook();
+    QUIET.with(|quiet| quiet.set(true));
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(step));
-    std::panic::set_hook(hook);
+    QUIET.with(|quiet| quiet.set(false));
     result.unwrap_or_else(|payload| {
         let message = match (payload.downcast_ref::<String>(), payload.downcast_ref::<&str>()) {
             (Some(s), _) => s.clone(),
@@ -205,6 +205,25 @@ pub(crate) fn guard_first_step<T>(precision: Precision, first: bool, stage: &str
             precision.compute_dtype()
         )))
     })
+}
+
+thread_local! {
+    /// Set while a guarded step runs on this thread: its panic becomes an error, not a message.
+    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Installs, once per process, a panic hook that stays silent on a thread running a guarded
+/// step and passes every other panic to the hook that was in place.
+fn install_quiet_hook() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(|quiet| quiet.get()) {
+                previous(info);
+            }
+        }));
+    });
 }
 
 /// `tensor` in `dtype` (itself when it already is).
