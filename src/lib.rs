@@ -22,15 +22,18 @@ pub mod prelude {
     /// Burn's `#[derive(Module)]` expands to `burn::...` paths; this makes them resolve in
     /// crates that depend on fulmen alone.
     pub use crate::burn;
+    pub use crate::burn::data::dataloader::batcher::Batcher;
+    pub use crate::burn::data::dataset::{Dataset, DatasetError};
     pub use crate::burn::module::Module;
     pub use crate::burn::nn::conv::Conv2d;
     pub use crate::burn::nn::{BatchNorm, Linear};
-    pub use crate::burn::tensor::{Device, Int, Tensor};
+    pub use crate::burn::tensor::{Device, Int, Tensor, TensorData};
+    pub use crate::data::{Loader, OrderedLoader};
     pub use crate::{
         Accelerator, Batch, Callback, Cifar10DataModule, CkptPath, ClassificationBatch, CsvLogger, DataModule, EarlyStopping, EmaWeightAveraging, FromHparams,
         GradientClip, Hyperparameters, ImagePredictionLogger, Interval, LearningRateMonitor, LightningModule, LogOptions, Logger, ManualStep, Mode,
         ModelCheckpoint, OptimizerConfig, Optimizers, Precision, Result, SetupStage, Stage, StepContext, SyntheticDataModule, TensorBoardLogger, Trainer,
-        TrainerView, WandbLogger, hparams, hyperparameters,
+        TrainerView, WandbLogger, hparams, hyperparameters, seed_everything,
     };
 }
 

@@ -159,7 +159,23 @@ pub enum Error {
     /// An error raised by a user's step, hook or callback.
     #[error("{0}")]
     User(String),
+    /// An error of user code that `?` converted (I/O, number parsing, JSON), kept as the source.
+    #[error("{0}")]
+    External(#[source] BoxError),
 }
+
+/// `?` on the errors a data module or a step commonly meets keeps them as the source.
+macro_rules! external_errors {
+    ($($error:ty),*) => {$(
+        impl From<$error> for Error {
+            fn from(error: $error) -> Self {
+                Error::External(Box::new(error))
+            }
+        }
+    )*};
+}
+
+external_errors!(std::io::Error, std::num::ParseIntError, std::num::ParseFloatError, serde_json::Error, std::string::FromUtf8Error);
 
 /// An underlying error kept as an [`Error`]'s `source()`.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
