@@ -77,6 +77,9 @@ struct Args {
     /// auto, cpu, cuda or wgpu.
     #[arg(long, default_value = "auto")]
     accelerator: String,
+    /// Which device: auto, a count (1) or an index list ([1] is the second GPU).
+    #[arg(long, default_value = "auto")]
+    devices: String,
     /// 32-true, 16-mixed, bf16-mixed, 16-true or bf16-true (Lightning's names).
     #[arg(long, default_value = "32-true")]
     precision: String,
@@ -154,6 +157,7 @@ fn trainer(args: &Args, predictions: ImagePredictionLogger) -> fulmen::Result<Tr
     let mut builder = Trainer::builder()
         .max_epochs(args.max_epochs)
         .accelerator(args.accelerator.parse()?)
+        .devices(args.devices.parse::<fulmen::Devices>()?)
         .precision(args.precision.parse()?)
         .seed(args.seed)
         .fast_dev_run(usize::from(args.fast_dev_run))
@@ -185,7 +189,7 @@ fn run(args: &Args) -> fulmen::Result<()> {
         let mut trainer = trainer(args, predictions)?;
         fulmen::seed_everything(args.seed, trainer.device());
         let model = LitModel::new(config, trainer.device())?;
-        return fit_and_test(&mut trainer, model, dm, args.ckpt_path.as_deref());
+        return fit_and_test(&mut trainer, model, dm, args.ckpt_path.as_deref(), args.batch_size);
     }
     let mut dm = Cifar10DataModule::new(&args.data_dir).batch_size(args.batch_size).num_workers(args.num_workers).seed(args.seed);
     if let Some(url) = &args.cifar_url {
@@ -207,7 +211,7 @@ fn run(args: &Args) -> fulmen::Result<()> {
     let mut trainer = trainer(args, predictions)?;
     fulmen::seed_everything(args.seed, trainer.device());
     let model = LitModel::new(config, trainer.device())?;
-    fit_and_test(&mut trainer, model, dm, args.ckpt_path.as_deref())
+    fit_and_test(&mut trainer, model, dm, args.ckpt_path.as_deref(), args.batch_size)
 }
 
 fn fit_and_test<D: DataModule<Batch = ClassificationBatch<4>>>(
@@ -215,6 +219,7 @@ fn fit_and_test<D: DataModule<Batch = ClassificationBatch<4>>>(
     model: LitModel,
     mut dm: D,
     ckpt_path: Option<&str>,
+    batch_size: usize,
 ) -> fulmen::Result<()> {
     let start = Instant::now();
     let fitted = match ckpt_path {
@@ -233,11 +238,13 @@ fn fit_and_test<D: DataModule<Batch = ClassificationBatch<4>>>(
         }
     }
     let state = trainer.state();
+    let images = state.global_step as f64 * batch_size as f64;
     println!(
-        "Trained {} epochs ({} steps) in {:.1}s{}",
+        "Trained {} epochs ({} steps) in {:.1}s ({:.0} img/s, validation included){}",
         state.epoch,
         state.global_step,
         fit_time.as_secs_f64(),
+        images / fit_time.as_secs_f64(),
         state.log_dir.as_ref().map(|d| format!("; logs in {}", d.display())).unwrap_or_default()
     );
     Ok(())

@@ -72,11 +72,11 @@ mod tests {
     use burn::tensor::Device;
 
     fn flag(value: bool) -> Tensor<1, Bool> {
-        Tensor::<1, Int>::from_ints([value as i64], &Device::default()).equal_elem(1)
+        Tensor::<1, Int>::from_ints([value as i64], &Device::flex()).equal_elem(1)
     }
 
     fn scalar(v: f32) -> Tensor<1> {
-        Tensor::from_floats([v], &Device::default())
+        Tensor::from_floats([v], &Device::flex())
     }
 
     #[test]
@@ -94,7 +94,7 @@ mod tests {
 
     #[test]
     fn labels_out_of_range_are_flagged_clamped_and_reported() {
-        let device = Device::default();
+        let device = Device::flex();
         let targets = Tensor::<1, Int>::from_ints([0, 4, 9, 2], &device);
         let (bad, clamped, offending) = out_of_range(targets.clone(), 5);
         assert!(bad.into_scalar::<bool>());

@@ -161,7 +161,7 @@ mod tests {
 
     /// A 2×2 linear layer whose weight gradient is all 3 and bias gradient all 4 (norm √68).
     fn setup() -> (Linear, GradientsParams) {
-        let device = Device::default();
+        let device = Device::flex();
         let layer = LinearConfig::new(2, 2).with_initializer(Initializer::Zeros).init(&device);
         let mut grads = GradientsParams::new();
         grads.register::<2>(layer.weight.id, Tensor::full([2, 2], 3.0, &device));

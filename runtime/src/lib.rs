@@ -28,7 +28,7 @@ pub mod steps;
 pub mod summary;
 pub mod trainer;
 
-pub use accelerator::{Accelerator, seed_everything};
+pub use accelerator::{Accelerator, Devices, SelectedDevice, seed_everything};
 pub use callbacks::{Callback, EarlyStopping, EmaWeightAveraging, ImagePredictionLogger, LearningRateMonitor, Mode, ModelCheckpoint, TrainerView};
 pub use checkpoint::{Checkpoint, FromHparams};
 pub use data::{Cifar10DataModule, ClassificationBatch, DataModule, SetupStage, SyntheticDataModule};

@@ -175,7 +175,7 @@ mod tests {
 
     #[test]
     fn layers_of_size_zero_and_bad_groups_are_refused_naming_the_layer() {
-        let device = Device::default();
+        let device = Device::flex();
         let window = Window { kernel: 3, stride: 1, padding: Padding::Valid, dilation: 1 };
         let err = linear("fc3", 128, 0, true, &device).unwrap_err().to_string();
         assert!(err.contains("fc3") && err.contains("128 -> 0"), "{err}");

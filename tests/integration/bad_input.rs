@@ -110,8 +110,12 @@ fn cifar(name: &str, args: &[&str]) -> (Option<i32>, String) {
         .current_dir(temp_dir(name))
         .env("CARGO_TARGET_DIR", workspace.join("target"))
         .env_remove("RUST_BACKTRACE")
+        // A login session's runtime folder: without one, libwayland (loaded by Mesa's Vulkan
+        // driver while wgpu lists adapters) prints "XDG_RUNTIME_DIR is invalid" on stderr.
+        .env("XDG_RUNTIME_DIR", temp_dir("runtime-dir"))
         .args(["run", "--release", "--offline", "--quiet", "--manifest-path"])
         .arg(workspace.join("Cargo.toml"))
+        .args(crate::probe::same_features())
         .args(["--example", "cifar", "--", "--synthetic", "--fast-dev-run"])
         .args(args)
         .output()

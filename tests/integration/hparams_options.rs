@@ -118,7 +118,7 @@ fn hparams_macro_builds_constants() {
 
 #[test]
 fn dropout_is_active_in_training_only() {
-    let device = Device::default();
+    let device = Device::flex();
     let config = MlpConfig::new().with_hidden(16);
     let x = |device: &Device| Tensor::<2>::from_floats([[0.5, -0.5], [0.25, -0.25], [1.0, -1.0], [0.75, -0.75]], device);
     let plain = Mlp::new(config.clone(), &device).unwrap();

@@ -105,7 +105,7 @@ pub struct PointsData {
 
 impl PointsData {
     fn loader(&self, n: usize) -> Loader<ClassificationBatch<2>> {
-        let loader: Arc<_> = DataLoaderBuilder::new(PointBatcher).batch_size(self.batch).build(Points(n));
+        let loader: Arc<_> = DataLoaderBuilder::new(PointBatcher).batch_size(self.batch).set_device(Device::flex()).build(Points(n));
         loader
     }
 }
@@ -149,4 +149,10 @@ pub fn temp_dir(name: &str) -> std::path::PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
+}
+
+/// `--features …` for a `cargo run` of this workspace's example that reuses this test build.
+pub fn same_features() -> Vec<String> {
+    let on: Vec<&str> = [("wgpu", cfg!(feature = "wgpu")), ("cuda", cfg!(feature = "cuda"))].into_iter().filter(|f| f.1).map(|f| f.0).collect();
+    if on.is_empty() { Vec::new() } else { vec!["--features".into(), on.join(",")] }
 }

@@ -35,7 +35,7 @@ pub struct OrderedLoader<I, O> {
 }
 
 impl<I: Send + Sync + 'static, O: Send + 'static> OrderedLoader<I, O> {
-    /// A loader over `dataset` in order, on the default device, loading on the calling thread.
+    /// A loader over `dataset` in order, on the CPU (the Trainer moves it to its device), loading on the calling thread.
     pub fn new(dataset: impl Dataset<I> + 'static, batcher: impl Batcher<I, O> + 'static, batch_size: usize) -> Self {
         let len = dataset.len();
         OrderedLoader {
@@ -44,7 +44,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> OrderedLoader<I, O> {
             batch_size: batch_size.max(1),
             shuffle: None,
             num_workers: 0,
-            device: Device::default(),
+            device: Device::flex(),
             range: (0, len),
             epoch: AtomicU64::new(0),
         }
@@ -293,7 +293,7 @@ mod tests {
         assert_eq!(s.num_items(), 4);
         assert_eq!(s.iter().map(|b| b.expect("batch")).collect::<Vec<_>>(), [vec![5, 6, 7, 8]]);
         let _ = l.iter();
-        let copy = l.to_device(&Device::default());
+        let copy = l.to_device(&Device::flex());
         assert_eq!(copy.iter().next().expect("a batch").expect("ok"), [0, 1, 2, 3]);
     }
 }

@@ -336,7 +336,7 @@ mod tests {
 
     #[test]
     fn nonsense_options_are_errors_that_name_them() {
-        let device = burn::tensor::Device::default();
+        let device = burn::tensor::Device::flex();
         let scores = Tensor::<2>::from_floats([[0.9, 0.1], [0.2, 0.8]], &device);
         let targets = Tensor::<1, Int>::from_ints([0, 1], &device);
         let mut metrics: Vec<(Box<dyn Metric>, &str)> = vec![

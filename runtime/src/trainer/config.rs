@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::accelerator::Accelerator;
+use crate::accelerator::{Accelerator, Devices};
 use crate::error::{Error, Result};
 use crate::precision::{GradScalerConfig, Precision};
 
@@ -66,8 +66,8 @@ pub struct TrainerConfig {
     pub max_steps: Option<u64>,
     /// Where to train.
     pub accelerator: Accelerator,
-    /// How many devices.
-    pub devices: usize,
+    /// Which devices (Lightning's `devices`: `auto`, a count, or indices; one per process).
+    pub devices: Devices,
     /// Training batches per epoch.
     pub limit_train_batches: Limit,
     /// Validation batches per validation run.
@@ -125,7 +125,7 @@ impl Default for TrainerConfig {
             max_epochs: None,
             max_steps: None,
             accelerator: Accelerator::Auto,
-            devices: 1,
+            devices: Devices::Auto,
             limit_train_batches: Limit::Fraction(1.0),
             limit_val_batches: Limit::Fraction(1.0),
             limit_test_batches: Limit::Fraction(1.0),

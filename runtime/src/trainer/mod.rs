@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use burn::tensor::Device;
 
-use crate::accelerator::Accelerator;
+use crate::accelerator::{Accelerator, Devices, SelectedDevice};
 use crate::callbacks::Callback;
 use crate::data::{DataModule, SetupStage};
 use crate::error::{Error, Result};
@@ -38,6 +38,7 @@ pub use state::TrainerState;
 pub struct Trainer<M: LightningModule> {
     config: TrainerConfig,
     device: Device,
+    device_summary: String,
     callbacks: Vec<Box<dyn Callback<M>>>,
     loggers: Vec<Box<dyn Logger>>,
     state: TrainerState,
@@ -74,8 +75,6 @@ impl<M: LightningModule> TrainerBuilder<M> {
         max_steps: u64 => max_steps (Some);
         /// Where to train (default `auto`).
         accelerator: Accelerator => accelerator;
-        /// How many devices (default 1).
-        devices: usize => devices;
         /// Run `n` batches of each stage once, without loggers or checkpoints, to find bugs fast.
         fast_dev_run: usize => fast_dev_run;
         /// Validate every n epochs (default 1).
@@ -132,6 +131,12 @@ impl<M: LightningModule> TrainerBuilder<M> {
         self.config.limit_predict_batches = limit.into();
         self
     }
+    /// Which devices: a count (`1`), indices (`[1]`, the second GPU) or [`Devices::Auto`]
+    /// (the default: the first); one per process.
+    pub fn devices(mut self, devices: impl Into<Devices>) -> Self {
+        self.config.devices = devices.into();
+        self
+    }
     /// Adds a callback; callbacks run in the order added, after the module's own hook.
     pub fn callback(mut self, callback: impl Callback<M> + 'static) -> Self {
         self.callbacks.push(Box::new(callback));
@@ -157,7 +162,8 @@ impl<M: LightningModule> TrainerBuilder<M> {
     /// Checks the options and picks the device.
     pub fn build(self) -> Result<Trainer<M>> {
         let config = self.config.resolved()?;
-        let device = config.accelerator.device(config.devices)?;
+        let SelectedDevice { device, summary } = config.accelerator.select(&config.devices)?;
+        println!("{summary}");
         config.precision.check_device(&device)?;
         if config.tune_allocator {
             crate::allocator::tune_unless_opted_out();
@@ -177,7 +183,7 @@ impl<M: LightningModule> TrainerBuilder<M> {
         // Checkpoint writers run last, so their checkpoints hold the other callbacks' new state.
         let mut callbacks = self.callbacks;
         callbacks.sort_by_key(|c| c.writes_checkpoints());
-        Ok(Trainer { config, device, callbacks, loggers, state, bars })
+        Ok(Trainer { config, device, device_summary: summary, callbacks, loggers, state, bars })
     }
 }
 
@@ -190,6 +196,10 @@ impl<M: LightningModule> Trainer<M> {
     /// The device this Trainer runs on (build the model here to avoid a copy).
     pub fn device(&self) -> &Device {
         &self.device
+    }
+    /// Lightning's one-line device summary, printed by `build()`.
+    pub fn device_summary(&self) -> &str {
+        &self.device_summary
     }
     /// The options in force.
     pub fn config(&self) -> &TrainerConfig {

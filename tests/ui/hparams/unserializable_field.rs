@@ -1,5 +1,7 @@
 use fulmen::prelude::*;
 
+/// Debug and Clone, as hyperparameters need, but not serde's traits.
+#[derive(Debug, Clone)]
 pub struct Opaque;
 
 #[hyperparameters]
