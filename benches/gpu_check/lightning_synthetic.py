@@ -3,36 +3,26 @@ training and 1,000 validation images of 3x32x32 in batches of 32, Adam(2e-4), on
 validation, timed the same way (the whole `fit`). Prints one line: `img/s <value>`.
 Usage: lightning_synthetic.py PRECISION [ACCELERATOR]   (32-true, bf16-mixed, ...; gpu or cpu)"""
 
+import os
 import sys
 import time
 
 import lightning as L
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from pytorch_step import Net  # noqa: E402  (the tutorial CNN, shared with the CPU benchmark)
 
 
 class LitModel(L.LightningModule):
     def __init__(self):
         super().__init__()
-        self.conv1 = nn.Conv2d(3, 32, 3)
-        self.conv2 = nn.Conv2d(32, 32, 3)
-        self.conv3 = nn.Conv2d(32, 64, 3)
-        self.conv4 = nn.Conv2d(64, 64, 3)
-        self.fc1 = nn.Linear(64 * 5 * 5, 512)
-        self.fc2 = nn.Linear(512, 128)
-        self.fc3 = nn.Linear(128, 10)
+        self.net = Net()
 
     def forward(self, x):
-        x = F.relu(self.conv1(x))
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
-        x = F.relu(self.conv3(x))
-        x = F.max_pool2d(F.relu(self.conv4(x)), 2)
-        x = x.flatten(1)
-        x = F.relu(self.fc1(x))
-        x = F.relu(self.fc2(x))
-        return F.log_softmax(self.fc3(x), dim=1)
+        return self.net(x)
 
     def training_step(self, batch, _):
         x, y = batch

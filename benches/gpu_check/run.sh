@@ -4,7 +4,8 @@
 # 16-mixed and bf16-mixed (where the adapter has them), fulmen on the CPU, and PyTorch Lightning on the same
 # GPU in the same precisions — one epoch each, img/s side by side.
 # Usage: bash benches/gpu_check/run.sh [DIR]   DIR holds cifar-wgpu[.xz] from build.sh
-#        (default target/gpu-check). GPU_CHECK_EPOCHS sets the epochs (default 1).
+#        (default target/gpu-check). GPU_CHECK_EPOCHS sets the epochs (default 1);
+#        GPU_CHECK_ARGS adds flags to fulmen's runs (`--fast-dev-run` to try the script quickly).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 dir=${1:-$here/../../target/gpu-check}
@@ -26,7 +27,7 @@ declare -A rate
 fulmen() { # name binary accelerator precision
     local log="$work/$1.log"
     if "$2" --synthetic --max-epochs "$epochs" --accelerator "$3" --precision "$4" --num-workers 4 \
-        --default-root-dir "$work/$1" >"$log" 2>&1; then
+        --default-root-dir "$work/$1" ${GPU_CHECK_ARGS:-} >"$log" 2>&1; then
         rate[$1]=$(sed -n 's/.*(\([0-9.]*\) img\/s, validation included).*/\1/p' "$log" | tail -1)
         grep -m1 '^GPU available' "$log"
     else

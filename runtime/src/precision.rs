@@ -64,18 +64,14 @@ impl Precision {
     }
 
     /// Refuses a precision whose compute dtype `device` cannot compute in (bf16 on a wgpu
-    /// adapter, for instance), naming the ones it can.
-    pub fn check_device(self, device: &burn::tensor::Device) -> Result<()> {
+    /// adapter, for instance), naming the device (`name`) and the precisions it can compute in.
+    pub fn check_device(self, device: &burn::tensor::Device, name: &str) -> Result<()> {
         if self == Precision::F32 || device.supports_dtype(self.compute_dtype()) {
             return Ok(());
         }
         let usable: Vec<&str> =
             NAMES[..5].iter().filter(|(_, p)| *p == Precision::F32 || device.supports_dtype(p.compute_dtype())).map(|(name, _)| *name).collect();
-        Err(Error::Config(format!(
-            "precision {self} computes in {:?}, which the device {device:?} does not support; use {}",
-            self.compute_dtype(),
-            usable.join(" or ")
-        )))
+        Err(Error::Config(format!("precision {self} computes in {:?}, which {name} does not support; use {}", self.compute_dtype(), usable.join(" or "))))
     }
 
     /// Lightning's name (`bf16-mixed`).
@@ -412,7 +408,7 @@ mod tests {
     #[test]
     fn flex_computes_in_every_precision() {
         for (_, precision) in NAMES {
-            precision.check_device(&Device::flex()).unwrap();
+            precision.check_device(&Device::flex(), "flex").unwrap();
         }
     }
 

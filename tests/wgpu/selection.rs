@@ -61,3 +61,10 @@ fn without_any_adapter_wgpu_is_an_error_naming_the_fix_and_auto_falls_back_to_th
     let err = Trainer::<crate::seed_cnn::SeedCnn>::builder().accelerator(Accelerator::Wgpu).build().err().unwrap().to_string();
     assert!(err.contains("wgpu finds no"), "{err}");
 }
+
+#[test]
+fn a_precision_the_adapter_cannot_compute_in_is_refused_naming_the_adapter() {
+    let precision = "bf16-mixed".parse().unwrap();
+    let err = Trainer::<crate::seed_cnn::SeedCnn>::builder().accelerator(Accelerator::Wgpu).precision(precision).build().err().unwrap().to_string();
+    assert!(err.contains("precision bf16-mixed computes in BF16, which wgpu adapter ") && err.contains("does not support; use 32-true"), "{err}");
+}

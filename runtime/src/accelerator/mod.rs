@@ -62,6 +62,8 @@ impl std::fmt::Display for Accelerator {
 pub struct SelectedDevice {
     /// The device.
     pub device: Device,
+    /// What it is, for messages: "the CPU", "CUDA device 0", "wgpu adapter llvmpipe (…) (Vulkan)".
+    pub name: String,
     /// "GPU available: True (wgpu: NVIDIA H200 (Vulkan)), used: True", as Lightning prints it.
     pub summary: String,
 }
@@ -74,7 +76,8 @@ impl Accelerator {
         if self == Accelerator::Cpu {
             // Asked for the CPU: no driver is loaded, so none can print or fail.
             devices.single("cpu", 1)?;
-            return Ok(SelectedDevice { device: Device::flex(), summary: "GPU available: not checked (accelerator = cpu), used: False (CPU)".into() });
+            let summary = "GPU available: not checked (accelerator = cpu), used: False (CPU)".into();
+            return Ok(SelectedDevice { device: Device::flex(), name: CPU.into(), summary });
         }
         let gpus = Gpus::probe();
         let chosen = match self {
@@ -89,18 +92,23 @@ impl Accelerator {
                 (Device::flex(), None)
             }
         };
+        let name = used.as_ref().map_or(CPU.to_string(), |used| used.device.clone());
         let summary = match used {
-            Some(Used { name, gpu: true }) => format!("GPU available: {}, used: True ({name})", gpus.available()),
-            Some(Used { name, gpu: false }) => format!("GPU available: {}, used: False ({name})", gpus.available()),
+            Some(Used { name, gpu: true, .. }) => format!("GPU available: {}, used: True ({name})", gpus.available()),
+            Some(Used { name, gpu: false, .. }) => format!("GPU available: {}, used: False ({name})", gpus.available()),
             None => format!("GPU available: {}, used: False (CPU)", gpus.available()),
         };
-        Ok(SelectedDevice { device, summary })
+        Ok(SelectedDevice { device, name, summary })
     }
 }
+
+const CPU: &str = "the CPU (flex)";
 
 /// The device a selection took, for the summary.
 struct Used {
     name: String,
+    /// Its short name, for messages.
+    device: String,
     /// A hardware GPU (not a software rasterizer).
     gpu: bool,
 }
@@ -127,32 +135,31 @@ impl Gpus {
         }
     }
 
-    /// "True (cuda: 2 devices)", "False (a software Vulkan device, llvmpipe …, is used only
-    /// with accelerator = wgpu)", "False (no NVIDIA driver: libcuda not found)".
+    /// "True (cuda: 2 devices)", "False (only the software device llvmpipe …)", "False (no
+    /// NVIDIA driver: libcuda not found)".
     fn available(&self) -> String {
-        let mut found: Vec<String> = Vec::new();
-        let mut missing: Vec<String> = Vec::new();
-        #[cfg(feature = "cuda")]
-        match self.cuda {
-            cuda::Cuda::Devices(n) if n > 0 => found.push(format!("cuda: {n} device{}", plural(n))),
-            cuda::Cuda::Devices(_) => missing.push("the NVIDIA driver sees no CUDA device".to_string()),
-            cuda::Cuda::NoDriver => missing.push("no NVIDIA driver: libcuda not found".to_string()),
+        // Per backend compiled in: Ok(what it found) or Err(why it found nothing).
+        let probes: Vec<std::result::Result<String, String>> = vec![
+            #[cfg(feature = "cuda")]
+            match self.cuda {
+                cuda::Cuda::Devices(n) if n > 0 => Ok(format!("cuda: {n} device{}", plural(n))),
+                cuda::Cuda::Devices(_) => Err("the NVIDIA driver sees no CUDA device".to_string()),
+                cuda::Cuda::NoDriver => Err("no NVIDIA driver: libcuda not found".to_string()),
+            },
+            #[cfg(feature = "wgpu")]
+            match (self.wgpu.is_empty(), self.software) {
+                (false, _) => Ok(format!("wgpu: {}", self.wgpu.iter().map(|a| a.describe()).collect::<Vec<_>>().join(", "))),
+                (true, Some(software)) => Err(format!("only the software device {}, used when accelerator = wgpu is asked for", software.describe())),
+                (true, None) => Err("no wgpu adapter".to_string()),
+            },
+        ];
+        let found: Vec<&str> = probes.iter().filter_map(|p| p.as_deref().ok()).collect();
+        let missing: Vec<&str> = probes.iter().filter_map(|p| p.as_ref().err().map(String::as_str)).collect();
+        match (found.is_empty(), missing.is_empty()) {
+            (false, _) => format!("True ({})", found.join("; ")),
+            (true, false) => format!("False ({})", missing.join("; ")),
+            (true, true) => "False (built without the cuda and wgpu features)".to_string(),
         }
-        #[cfg(feature = "wgpu")]
-        {
-            if !self.wgpu.is_empty() {
-                let names: Vec<String> = self.wgpu.iter().map(|a| a.describe()).collect();
-                found.push(format!("wgpu: {}", names.join(", ")));
-            } else if let Some(software) = self.software {
-                missing.push(format!("only the software device {}, used when accelerator = wgpu is asked for", software.describe()));
-            } else {
-                missing.push("no wgpu adapter".to_string());
-            }
-        }
-        if cfg!(not(any(feature = "cuda", feature = "wgpu"))) {
-            missing.push("built without the cuda and wgpu features".to_string());
-        }
-        if found.is_empty() { format!("False ({})", missing.join("; ")) } else { format!("True ({})", found.join("; ")) }
     }
 
     /// The GPU `auto` takes, if any.
@@ -184,7 +191,7 @@ impl Gpus {
             }
         };
         let index = devices.single("cuda", count)?;
-        Ok((Device::cuda(index), Used { name: format!("cuda: device {index} of {count}"), gpu: true }))
+        Ok((Device::cuda(index), Used { name: format!("cuda: device {index} of {count}"), device: format!("CUDA device {index}"), gpu: true }))
     }
     #[cfg(not(feature = "cuda"))]
     fn cuda(&self, _: &Devices) -> Result<(Device, Used)> {
@@ -211,7 +218,7 @@ impl Gpus {
         } else {
             format!("wgpu: {}", adapter.describe())
         };
-        Ok((device, Used { name, gpu: !adapter.software }))
+        Ok((device, Used { name, device: format!("wgpu adapter {}", adapter.describe()), gpu: !adapter.software }))
     }
     #[cfg(not(feature = "wgpu"))]
     fn wgpu(&self, _: &Devices) -> Result<(Device, Used)> {

@@ -162,9 +162,9 @@ impl<M: LightningModule> TrainerBuilder<M> {
     /// Checks the options and picks the device.
     pub fn build(self) -> Result<Trainer<M>> {
         let config = self.config.resolved()?;
-        let SelectedDevice { device, summary } = config.accelerator.select(&config.devices)?;
+        let SelectedDevice { device, name, summary } = config.accelerator.select(&config.devices)?;
         println!("{summary}");
-        config.precision.check_device(&device)?;
+        config.precision.check_device(&device, &name)?;
         if config.tune_allocator {
             crate::allocator::tune_unless_opted_out();
         }
