@@ -3,7 +3,8 @@
 # no Rust toolchain): the tutorial on the synthetic data — fulmen on wgpu in 32-true and
 # 16-mixed and bf16-mixed (where the adapter has them), fulmen on the CPU, and PyTorch Lightning on the same
 # GPU in the same precisions — one epoch each, img/s side by side.
-# Usage: bash benches/gpu_check/run.sh [DIR]   DIR holds cifar-wgpu[.xz] from build.sh
+# Usage: bash benches/gpu_check/run.sh [DIR]   DIR holds cifar-wgpu[.xz] from build.sh and,
+#        optionally, cifar-cuda[.xz] from build-cuda.sh
 #        (default target/gpu-check). GPU_CHECK_EPOCHS sets the epochs (default 1);
 #        GPU_CHECK_ARGS adds flags to fulmen's runs (`--fast-dev-run` to try the script quickly).
 set -uo pipefail
@@ -55,6 +56,12 @@ if [ -x "$wgpu_bin" ]; then
 else
     echo "no cifar-wgpu in $dir: run benches/gpu_check/build.sh where Rust is installed"
 fi
+cuda_bin="$work/cifar-cuda"
+if [ -x "$cuda_bin" ]; then
+    for p in 32-true 16-mixed bf16-mixed; do
+        fulmen "fulmen-cuda-$p" "$cuda_bin" cuda "$p"
+    done
+fi
 for p in 32-true 16-mixed bf16-mixed; do
     lightning "lightning-gpu-$p" "$p" gpu
 done
@@ -66,6 +73,11 @@ printf '\n%-26s %10s %12s %14s\n' "job ($epochs epoch, synthetic)" "img/s" "vs C
 for p in 32-true 16-mixed bf16-mixed; do
     printf '%-26s %10s %12s %14s\n' "fulmen wgpu $p" "${rate[fulmen-wgpu-$p]:--}" "$(ratio fulmen-wgpu-$p fulmen-cpu-32-true)" "$(ratio fulmen-wgpu-$p lightning-gpu-$p)"
 done
+if [ -x "$cuda_bin" ]; then
+    for p in 32-true 16-mixed bf16-mixed; do
+        printf '%-26s %10s %12s %14s\n' "fulmen cuda $p" "${rate[fulmen-cuda-$p]:--}" "$(ratio fulmen-cuda-$p fulmen-cpu-32-true)" "$(ratio fulmen-cuda-$p lightning-gpu-$p)"
+    done
+fi
 printf '%-26s %10s\n' "fulmen cpu 32-true" "${rate[fulmen-cpu-32-true]:--}"
 for p in 32-true 16-mixed bf16-mixed; do
     printf '%-26s %10s %12s\n' "Lightning gpu $p" "${rate[lightning-gpu-$p]:--}" "$(ratio lightning-gpu-$p fulmen-cpu-32-true)"
