@@ -92,6 +92,10 @@ struct Args {
     /// Train on generated images (10 classes of coloured shapes) instead of CIFAR-10.
     #[arg(long)]
     synthetic: bool,
+    /// Augment the training images with the standard recipe: a random 32x32 crop of the image
+    /// padded by 4, flipped left to right half of the time.
+    #[arg(long)]
+    augment: bool,
     /// A mirror of cifar-10-binary.tar.gz (also FULMEN_CIFAR10_URL).
     #[arg(long)]
     cifar_url: Option<String>,
@@ -184,14 +188,14 @@ fn run(args: &Args) -> fulmen::Result<()> {
     let config = base.with_overrides(&args.overrides)?;
 
     if args.synthetic {
-        let dm = SyntheticDataModule::new(args.seed).batch_size(args.batch_size).num_workers(args.num_workers);
+        let dm = SyntheticDataModule::new(args.seed).batch_size(args.batch_size).num_workers(args.num_workers).train_transforms(transforms(args));
         let predictions = ImagePredictionLogger::new(dm.val_samples(args.num_samples), dm.batcher());
         let mut trainer = trainer(args, predictions)?;
-        fulmen::seed_everything(args.seed, trainer.device());
         let model = LitModel::new(config, trainer.device())?;
         return fit_and_test(&mut trainer, model, dm, args.ckpt_path.as_deref(), args.batch_size);
     }
-    let mut dm = Cifar10DataModule::new(&args.data_dir).batch_size(args.batch_size).num_workers(args.num_workers).seed(args.seed);
+    let mut dm =
+        Cifar10DataModule::new(&args.data_dir).batch_size(args.batch_size).num_workers(args.num_workers).seed(args.seed).train_transforms(transforms(args));
     if let Some(url) = &args.cifar_url {
         dm = dm.url(url);
     }
@@ -209,9 +213,13 @@ fn run(args: &Args) -> fulmen::Result<()> {
     dm.setup(SetupStage::Fit)?;
     let predictions = ImagePredictionLogger::new(dm.val_samples(args.num_samples)?, dm.batcher());
     let mut trainer = trainer(args, predictions)?;
-    fulmen::seed_everything(args.seed, trainer.device());
     let model = LitModel::new(config, trainer.device())?;
     fit_and_test(&mut trainer, model, dm, args.ckpt_path.as_deref(), args.batch_size)
+}
+
+/// The training transforms `--augment` asks for.
+fn transforms(args: &Args) -> Compose {
+    if args.augment { Compose::crop_and_flip(32) } else { Compose::new() }
 }
 
 fn fit_and_test<D: DataModule<Batch = ClassificationBatch<4>>>(

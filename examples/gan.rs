@@ -316,7 +316,6 @@ fn run(args: &Args) -> fulmen::Result<()> {
         };
     }
     let mut trainer = builder.build()?;
-    fulmen::seed_everything(args.seed, trainer.device());
     let model = Dcgan::new(config, trainer.device())?;
     let mut data = SyntheticDataModule::new(args.seed).sizes(args.train_size, 0, 0).batch_size(args.batch_size);
     let start = std::time::Instant::now();

@@ -46,29 +46,37 @@ fn main() -> fulmen::Result<()> {
 }
 "#;
 
-#[test]
-fn a_crate_outside_the_workspace_needs_only_fulmen() {
+/// Builds `main_rs` as the binary of a crate `name` outside the workspace that depends on
+/// `fulmen` alone (by path, default features) and returns the binary's path.
+pub fn build(name: &str, main_rs: &str) -> std::path::PathBuf {
     let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = temp_dir("user-crate");
+    let dir = temp_dir(name);
     let manifest = format!(
-        "[package]\nname = \"user_model\"\nversion = \"0.0.0\"\nedition = \"2024\"\npublish = false\n\n\
+        "[package]\nname = \"{name}\"\nversion = \"0.0.0\"\nedition = \"2024\"\npublish = false\n\n\
          [dependencies]\nfulmen = {{ path = {:?} }}\n\n[workspace]\n",
         workspace.display().to_string()
     );
     std::fs::write(dir.join("Cargo.toml"), manifest).unwrap();
     std::fs::copy(workspace.join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
     std::fs::create_dir_all(dir.join("src")).unwrap();
-    std::fs::write(dir.join("src/main.rs"), MAIN).unwrap();
-
+    std::fs::write(dir.join("src/main.rs"), main_rs).unwrap();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let logs = dir.join("logs");
     let output = Command::new(cargo)
         .current_dir(&dir)
         .env("CARGO_TARGET_DIR", workspace.join("target"))
-        .args(["run", "--release", "--offline", "--quiet", "--"])
-        .arg(&logs)
+        .args(["build", "--release", "--offline", "--quiet"])
         .output()
         .unwrap();
+    assert!(output.status.success(), "the user crate {name} does not build:\n{}", String::from_utf8_lossy(&output.stderr));
+    let _ = std::fs::remove_dir_all(dir);
+    workspace.join("target/release").join(name)
+}
+
+#[test]
+fn a_crate_outside_the_workspace_needs_only_fulmen() {
+    let dir = temp_dir("user-crate-run");
+    let logs = dir.join("logs");
+    let output = Command::new(build("user_model", MAIN)).arg(&logs).output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "the user crate failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     let line = stdout.lines().find(|l| l.starts_with("steps=")).unwrap_or_else(|| panic!("no result line in:\n{stdout}"));

@@ -7,6 +7,7 @@
 #[allow(dead_code)]
 mod probe;
 
+mod augmentation;
 mod cases;
 mod gan;
 mod precision;

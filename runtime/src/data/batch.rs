@@ -6,6 +6,7 @@ use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
+use super::transforms::{Compose, Normalize, Transform};
 use crate::module::Batch;
 
 /// One image as stored: `C*H*W` bytes in channel-major order, and its class.
@@ -39,8 +40,7 @@ impl<const D: usize> Batch for ClassificationBatch<D> {
 #[derive(Debug, Clone)]
 pub struct ImageBatcher {
     shape: [usize; 3],
-    mean: Vec<f32>,
-    std: Vec<f32>,
+    normalize: Normalize,
 }
 
 impl ImageBatcher {
@@ -48,29 +48,17 @@ impl ImageBatcher {
     pub fn new(shape: [usize; 3], mean: &[f32], std: &[f32]) -> Self {
         assert_eq!(mean.len(), shape[0], "one mean per channel");
         assert_eq!(std.len(), shape[0], "one std per channel");
-        ImageBatcher { shape, mean: mean.to_vec(), std: std.to_vec() }
+        ImageBatcher { shape, normalize: Normalize::new(mean, std) }
     }
 
     /// Normalizes one image's pixels into `out`.
     pub fn normalize_into(&self, pixels: &[u8], out: &mut Vec<f32>) {
-        let plane = self.shape[1] * self.shape[2];
-        for (c, channel) in pixels.chunks_exact(plane).enumerate() {
-            let (m, s) = (self.mean[c], self.std[c]);
-            out.extend(channel.iter().map(|&p| (p as f32 / 255.0 - m) / s));
-        }
+        self.normalize.extend(pixels, self.shape, out);
     }
 
     /// Undoes the normalization of one `[C, H, W]` image, back to bytes.
     pub fn denormalize(&self, values: &[f32]) -> Vec<u8> {
-        let plane = self.shape[1] * self.shape[2];
-        values
-            .chunks_exact(plane)
-            .enumerate()
-            .flat_map(|(c, channel)| {
-                let (m, s) = (self.mean[c], self.std[c]);
-                channel.iter().map(move |&v| ((v * s + m) * 255.0).round().clamp(0.0, 255.0) as u8)
-            })
-            .collect()
+        self.normalize.invert(values, self.shape)
     }
 
     /// The image shape `[C, H, W]`.
@@ -159,9 +147,19 @@ impl LoaderOptions {
         Ok(())
     }
 
-    /// A loader over `dataset`, shuffled (reshuffled every epoch) when `shuffle`.
-    pub fn loader<D: Dataset<ImageItem> + 'static>(&self, batcher: ImageBatcher, dataset: D, shuffle: bool) -> super::Loader<ClassificationBatch<4>> {
+    /// A loader over `dataset`: for training (`Some(transforms)`), reshuffled every epoch and
+    /// transformed on the workers, both drawn from the seed; else in order, as stored.
+    pub fn loader<D: Dataset<ImageItem> + 'static>(&self, batcher: ImageBatcher, dataset: D, train: Option<&Compose>) -> super::Loader<ClassificationBatch<4>> {
+        let shape = batcher.shape();
         let loader = super::OrderedLoader::new(dataset, batcher, self.batch_size).num_workers(self.num_workers);
-        if shuffle { loader.shuffle(self.seed).into_loader() } else { loader.into_loader() }
+        match train {
+            None => loader.into_loader(),
+            Some(t) if t.is_empty() => loader.shuffle(self.seed).into_loader(),
+            Some(t) => {
+                let t = t.clone();
+                let transform = move |item: ImageItem, rng: &mut crate::rng::SplitMix64| ImageItem { pixels: t.apply(item.pixels, shape, rng), ..item };
+                loader.shuffle(self.seed).transform(self.seed, transform).into_loader()
+            }
+        }
     }
 }

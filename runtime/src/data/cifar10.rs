@@ -10,6 +10,7 @@ use burn::data::dataset::Dataset;
 
 use super::batch::{ClassificationBatch, ImageBatcher, ImageItem, ImageSet, LoaderOptions};
 use super::download::{Download, md5_file};
+use super::transforms::Compose;
 use super::{DataModule, Loader, SetupStage};
 use crate::error::{Error, Result};
 use crate::rng::SplitMix64;
@@ -41,6 +42,7 @@ pub struct Cifar10DataModule {
     options: LoaderOptions,
     val_size: usize,
     show_progress: bool,
+    transforms: Compose,
     train: Option<ImageSet>,
     val: Option<ImageSet>,
     test: Option<ImageSet>,
@@ -59,6 +61,7 @@ impl Cifar10DataModule {
             options: LoaderOptions { batch_size: 32, num_workers: 2, seed: 42 },
             val_size: 5_000,
             show_progress: true,
+            transforms: Compose::new(),
             train: None,
             val: None,
             test: None,
@@ -101,6 +104,13 @@ impl Cifar10DataModule {
     /// Sets the seed of the train/validation split and of the shuffling.
     pub fn seed(mut self, seed: u64) -> Self {
         self.options.seed = seed;
+        self
+    }
+    /// Transforms of the training images (default none); the standard recipe is
+    /// [`Compose::crop_and_flip`]`(32)`: a random 32x32 crop of the image padded by 4, flipped
+    /// left to right half of the time.
+    pub fn train_transforms(mut self, transforms: Compose) -> Self {
+        self.transforms = transforms;
         self
     }
     /// Shows or hides the download progress bar.
@@ -154,8 +164,8 @@ impl Cifar10DataModule {
         result
     }
 
-    fn loader(&self, set: &ImageSet, shuffle: bool) -> Loader<ClassificationBatch<4>> {
-        self.options.loader(self.batcher(), set.clone(), shuffle)
+    fn loader(&self, set: &ImageSet, train: bool) -> Loader<ClassificationBatch<4>> {
+        self.options.loader(self.batcher(), set.clone(), train.then_some(&self.transforms))
     }
 }
 
@@ -244,6 +254,7 @@ impl DataModule for Cifar10DataModule {
 
     fn setup(&mut self, stage: SetupStage) -> Result<()> {
         self.options.check()?;
+        self.transforms.check([3, 32, 32], [3, 32, 32])?;
         if !self.extracted() {
             return Err(Error::Data(format!("{} is missing; call prepare_data first", self.folder().display())));
         }

@@ -17,7 +17,11 @@ use burn::data::dataloader::{DataLoader, DataLoaderIterator, Progress};
 use burn::data::dataset::{Dataset, DatasetError};
 use burn::tensor::Device;
 
+use super::transforms::item_rng;
 use crate::rng::SplitMix64;
+
+/// A per-item transform, with the generator of that item's (seed, epoch, index).
+type ItemTransform<I> = Arc<dyn Fn(I, &mut SplitMix64) -> I + Send + Sync>;
 
 /// Batches prefetched per worker.
 const PREFETCH: usize = 2;
@@ -28,6 +32,7 @@ pub struct OrderedLoader<I, O> {
     batcher: Arc<dyn Batcher<I, O>>,
     batch_size: usize,
     shuffle: Option<u64>,
+    transform: Option<(u64, ItemTransform<I>)>,
     num_workers: usize,
     device: Device,
     range: (usize, usize),
@@ -43,6 +48,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> OrderedLoader<I, O> {
             batcher: Arc::new(batcher),
             batch_size: batch_size.max(1),
             shuffle: None,
+            transform: None,
             num_workers: 0,
             device: Device::flex(),
             range: (0, len),
@@ -53,6 +59,14 @@ impl<I: Send + Sync + 'static, O: Send + 'static> OrderedLoader<I, O> {
     /// Shuffles every epoch, with an order that depends only on `seed` and the epoch.
     pub fn shuffle(mut self, seed: u64) -> Self {
         self.shuffle = Some(seed);
+        self
+    }
+
+    /// Passes every item through `transform` before batching (on the workers), with a generator
+    /// drawn from (`seed`, epoch, item index): a resumed run transforms each item as the full
+    /// run did, whatever the batch size or the number of workers.
+    pub fn transform(mut self, seed: u64, transform: impl Fn(I, &mut SplitMix64) -> I + Send + Sync + 'static) -> Self {
+        self.transform = Some((seed, Arc::new(transform)));
         self
     }
 
@@ -73,6 +87,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> OrderedLoader<I, O> {
             batcher: self.batcher.clone(),
             batch_size: self.batch_size,
             shuffle: self.shuffle,
+            transform: self.transform.clone(),
             num_workers: self.num_workers,
             device,
             range,
@@ -98,6 +113,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> DataLoader<O> for OrderedLoade
             batcher: self.batcher.clone(),
             range: self.range,
             shuffle: self.shuffle,
+            transform: self.transform.clone(),
             epoch,
             order: Arc::new(OnceLock::new()),
             batch_size: self.batch_size,
@@ -127,6 +143,7 @@ struct Job<I, O> {
     batcher: Arc<dyn Batcher<I, O>>,
     range: (usize, usize),
     shuffle: Option<u64>,
+    transform: Option<(u64, ItemTransform<I>)>,
     epoch: u64,
     /// Drawn on first use, shared with the workers.
     order: Arc<OnceLock<Vec<usize>>>,
@@ -141,6 +158,7 @@ impl<I, O> Clone for Job<I, O> {
             batcher: self.batcher.clone(),
             range: self.range,
             shuffle: self.shuffle,
+            transform: self.transform.clone(),
             epoch: self.epoch,
             order: self.order.clone(),
             batch_size: self.batch_size,
@@ -165,7 +183,11 @@ impl<I, O> Job<I, O> {
     fn build(&self, batch: usize) -> Result<O, DatasetError> {
         let start = batch * self.batch_size;
         let end = (start + self.batch_size).min(self.len());
-        let items = self.order()[start..end].iter().map(|&i| self.dataset.get(i)).collect::<Result<Vec<_>, _>>()?;
+        let get = |i: usize| match &self.transform {
+            None => self.dataset.get(i),
+            Some((seed, transform)) => self.dataset.get(i).map(|item| transform(item, &mut item_rng(*seed, self.epoch, i))),
+        };
+        let items = self.order()[start..end].iter().map(|&i| get(i)).collect::<Result<Vec<_>, _>>()?;
         Ok(self.batcher.batch(items, &self.device))
     }
 }

@@ -1,4 +1,5 @@
-//! Data: the `DataModule` trait, image batches, CIFAR-10 and a learnable synthetic dataset.
+//! Data: the `DataModule` trait, image batches and transforms, data held in memory, CIFAR-10 and a
+//! learnable synthetic dataset.
 
 use std::sync::Arc;
 
@@ -9,14 +10,18 @@ use crate::error::Result;
 mod batch;
 mod cifar10;
 mod download;
+mod in_memory;
 mod loader;
 mod synthetic;
+pub mod transforms;
 
 pub use batch::{ClassificationBatch, ImageBatcher, ImageItem, ImageSet, LoaderOptions};
 pub use cifar10::{CIFAR10_MD5, CIFAR10_SIZE, CIFAR10_URL, Cifar10DataModule};
 pub use download::{Download, md5_file};
+pub use in_memory::{InMemoryDataModule, TensorDataset, TensorItem};
 pub use loader::OrderedLoader;
 pub use synthetic::{SYNTHETIC_CLASSES, SyntheticDataModule, SyntheticImages};
+pub use transforms::{ColorJitter, Compose, Normalize, RandomCrop, RandomHorizontalFlip, Transform};
 
 /// A data loader as the Trainer consumes it (Burn's, with worker threads).
 pub type Loader<B> = Arc<dyn DataLoader<B>>;

@@ -5,6 +5,7 @@
 use burn::data::dataset::{Dataset, DatasetError};
 
 use super::batch::{ClassificationBatch, ImageBatcher, ImageItem, LoaderOptions};
+use super::transforms::Compose;
 use super::{DataModule, Loader, SetupStage};
 use crate::error::Result;
 use crate::rng::SplitMix64;
@@ -85,12 +86,13 @@ impl Dataset<ImageItem> for SyntheticImages {
 pub struct SyntheticDataModule {
     sizes: [usize; 3],
     options: LoaderOptions,
+    transforms: Compose,
 }
 
 impl SyntheticDataModule {
     /// 9,000 training, 1,000 validation and 2,000 test images from `seed`, batch size 32.
     pub fn new(seed: u64) -> Self {
-        SyntheticDataModule { sizes: [9_000, 1_000, 2_000], options: LoaderOptions { batch_size: 32, num_workers: 2, seed } }
+        SyntheticDataModule { sizes: [9_000, 1_000, 2_000], options: LoaderOptions { batch_size: 32, num_workers: 2, seed }, transforms: Compose::new() }
     }
     /// Sets the train/validation/test sizes.
     pub fn sizes(mut self, train: usize, val: usize, test: usize) -> Self {
@@ -105,6 +107,11 @@ impl SyntheticDataModule {
     /// Sets the number of loader worker threads (0: load on the training thread).
     pub fn num_workers(mut self, n: usize) -> Self {
         self.options.num_workers = n;
+        self
+    }
+    /// Transforms of the training images (default none), e.g. [`Compose::crop_and_flip`]`(32)`.
+    pub fn train_transforms(mut self, transforms: Compose) -> Self {
+        self.transforms = transforms;
         self
     }
     /// The batcher (mean/std 0.5 per channel, as the tutorial's transform).
@@ -122,8 +129,8 @@ impl SyntheticDataModule {
         SyntheticImages::new(self.sizes[which], seed)
     }
 
-    fn loader(&self, which: usize, shuffle: bool) -> Loader<ClassificationBatch<4>> {
-        self.options.loader(self.batcher(), self.split(which), shuffle)
+    fn loader(&self, which: usize) -> Loader<ClassificationBatch<4>> {
+        self.options.loader(self.batcher(), self.split(which), (which == 0).then_some(&self.transforms))
     }
 }
 
@@ -131,21 +138,22 @@ impl DataModule for SyntheticDataModule {
     type Batch = ClassificationBatch<4>;
 
     fn setup(&mut self, _stage: SetupStage) -> Result<()> {
-        self.options.check()
+        self.options.check()?;
+        self.transforms.check([3, SIDE, SIDE], [3, SIDE, SIDE])
     }
     fn class_names(&self) -> Option<Vec<String>> {
         Some(SYNTHETIC_CLASSES.iter().map(|s| s.to_string()).collect())
     }
     fn train_dataloader(&self) -> Result<Loader<Self::Batch>> {
-        Ok(self.loader(0, true))
+        Ok(self.loader(0))
     }
     fn val_dataloader(&self) -> Result<Option<Loader<Self::Batch>>> {
-        Ok(Some(self.loader(1, false)))
+        Ok(Some(self.loader(1)))
     }
     fn test_dataloader(&self) -> Result<Option<Loader<Self::Batch>>> {
-        Ok(Some(self.loader(2, false)))
+        Ok(Some(self.loader(2)))
     }
     fn predict_dataloader(&self) -> Result<Option<Loader<Self::Batch>>> {
-        Ok(Some(self.loader(2, false)))
+        Ok(Some(self.loader(2)))
     }
 }

@@ -85,7 +85,9 @@ impl<M: LightningModule> TrainerBuilder<M> {
         log_every_n_steps: u64 => log_every_n_steps;
         /// Refresh the progress bar's metrics every n batches (default 20).
         progress_bar_refresh_rate: u64 => progress_bar_refresh_rate;
-        /// Seed Burn's generator when fit starts.
+        /// Seeds Burn's generator on the Trainer's device in `build()` (so a model built after it
+        /// draws the same weights every run) and each epoch of `fit` (so a resumed run draws
+        /// what the full run drew).
         seed: u64 => seed (Some);
         /// Show the progress bar (default true).
         enable_progress_bar: bool => enable_progress_bar;
@@ -165,6 +167,9 @@ impl<M: LightningModule> TrainerBuilder<M> {
         let SelectedDevice { device, name, summary } = config.accelerator.select(&config.devices)?;
         println!("{summary}");
         config.precision.check_device(&device, &name)?;
+        if let Some(seed) = config.seed {
+            crate::seed_everything(seed, &device);
+        }
         if config.tune_allocator {
             crate::allocator::tune_unless_opted_out();
         }
