@@ -80,6 +80,13 @@ struct Args {
     /// Which device: auto, a count (1) or an index list ([1] is the second GPU).
     #[arg(long, default_value = "auto")]
     devices: String,
+    /// auto, single_device or ddp (one process per device, started by mpirun or srun; needs
+    /// the `mpi` feature).
+    #[arg(long, default_value = "auto")]
+    strategy: String,
+    /// The machines of a ddp run.
+    #[arg(long, default_value_t = 1)]
+    num_nodes: usize,
     /// 32-true, 16-mixed, bf16-mixed, 16-true or bf16-true (Lightning's names).
     #[arg(long, default_value = "32-true")]
     precision: String,
@@ -162,6 +169,8 @@ fn trainer(args: &Args, predictions: ImagePredictionLogger) -> fulmen::Result<Tr
         .max_epochs(args.max_epochs)
         .accelerator(args.accelerator.parse()?)
         .devices(args.devices.parse::<fulmen::Devices>()?)
+        .strategy(args.strategy.parse::<fulmen::Strategy>()?)
+        .num_nodes(args.num_nodes)
         .precision(args.precision.parse()?)
         .seed(args.seed)
         .fast_dev_run(usize::from(args.fast_dev_run))
@@ -246,7 +255,8 @@ fn fit_and_test<D: DataModule<Batch = ClassificationBatch<4>>>(
         }
     }
     let state = trainer.state();
-    let images = state.global_step as f64 * batch_size as f64;
+    // Every rank of a data-parallel run trains on its own batch of `batch_size`.
+    let images = state.global_step as f64 * batch_size as f64 * state.world_size.max(1) as f64;
     println!(
         "Trained {} epochs ({} steps) in {:.1}s ({:.0} img/s, validation included){}",
         state.epoch,

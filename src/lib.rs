@@ -32,8 +32,8 @@ pub mod prelude {
     pub use crate::{
         Accelerator, Batch, Callback, Cifar10DataModule, CkptPath, ClassificationBatch, CsvLogger, DataModule, EarlyStopping, EmaWeightAveraging, FromHparams,
         GradientClip, Hyperparameters, ImagePredictionLogger, Interval, LearningRateMonitor, LightningModule, LogOptions, Logger, ManualStep, Mode,
-        ModelCheckpoint, OptimizerConfig, Optimizers, Precision, Result, SetupStage, Stage, StepContext, SyntheticDataModule, TensorBoardLogger, Trainer,
-        TrainerView, WandbLogger, hparams, hyperparameters, seed_everything,
+        ModelCheckpoint, OptimizerConfig, Optimizers, Precision, Result, SetupStage, Stage, StepContext, Strategy, SyntheticDataModule, TensorBoardLogger,
+        Trainer, TrainerView, WandbLogger, hparams, hyperparameters, seed_everything,
     };
 }
 

@@ -118,6 +118,15 @@ pub enum Error {
         /// Epoch at which it happened.
         epoch: u64,
     },
+    /// A distributed run failed: a collective timed out, another rank failed or died, or the
+    /// launcher's environment does not fit the Trainer's options.
+    #[error("distributed training, rank {rank}: {reason}")]
+    Distributed {
+        /// This process's rank.
+        rank: usize,
+        /// What happened, naming the rank at fault where it is known, and what to do.
+        reason: String,
+    },
     /// Stopped by Ctrl-C (or `interrupt::request()`).
     #[error("interrupted at global step {step} (epoch {epoch})")]
     Interrupted {

@@ -25,6 +25,7 @@ pub mod progress;
 pub mod rng;
 pub mod shape;
 pub mod steps;
+pub mod strategy;
 pub mod summary;
 pub mod trainer;
 
@@ -38,6 +39,7 @@ pub use loggers::{CsvLogger, Image, Logger, RunStatus, TensorBoardLogger, WandbL
 pub use module::{Batch, LightningModule, LogOptions, LogValue, Metrics, Reduce, Stage, StepContext};
 pub use optim::{Interval, OptimizerConfig, Optimizers, adam, adam_betas, adamw, sgd};
 pub use precision::{GradScalerConfig, Precision};
+pub use strategy::{DdpStrategy, Strategy};
 pub use trainer::{
     CkptPath, GradientClip, Hook, Limit, ManualStep, OptimizerHandle, OptimizerRef, Trainer, TrainerBuilder, TrainerConfig, TrainerState, metrics_table,
 };

@@ -317,11 +317,15 @@ pub struct LogOptions {
     pub batch_size: Option<usize>,
     /// How the epoch value is reduced.
     pub reduce: Reduce,
+    /// In a data-parallel run, reduce the epoch value over every rank's batches (the same
+    /// reduction), so every rank sees, logs and monitors it alike. Step values stay each
+    /// rank's own.
+    pub sync_dist: bool,
 }
 
 impl Default for LogOptions {
     fn default() -> Self {
-        LogOptions { on_step: None, on_epoch: None, prog_bar: false, logger: true, batch_size: None, reduce: Reduce::Mean }
+        LogOptions { on_step: None, on_epoch: None, prog_bar: false, logger: true, batch_size: None, reduce: Reduce::Mean, sync_dist: false }
     }
 }
 
@@ -358,6 +362,11 @@ impl LogOptions {
     /// Sets the epoch reduction.
     pub fn reduce(mut self, reduce: Reduce) -> Self {
         self.reduce = reduce;
+        self
+    }
+    /// Sets `sync_dist`: reduce the epoch value across the ranks of a data-parallel run.
+    pub fn sync_dist(mut self, on: bool) -> Self {
+        self.sync_dist = on;
         self
     }
 
@@ -421,6 +430,8 @@ pub struct Logged {
     pub weight: usize,
     /// Epoch reduction.
     pub reduce: Reduce,
+    /// Reduce the epoch value across ranks.
+    pub sync_dist: bool,
 }
 
 /// One batch for a streaming metric logged in one step.
@@ -572,6 +583,7 @@ impl StepContext {
             logger: options.logger,
             weight,
             reduce: options.reduce,
+            sync_dist: options.sync_dist,
         });
         Ok(())
     }

@@ -73,10 +73,12 @@ where
         LossKind::Custom(f) => f(output.clone(), targets.clone()),
     };
     let stage = ctx.stage();
+    // Epoch values over every rank's batches in a data-parallel run (no cost otherwise).
     let options = match stage {
         Stage::Train => LogOptions::new().on_step(true).on_epoch(true),
         _ => LogOptions::new().prog_bar(true),
-    };
+    }
+    .sync_dist(true);
     let prefix = stage.prefix();
     ctx.log_with(&format!("{prefix}_loss"), &loss_value, options.clone().prog_bar(true))?;
     for metric in metrics {

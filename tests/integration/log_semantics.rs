@@ -35,7 +35,7 @@ fn bad_log_calls_are_errors_that_name_the_metric() {
 }
 
 fn logged(name: &str, value: LogValue, weight: usize, on_step: bool, reduce: fulmen::Reduce) -> Logged {
-    Logged { name: name.into(), value, on_step, on_epoch: true, prog_bar: false, logger: true, weight, reduce }
+    Logged { name: name.into(), value, on_step, on_epoch: true, prog_bar: false, logger: true, weight, reduce, sync_dist: false }
 }
 
 #[test]

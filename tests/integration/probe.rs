@@ -153,6 +153,7 @@ pub fn temp_dir(name: &str) -> std::path::PathBuf {
 
 /// `--features …` for a `cargo run` of this workspace's example that reuses this test build.
 pub fn same_features() -> Vec<String> {
-    let on: Vec<&str> = [("wgpu", cfg!(feature = "wgpu")), ("cuda", cfg!(feature = "cuda"))].into_iter().filter(|f| f.1).map(|f| f.0).collect();
+    let on: Vec<&str> =
+        [("wgpu", cfg!(feature = "wgpu")), ("cuda", cfg!(feature = "cuda")), ("mpi", cfg!(feature = "mpi"))].into_iter().filter(|f| f.1).map(|f| f.0).collect();
     if on.is_empty() { Vec::new() } else { vec!["--features".into(), on.join(",")] }
 }

@@ -28,7 +28,7 @@ fn devices_selects_one_adapter_by_index_and_refuses_what_is_not_there() {
     let err = Accelerator::Wgpu.select(&Devices::Indices(vec![7])).unwrap_err().to_string();
     assert!(err.contains("accelerator `wgpu device 7` is not available") && err.contains("use an index below"), "{err}");
     let err = Accelerator::Wgpu.select(&Devices::Count(2)).unwrap_err().to_string();
-    assert!(err.contains("one device per process"), "{err}");
+    assert!(err.contains("strategy = ddp, one process per device"), "{err}");
     let err = Accelerator::Cuda.select(&Devices::Auto).unwrap_err().to_string();
     assert!(err.contains("accelerator `cuda` is not available") && err.contains("--features cuda"), "{err}");
 }

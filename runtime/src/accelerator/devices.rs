@@ -83,8 +83,8 @@ impl Devices {
             Devices::Count(0) => return Err(Error::Config("devices = 0: train on at least one device (devices = 1)".into())),
             other => {
                 return Err(Error::Config(format!(
-                    "devices = {other}: this version trains on one device per process; choose one (devices = 1, or an index such as [1]), \
-                     or start one process per device"
+                    "devices = {other}: a process trains on one device; choose one (devices = 1, or an index such as [1]), \
+                     or train on several with strategy = ddp, one process per device (README: Data parallel)"
                 )));
             }
         };
@@ -95,6 +95,33 @@ impl Devices {
             });
         }
         Ok(index)
+    }
+
+    /// The one device of the process with `local_rank` on this machine, in a data-parallel run
+    /// (one process per device): `auto`, `-1` and a count give the `local_rank`-th device,
+    /// indices the `local_rank`-th index.
+    pub(crate) fn replica(&self, local_rank: usize) -> Result<Devices> {
+        let index = match self {
+            Devices::Auto | Devices::All => local_rank,
+            Devices::Count(n) if local_rank < *n => local_rank,
+            Devices::Indices(indices) if local_rank < indices.len() => indices[local_rank],
+            other => {
+                return Err(Error::Config(format!(
+                    "devices = {other} gives each machine fewer devices than it has processes (this one is local rank {local_rank}): \
+                     start one process per device, or list one device per process"
+                )));
+            }
+        };
+        Ok(Devices::Indices(vec![index]))
+    }
+
+    /// How many devices per machine this asks for, when it says (a count or indices).
+    pub(crate) fn per_node(&self) -> Option<usize> {
+        match self {
+            Devices::Count(n) => Some(*n),
+            Devices::Indices(indices) => Some(indices.len()),
+            Devices::Auto | Devices::All => None,
+        }
     }
 }
 
@@ -124,8 +151,17 @@ mod tests {
         let err = Devices::Indices(vec![2]).single("cuda", 2).unwrap_err().to_string();
         assert!(err.contains("cuda device 2") && err.contains("has 2 cuda devices"), "{err}");
         let err = Devices::Count(2).single("cuda", 2).unwrap_err().to_string();
-        assert!(err.contains("one device per process"), "{err}");
+        assert!(err.contains("strategy = ddp, one process per device"), "{err}");
         let err = Devices::Count(0).single("cpu", 1).unwrap_err().to_string();
         assert!(err.contains("at least one device"), "{err}");
+    }
+
+    #[test]
+    fn each_process_of_a_data_parallel_run_takes_its_own_device() {
+        assert_eq!(Devices::Count(2).replica(1).unwrap(), Devices::Indices(vec![1]));
+        assert_eq!(Devices::Auto.replica(3).unwrap(), Devices::Indices(vec![3]));
+        assert_eq!(Devices::Indices(vec![2, 5]).replica(1).unwrap(), Devices::Indices(vec![5]));
+        let err = Devices::Count(2).replica(2).unwrap_err().to_string();
+        assert!(err.contains("local rank 2") && err.contains("one process per device"), "{err}");
     }
 }

@@ -73,9 +73,23 @@ impl Accelerator {
     /// driver and device are present, else a wgpu GPU when wgpu is compiled in, else the CPU (a
     /// software Vulkan device only when `wgpu` is asked for). `devices` picks one by index.
     pub fn select(self, devices: &Devices) -> Result<SelectedDevice> {
+        self.choose(devices, false)
+    }
+
+    /// The device of the process with `local_rank` among a data-parallel run's processes on
+    /// this machine: its entry of `devices` (a count or `auto`: the `local_rank`-th device;
+    /// indices: the `local_rank`-th index). On the CPU every process uses the CPU.
+    pub fn select_for_rank(self, devices: &Devices, local_rank: usize) -> Result<SelectedDevice> {
+        self.choose(&devices.replica(local_rank)?, true)
+    }
+
+    /// `replica`: one of several processes (the CPU is then shared, not counted as devices).
+    fn choose(self, devices: &Devices, replica: bool) -> Result<SelectedDevice> {
         if self == Accelerator::Cpu {
             // Asked for the CPU: no driver is loaded, so none can print or fail.
-            devices.single("cpu", 1)?;
+            if !replica {
+                devices.single("cpu", 1)?;
+            }
             let summary = "GPU available: not checked (accelerator = cpu), used: False (CPU)".into();
             return Ok(SelectedDevice { device: Device::flex(), name: CPU.into(), summary });
         }
@@ -88,7 +102,9 @@ impl Accelerator {
         let (device, used) = match chosen {
             Some((device, used)) => (device, Some(used)),
             None => {
-                devices.single("cpu", 1)?;
+                if !replica {
+                    devices.single("cpu", 1)?;
+                }
                 (Device::flex(), None)
             }
         };

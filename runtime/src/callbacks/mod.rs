@@ -58,7 +58,13 @@ impl<M: LightningModule> TrainerView<'_, M> {
     /// Writes a checkpoint of the module (and optimizer, unless `weights_only`) to `path`,
     /// atomically, with the position, the hyperparameters, every callback's `state_dict`
     /// (`caller`'s included: pass `self`) and what `on_save_checkpoint` hooks add.
+    ///
+    /// In a data-parallel run only rank 0 writes the file; every rank records its path.
     pub fn save_checkpoint(&mut self, path: &Path, weights_only: bool, caller: &dyn Callback<M>) -> Result<()> {
+        if !self.state.is_global_zero() {
+            self.state.last_model_path = Some(path.to_path_buf());
+            return Ok(());
+        }
         let (before, after) = self.others;
         let callbacks: Vec<&dyn Callback<M>> =
             before.iter().map(|c| c.as_ref()).chain(std::iter::once(caller)).chain(after.iter().map(|c| c.as_ref())).collect();
@@ -80,7 +86,8 @@ impl<M: LightningModule> TrainerView<'_, M> {
             global_step: self.state.global_step,
             batches_in_epoch: self.state.train_batches_done,
             epoch_finished: self.state.train_epoch_finished,
-            samples_in_epoch: Some(self.state.train_samples_done),
+            // The samples of the epoch's order trained on by all ranks together.
+            samples_in_epoch: Some(self.state.train_samples_done * self.state.world_size.max(1) as u64),
             validation_pending: self.state.validation_pending,
             seed: self.state.seed,
             precision: self.state.precision,
@@ -100,6 +107,14 @@ impl<M: LightningModule> TrainerView<'_, M> {
             logger.after_save_checkpoint(path)?;
         }
         Ok(())
+    }
+
+    /// Removes a checkpoint this run wrote (rank 0's, in a data-parallel run).
+    pub fn remove_checkpoint(&mut self, path: &Path) -> Result<()> {
+        if !self.state.is_global_zero() {
+            return Ok(());
+        }
+        std::fs::remove_file(path).map_err(Error::io("cannot remove old checkpoint", path))
     }
 
     /// Sets a run-level summary value in every logger that keeps one (W&B's run summary).

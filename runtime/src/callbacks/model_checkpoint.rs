@@ -142,7 +142,7 @@ impl ModelCheckpoint {
                 trainer.save_checkpoint(&path, self.weights_only, &*self)?;
                 while self.save_top_k > 0 && self.kept.len() as i64 > self.save_top_k {
                     let Some((_, old)) = self.kept.pop() else { break };
-                    std::fs::remove_file(&old).map_err(Error::io("cannot remove old checkpoint", &old))?;
+                    trainer.remove_checkpoint(&old)?;
                 }
                 trainer.set_best_model_path(self.best_model_path.clone());
                 if let (Some(monitor), Some(best)) = (&self.monitor, self.best_model_score) {

@@ -7,6 +7,9 @@
 //! of `(seed, e)`, and `e` counts the loader's `iter()` calls, so a resumed run replays the
 //! order by calling `iter()` once per finished epoch (O(1) each: the order is drawn and the
 //! workers start on the first batch).
+//!
+//! In a data-parallel run each rank serves its shard of the epoch's order
+//! ([`crate::strategy::Shard`], set by the Trainer for the loop it runs).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -19,6 +22,7 @@ use burn::tensor::Device;
 
 use super::transforms::item_rng;
 use crate::rng::SplitMix64;
+use crate::strategy::{Shard, shard};
 
 /// A per-item transform, with the generator of that item's (seed, epoch, index).
 type ItemTransform<I> = Arc<dyn Fn(I, &mut SplitMix64) -> I + Send + Sync>;
@@ -34,6 +38,7 @@ pub struct OrderedLoader<I, O> {
     shuffle: Option<u64>,
     transform: Option<(u64, ItemTransform<I>)>,
     num_workers: usize,
+    drop_last: bool,
     device: Device,
     range: (usize, usize),
     epoch: AtomicU64,
@@ -50,6 +55,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> OrderedLoader<I, O> {
             shuffle: None,
             transform: None,
             num_workers: 0,
+            drop_last: false,
             device: Device::flex(),
             range: (0, len),
             epoch: AtomicU64::new(0),
@@ -76,6 +82,14 @@ impl<I: Send + Sync + 'static, O: Send + 'static> OrderedLoader<I, O> {
         self
     }
 
+    /// Drops the last batch of an epoch when it is smaller than the batch size (PyTorch's
+    /// `drop_last`); in a data-parallel run the ranks' shards are then cut to equal length
+    /// instead of padded.
+    pub fn drop_last(mut self, drop_last: bool) -> Self {
+        self.drop_last = drop_last;
+        self
+    }
+
     /// As an `Arc<dyn DataLoader>`, the type data modules return.
     pub fn into_loader(self) -> super::Loader<O> {
         Arc::new(self)
@@ -89,6 +103,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> OrderedLoader<I, O> {
             shuffle: self.shuffle,
             transform: self.transform.clone(),
             num_workers: self.num_workers,
+            drop_last: self.drop_last,
             device,
             range,
             epoch: AtomicU64::new(0),
@@ -117,13 +132,16 @@ impl<I: Send + Sync + 'static, O: Send + 'static> DataLoader<O> for OrderedLoade
             epoch,
             order: Arc::new(OnceLock::new()),
             batch_size: self.batch_size,
+            drop_last: self.drop_last,
+            shard: shard::current(),
             device: self.device.clone(),
         };
         Box::new(OrderedIter { job, next: 0, workers: self.num_workers, receivers: Vec::new() })
     }
 
     fn num_items(&self) -> usize {
-        self.range.1 - self.range.0
+        let n = self.range.1 - self.range.0;
+        shard::current().map_or(n, |shard| shard.len(n, self.drop_last))
     }
 
     fn to_device(&self, device: &Device) -> Arc<dyn DataLoader<O>> {
@@ -131,7 +149,7 @@ impl<I: Send + Sync + 'static, O: Send + 'static> DataLoader<O> for OrderedLoade
     }
 
     fn slice(&self, start: usize, end: usize) -> Arc<dyn DataLoader<O>> {
-        let len = self.num_items();
+        let len = self.range.1 - self.range.0;
         let (start, end) = (start.min(len), end.min(len));
         Arc::new(self.copy(self.device.clone(), (self.range.0 + start, self.range.0 + end.max(start))))
     }
@@ -148,6 +166,9 @@ struct Job<I, O> {
     /// Drawn on first use, shared with the workers.
     order: Arc<OnceLock<Vec<usize>>>,
     batch_size: usize,
+    drop_last: bool,
+    /// This rank's share, in a data-parallel run.
+    shard: Option<Shard>,
     device: Device,
 }
 
@@ -162,22 +183,32 @@ impl<I, O> Clone for Job<I, O> {
             epoch: self.epoch,
             order: self.order.clone(),
             batch_size: self.batch_size,
+            drop_last: self.drop_last,
+            shard: self.shard,
             device: self.device.clone(),
         }
     }
 }
 
 impl<I, O> Job<I, O> {
+    /// The items this epoch serves (this rank's share in a data-parallel run).
     fn len(&self) -> usize {
-        self.range.1 - self.range.0
+        let n = self.range.1 - self.range.0;
+        self.shard.map_or(n, |shard| shard.len(n, self.drop_last))
     }
 
     fn batches(&self) -> usize {
-        self.len().div_ceil(self.batch_size)
+        if self.drop_last { self.len() / self.batch_size } else { self.len().div_ceil(self.batch_size) }
     }
 
     fn order(&self) -> &[usize] {
-        self.order.get_or_init(|| epoch_order(self.range, self.shuffle, self.epoch))
+        self.order.get_or_init(|| {
+            let order = epoch_order(self.range, self.shuffle, self.epoch);
+            match self.shard {
+                Some(shard) => shard.select(&order, self.drop_last),
+                None => order,
+            }
+        })
     }
 
     fn build(&self, batch: usize) -> Result<O, DatasetError> {
@@ -306,6 +337,46 @@ mod tests {
         };
         assert_eq!(by(3), by(4));
         assert_eq!(by(8), by(4));
+    }
+
+    /// Two ranks' batches of 2 interleave into one rank's batches of 4 (the first
+    /// `DistributedSampler` positions of each), padded from the start on the last one; the
+    /// evaluation shard is exact; `drop_last` cuts shards and batches.
+    #[test]
+    fn shards_deal_the_epochs_order_round_robin() {
+        use crate::strategy::{Shard, shard};
+        let full = epochs(&loader(2, Some(9)), 2);
+        let shards = |world_size: usize, equal: bool, drop_last: bool, batch: usize| {
+            (0..world_size)
+                .map(|rank| {
+                    let _guard = shard::enter(Some(Shard { rank, world_size, equal }));
+                    let l = OrderedLoader::new(InMemDataset::new((0..23).collect()), Collect, batch).num_workers(1).shuffle(9).drop_last(drop_last);
+                    let n = l.num_items();
+                    (n, epochs(&l, 2))
+                })
+                .collect::<Vec<_>>()
+        };
+        let two = shards(2, true, false, 2);
+        assert_eq!((two[0].0, two[1].0), (12, 12), "23 items padded to 24");
+        for (epoch, batches) in full.iter().enumerate() {
+            let order = batches.concat();
+            let (a, b) = (two[0].1[epoch].concat(), two[1].1[epoch].concat());
+            assert_eq!(a, order.iter().step_by(2).copied().collect::<Vec<_>>(), "epoch {epoch}");
+            assert_eq!(b[..11], order.iter().skip(1).step_by(2).copied().collect::<Vec<_>>()[..], "epoch {epoch}");
+            assert_eq!(b[11], order[0], "the last rank's padding repeats the order's first item");
+            // Batch k of 2 on each rank holds batch k of 4 on one rank.
+            let mut joined: Vec<usize> = two[0].1[epoch][0].iter().chain(&two[1].1[epoch][0]).copied().collect();
+            joined.sort();
+            let mut first = batches[0].clone();
+            first.sort();
+            assert_eq!(joined, first, "epoch {epoch}");
+        }
+        let eval = shards(3, false, false, 4);
+        let mut all: Vec<usize> = eval.iter().flat_map(|(_, e)| e[0].concat()).collect();
+        all.sort();
+        assert_eq!(all, (0..23).collect::<Vec<_>>(), "evaluation shards cover every item once");
+        let cut = shards(2, true, true, 5);
+        assert_eq!((cut[0].0, cut[0].1[0].len(), cut[0].1[0][1].len()), (11, 2, 5), "11 items each, in 2 full batches of 5");
     }
 
     #[test]

@@ -171,6 +171,9 @@ macro_rules! prf_metric {
             fn reset(&mut self) {
                 self.0.state.reset();
             }
+            fn sync(&mut self, replicas: &super::Replicas<'_>) -> Result<()> {
+                self.0.state.sync(replicas)
+            }
         }
     };
 }
@@ -327,6 +330,10 @@ impl Metric for Accuracy {
     fn reset(&mut self) {
         self.state.reset();
         self.hits = None;
+    }
+    fn sync(&mut self, replicas: &super::Replicas<'_>) -> Result<()> {
+        self.state.sync(replicas)?;
+        replicas.sum(&mut self.hits)
     }
 }
 

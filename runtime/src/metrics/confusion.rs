@@ -44,6 +44,11 @@ impl ConfusionState {
         Ok(())
     }
 
+    /// Sums the counts of every rank.
+    pub fn sync(&mut self, replicas: &super::Replicas<'_>) -> Result<()> {
+        replicas.sum(&mut self.matrix)
+    }
+
     /// Adds predicted and true labels, both `[batch]`.
     fn add(&mut self, predicted: Tensor<1, Int>, targets: Tensor<1, Int>) {
         let device = targets.device();
@@ -174,6 +179,9 @@ impl Metric for ConfusionMatrix {
     }
     fn update(&mut self, scores: &Tensor<2>, targets: &Tensor<1, Int>) -> Result<()> {
         self.state.update("confusion_matrix", scores, targets)
+    }
+    fn sync(&mut self, replicas: &super::Replicas<'_>) -> Result<()> {
+        self.state.sync(replicas)
     }
     fn compute(&self) -> Result<MetricValue> {
         let counts = self.counts()?;

@@ -40,6 +40,12 @@ impl ScoreState {
         Ok(())
     }
 
+    /// Keeps every rank's scores and targets.
+    fn sync(&mut self, replicas: &super::Replicas<'_>) -> Result<()> {
+        replicas.concat(&mut self.scores)?;
+        replicas.concat_int(&mut self.targets)
+    }
+
     fn read(&self, metric: &str) -> Result<Host> {
         let fail = |reason: String| Error::Metric { metric: metric.to_string(), reason };
         if self.scores.is_empty() {
@@ -277,6 +283,9 @@ macro_rules! ranking_metric {
             fn reset(&mut self) {
                 self.state.reset();
             }
+            fn sync(&mut self, replicas: &super::Replicas<'_>) -> Result<()> {
+                self.state.sync(replicas)
+            }
         }
     };
 }
@@ -465,5 +474,15 @@ impl Metric for PrecisionRecallCurve {
     }
     fn reset(&mut self) {
         PrecisionRecallCurve::reset(self)
+    }
+    fn sync(&mut self, replicas: &super::Replicas<'_>) -> Result<()> {
+        match &mut self.mode {
+            CurveMode::Exact(state) => state.sync(replicas),
+            CurveMode::Binned(binned) => {
+                replicas.sum(&mut binned.predicted)?;
+                replicas.sum(&mut binned.true_positive)?;
+                replicas.sum(&mut binned.support)
+            }
+        }
     }
 }

@@ -32,8 +32,9 @@ impl<'a, B: Batch> Batches<'a, B> {
     }
 
     /// The next batch and its index, or `None` when the loader or the limit is exhausted.
-    /// `position` (epoch, global step) goes into the error when Ctrl-C stops the run.
-    pub fn next(&mut self, bars: &mut ProgressBars, position: (u64, u64)) -> Result<Option<(usize, B)>> {
+    /// `stop`: Ctrl-C (or SIGTERM) asked the loop to stop; `position` (epoch, global step) goes
+    /// into its error.
+    pub fn next(&mut self, bars: &mut ProgressBars, position: (u64, u64), stop: bool) -> Result<Option<(usize, B)>> {
         if self.at_bound() {
             return Ok(None);
         }
@@ -56,7 +57,7 @@ impl<'a, B: Batch> Batches<'a, B> {
                 return Ok(None);
             }
         }
-        if crate::interrupt::requested() {
+        if stop {
             let (epoch, step) = position;
             return Err(Error::Interrupted { epoch, step });
         }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use crate::accelerator::{Accelerator, Devices};
 use crate::error::{Error, Result};
 use crate::precision::{GradScalerConfig, Precision};
+use crate::strategy::Strategy;
 
 /// How many batches of a loader to run: a count or a fraction (Lightning's `limit_*_batches`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -68,6 +69,13 @@ pub struct TrainerConfig {
     pub accelerator: Accelerator,
     /// Which devices (Lightning's `devices`: `auto`, a count, or indices; one per process).
     pub devices: Devices,
+    /// Where the replicas live and how they agree: `auto`, `single_device`, `ddp`.
+    pub strategy: Strategy,
+    /// The machines of a `ddp` run (the launcher starts `devices × num_nodes` processes).
+    pub num_nodes: usize,
+    /// Under `ddp`, give each rank its shard of every loader (Lightning's
+    /// `use_distributed_sampler`); `false` when your loaders shard themselves.
+    pub use_distributed_sampler: bool,
     /// Training batches per epoch.
     pub limit_train_batches: Limit,
     /// Validation batches per validation run.
@@ -126,6 +134,9 @@ impl Default for TrainerConfig {
             max_steps: None,
             accelerator: Accelerator::Auto,
             devices: Devices::Auto,
+            strategy: Strategy::Auto,
+            num_nodes: 1,
+            use_distributed_sampler: true,
             limit_train_batches: Limit::Fraction(1.0),
             limit_val_batches: Limit::Fraction(1.0),
             limit_test_batches: Limit::Fraction(1.0),
@@ -160,6 +171,9 @@ impl TrainerConfig {
         }
         if self.log_every_n_steps == 0 {
             return Err(Error::Config("log_every_n_steps must be at least 1".into()));
+        }
+        if self.num_nodes == 0 {
+            return Err(Error::Config("num_nodes must be at least 1".into()));
         }
         if self.accumulate_grad_batches == 0 {
             return Err(Error::Config("accumulate_grad_batches must be at least 1 (1 = a step per batch)".into()));

@@ -23,8 +23,12 @@ impl<M: LightningModule> Trainer<M> {
             _ => "Validation",
         };
         let mut results = EpochResults::default();
+        let _shard = crate::strategy::shard::enter(self.shard(false));
         let mut batches = Batches::new(loader, configured, limit, stage.prefix(), Bar::Eval, title.to_string());
-        while let Some((batch_idx, batch)) = batches.next(&mut self.bars, (self.state.epoch, self.state.global_step))? {
+        while let Some((batch_idx, batch)) = {
+            let stop = self.stop_requested(false);
+            batches.next(&mut self.bars, (self.state.epoch, self.state.global_step), stop)?
+        } {
             self.call(model, &[], Hook::BatchStart(stage, batch_idx))?;
             let mut ctx = StepContext::new(stage, batch_idx, batch.batch_size(), self.state.epoch, self.state.global_step);
             let precision = self.config.precision;
@@ -38,7 +42,7 @@ impl<M: LightningModule> Trainer<M> {
             self.bars.set_position(Bar::Eval, batch_idx as u64 + 1);
         }
         self.bars.finish(Bar::Eval);
-        results.epoch_values()
+        results.epoch_values_across(self.ddp.as_ref())
     }
 
     /// `validate` and `test`: one evaluation epoch, logged and printed as a table.
@@ -70,7 +74,9 @@ impl<M: LightningModule> Trainer<M> {
         }
         self.state.stage = None;
         let title = if stage == Stage::Test { "Test metric" } else { "Validate metric" };
-        println!("{}", metrics_table(title, &metrics));
+        if self.state.is_global_zero() {
+            println!("{}", metrics_table(title, &metrics));
+        }
         Ok(metrics)
     }
 
@@ -91,8 +97,12 @@ impl<M: LightningModule> Trainer<M> {
         self.call(model, &[], Hook::StageStart(Stage::Predict))?;
         self.call(model, &[], Hook::EpochStart(Stage::Predict))?;
         let mut out = Vec::new();
+        let _shard = crate::strategy::shard::enter(self.shard(false));
         let mut batches = Batches::new(&loader, self.config.limit_predict_batches, None, "predict", Bar::Eval, "Predicting".into());
-        while let Some((batch_idx, batch)) = batches.next(&mut self.bars, (self.state.epoch, self.state.global_step))? {
+        while let Some((batch_idx, batch)) = {
+            let stop = self.stop_requested(false);
+            batches.next(&mut self.bars, (self.state.epoch, self.state.global_step), stop)?
+        } {
             self.call(model, &[], Hook::BatchStart(Stage::Predict, batch_idx))?;
             let mut ctx = StepContext::new(Stage::Predict, batch_idx, batch.batch_size(), self.state.epoch, self.state.global_step);
             let precision = self.config.precision;

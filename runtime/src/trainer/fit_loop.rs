@@ -16,9 +16,10 @@ use crate::precision::{GradScaler, Precision};
 use crate::progress::Bar;
 use crate::summary::ModelSummary;
 
-/// The seed of the device generator for `epoch`: a resumed run draws what the full run drew.
-fn epoch_seed(seed: u64, epoch: u64) -> u64 {
-    let mut rng = crate::rng::SplitMix64::new(seed ^ epoch.wrapping_mul(0xD1B5_4A32_D192_ED03));
+/// The seed of the device generator for `epoch` on `rank`: a resumed run draws what the full
+/// run drew, and the ranks of a data-parallel run draw different dropout masks.
+fn epoch_seed(seed: u64, epoch: u64, rank: usize) -> u64 {
+    let mut rng = crate::rng::SplitMix64::new(seed ^ epoch.wrapping_mul(0xD1B5_4A32_D192_ED03) ^ (rank as u64).wrapping_mul(0x94D0_49BB_1331_11EB));
     rng.next_u64()
 }
 
@@ -100,6 +101,8 @@ impl<M: LightningModule> Trainer<M> {
             precision: self.config.precision,
             log_dir: self.state.log_dir.take(),
             class_names: self.state.class_names.take(),
+            global_rank: self.state.global_rank,
+            world_size: self.state.world_size,
             ..TrainerState::default()
         };
         let model = match &resume {
@@ -111,6 +114,10 @@ impl<M: LightningModule> Trainer<M> {
                 }
                 checkpoint.load_weights(model, path)?
             }
+            None => model,
+        };
+        let model = match &self.ddp {
+            Some(ddp) => ddp.broadcast_module(model.to_device(&device))?,
             None => model,
         };
         let model = model.to_device(&device.clone().autodiff()).train();
@@ -132,13 +139,17 @@ impl<M: LightningModule> Trainer<M> {
             scaler.load_state(state).map_err(|e| Error::checkpoint(path.clone(), e.to_string()))?;
         }
         self.state.grad_scaler = scaler.as_ref().map(GradScaler::state);
-        let mut learner = Learner::new(model, optimizers, precision, scaler);
+        let mut learner = Learner::new(model, optimizers, precision, scaler, self.ddp.clone());
         let mut optimization = Optimization::new(&learner, &self.config)?;
         let start = match &resume {
             Some((path, checkpoint)) => self.restore(learner.parts().0, path, checkpoint)?,
             None => Position::default(),
         };
         self.start_loggers(learner.model().hparams())?;
+        if let Some(ddp) = &self.ddp {
+            // Every rank names checkpoints in rank 0's version folder (only rank 0 writes them).
+            self.state.log_dir = ddp.broadcast_path(self.state.log_dir.take(), "the broadcast of rank 0's log folder")?;
+        }
         if self.config.enable_model_summary {
             println!("{}", ModelSummary::of(learner.model()).render());
         }
@@ -156,7 +167,7 @@ impl<M: LightningModule> Trainer<M> {
     /// the position to resume from.
     fn restore(&mut self, model: &mut M, path: &Path, checkpoint: &Checkpoint) -> Result<Position> {
         let header = &checkpoint.header;
-        let position = header.position();
+        let mut position = header.position();
         if let Some(samples) = position.samples_in_epoch
             && position.batches_in_epoch as u64 > samples
         {
@@ -194,6 +205,23 @@ impl<M: LightningModule> Trainer<M> {
         model.on_load_checkpoint(&header.extra)?;
         for callback in &mut self.callbacks {
             callback.on_load_checkpoint(&self.state, &header.extra)?;
+        }
+        // Checkpoints count the samples of the epoch's order all ranks trained on; each of this
+        // run's ranks skips its share of them.
+        let world = self.state.world_size.max(1) as u64;
+        if let Some(samples) = position.samples_in_epoch
+            && mid_epoch
+        {
+            if !samples.is_multiple_of(world) {
+                let reason = format!(
+                    "it was written after sample {samples} of epoch {}, which {world} ranks cannot share equally; resume on a \
+                     number of ranks that divides {samples} (the checkpoint's run had its batches end there), or from a checkpoint \
+                     written at an epoch's end",
+                    position.epoch
+                );
+                return Err(Error::checkpoint(path, reason));
+            }
+            position.samples_in_epoch = Some(samples / world);
         }
         Ok(position)
     }
@@ -233,7 +261,7 @@ impl<M: LightningModule> Trainer<M> {
         while epoch < max_epochs && self.state.global_step < max_steps && !self.state.should_stop {
             self.state.epoch = epoch;
             if let Some(seed) = self.config.seed {
-                self.device.seed(epoch_seed(seed, epoch));
+                self.device.seed(epoch_seed(seed, epoch, self.state.global_rank));
             }
             match std::mem::replace(&mut done, Done::Nothing) {
                 Done::Training => {
@@ -244,7 +272,10 @@ impl<M: LightningModule> Trainer<M> {
                     self.state.train_samples_done = start.samples_in_epoch.unwrap_or(0);
                     self.state.train_epoch_finished = true;
                 }
-                skip => self.train_epoch(learner, optimization, train_loader, skip)?,
+                skip => {
+                    let _shard = crate::strategy::shard::enter(self.shard(true));
+                    self.train_epoch(learner, optimization, train_loader, skip)?
+                }
             }
             if self.state.validation_enabled
                 && (epoch + 1).is_multiple_of(self.config.check_val_every_n_epoch)
@@ -264,6 +295,7 @@ impl<M: LightningModule> Trainer<M> {
             for logger in &mut self.loggers {
                 logger.flush()?;
             }
+            self.agree_on_stopping(epoch)?;
             epoch += 1;
         }
         self.state.epoch = epoch;
@@ -298,7 +330,8 @@ impl<M: LightningModule> Trainer<M> {
                 exhausted = false;
                 break;
             }
-            let Some((batch_idx, batch)) = batches.next(&mut self.bars, (epoch, self.state.global_step))? else { break };
+            let stop = self.stop_requested(true);
+            let Some((batch_idx, batch)) = batches.next(&mut self.bars, (epoch, self.state.global_step), stop)? else { break };
             if done.skips(batch_idx, self.state.train_samples_done) {
                 self.state.train_batches_done = batch_idx + 1;
                 self.state.train_samples_done += batch.batch_size() as u64;
@@ -338,8 +371,19 @@ impl<M: LightningModule> Trainer<M> {
         done.check_reached(epoch, self.state.train_batches_done, self.state.train_samples_done)?;
         self.state.train_epoch_finished = exhausted;
         losses.check(epoch)?;
-        let output = results.epoch_values()?;
+        let output = results.epoch_values_across(self.ddp.as_ref())?;
         self.publish_epoch(output, Stage::Train)
+    }
+
+    /// In a data-parallel run, every rank stops when one asked to (EarlyStopping decides on
+    /// values that may differ by rank; `request_stop` may be called on one rank only).
+    fn agree_on_stopping(&mut self, epoch: u64) -> Result<()> {
+        let Some(ddp) = &self.ddp else { return Ok(()) };
+        if ddp.any(self.state.should_stop, &format!("the stop decision after epoch {epoch}"))? && !self.state.should_stop {
+            self.state.should_stop = true;
+            self.state.stop_reason = Some("another rank asked to stop".into());
+        }
+        Ok(())
     }
 
     /// One validation run (hooks included); its epoch metrics are published unless this is the

@@ -58,7 +58,9 @@ impl<M: LightningModule> Trainer<M> {
                 crate::plots::confusion_matrix(&matrix)?
             }
         };
-        if let Some(dir) = &self.state.log_dir {
+        if let Some(dir) = &self.state.log_dir
+            && self.state.is_global_zero()
+        {
             crate::fs::atomic_write(&dir.join(format!("{}.png", plot.name)), &image.to_png()?)?;
         }
         Ok(())

@@ -43,6 +43,8 @@ pub struct Trainer<M: LightningModule> {
     loggers: Vec<Box<dyn Logger>>,
     state: TrainerState,
     bars: ProgressBars,
+    /// The data-parallel run this process is a rank of (`None`: one device).
+    ddp: Option<crate::strategy::Ddp>,
 }
 
 /// Builds a [`Trainer`]; every option has Lightning's default.
@@ -139,6 +141,25 @@ impl<M: LightningModule> TrainerBuilder<M> {
         self.config.devices = devices.into();
         self
     }
+    /// Where the replicas live and how they agree (default `auto`: `ddp` when a launcher
+    /// started several processes); `"ddp".parse()?` or [`Strategy::ddp`](crate::strategy::Strategy::ddp).
+    pub fn strategy(mut self, strategy: impl Into<crate::strategy::Strategy>) -> Self {
+        self.config.strategy = strategy.into();
+        self
+    }
+    /// The machines of a `ddp` run (default 1); the launcher starts `devices × num_nodes`
+    /// processes.
+    pub fn num_nodes(mut self, n: usize) -> Self {
+        self.config.num_nodes = n;
+        self
+    }
+    /// Under `ddp`, shard every loader by rank (default true, as Lightning's
+    /// `use_distributed_sampler`); turn it off when your loaders shard themselves
+    /// ([`crate::strategy::shard::current`]).
+    pub fn use_distributed_sampler(mut self, shard: bool) -> Self {
+        self.config.use_distributed_sampler = shard;
+        self
+    }
     /// Adds a callback; callbacks run in the order added, after the module's own hook.
     pub fn callback(mut self, callback: impl Callback<M> + 'static) -> Self {
         self.callbacks.push(Box::new(callback));
@@ -163,9 +184,26 @@ impl<M: LightningModule> TrainerBuilder<M> {
 
     /// Checks the options and picks the device.
     pub fn build(self) -> Result<Trainer<M>> {
-        let config = self.config.resolved()?;
-        let SelectedDevice { device, name, summary } = config.accelerator.select(&config.devices)?;
-        println!("{summary}");
+        let mut config = self.config.resolved()?;
+        let ddp = crate::strategy::start(&config.strategy, &config.devices, config.num_nodes)?;
+        let selected = match &ddp {
+            Some(ddp) => config.accelerator.select_for_rank(&config.devices, ddp.env().local_rank),
+            None => config.accelerator.select(&config.devices),
+        };
+        let SelectedDevice { device, name, summary } = selected.map_err(|e| match &ddp {
+            Some(ddp) => Error::Distributed { rank: ddp.rank(), reason: e.to_string() },
+            None => e,
+        })?;
+        let global_zero = ddp.as_ref().is_none_or(|ddp| ddp.rank() == 0);
+        if global_zero {
+            println!("{summary}");
+        }
+        if let Some(ddp) = &ddp {
+            println!("{}", ddp.summary());
+            if device == Device::flex() {
+                crate::strategy::share_cpu(ddp.env());
+            }
+        }
         config.precision.check_device(&device, &name)?;
         if let Some(seed) = config.seed {
             crate::seed_everything(seed, &device);
@@ -174,7 +212,12 @@ impl<M: LightningModule> TrainerBuilder<M> {
             crate::allocator::tune_unless_opted_out();
         }
         let mut loggers = self.loggers;
-        if config.fast_dev_run > 0 {
+        if !global_zero {
+            // Rank 0 logs, shows progress and writes checkpoints (Lightning's rank_zero_only).
+            loggers.clear();
+            config.enable_progress_bar = false;
+            config.enable_model_summary = false;
+        } else if config.fast_dev_run > 0 {
             loggers.clear();
         } else if loggers.is_empty() && self.default_logger {
             loggers.push(Box::new(CsvLogger::default_root()));
@@ -183,12 +226,17 @@ impl<M: LightningModule> TrainerBuilder<M> {
         for logger in &mut loggers {
             logger.set_default_root(&config.default_root_dir);
         }
-        let state = TrainerState { default_root_dir: config.default_root_dir.clone(), ..TrainerState::default() };
+        let state = TrainerState {
+            default_root_dir: config.default_root_dir.clone(),
+            global_rank: ddp.as_ref().map_or(0, |d| d.rank()),
+            world_size: ddp.as_ref().map_or(1, |d| d.world_size()),
+            ..TrainerState::default()
+        };
         let bars = ProgressBars::new(config.enable_progress_bar);
         // Checkpoint writers run last, so their checkpoints hold the other callbacks' new state.
         let mut callbacks = self.callbacks;
         callbacks.sort_by_key(|c| c.writes_checkpoints());
-        Ok(Trainer { config, device, device_summary: summary, callbacks, loggers, state, bars })
+        Ok(Trainer { config, device, device_summary: summary, callbacks, loggers, state, bars, ddp })
     }
 }
 
@@ -243,16 +291,21 @@ impl<M: LightningModule> Trainer<M> {
     }
 
     fn fit_body<D: DataModule<Batch = M::Batch>>(&mut self, model: M, dm: &mut D, resume: Option<(PathBuf, crate::checkpoint::Checkpoint)>) -> Result<M> {
-        dm.prepare_data()?;
+        self.prepare_data(dm)?;
         dm.setup(SetupStage::Fit)?;
         self.state.class_names = dm.class_names();
-        self.run_fit(model, dm, resume)
+        let model = self.run_fit(model, dm, resume)?;
+        if let Some(ddp) = &self.ddp {
+            // Rank 0's checkpoints are written before any rank goes on (to test "best", say).
+            ddp.barrier("the end of fit")?;
+        }
+        Ok(model)
     }
 
     /// Runs the validation loop once and returns its epoch metrics.
     pub fn validate<D: DataModule<Batch = M::Batch>>(&mut self, model: &M, dm: &mut D) -> Result<Metrics> {
         self.run_stage(|t| {
-            dm.prepare_data()?;
+            t.prepare_data(dm)?;
             dm.setup(SetupStage::Validate)?;
             t.state.class_names = dm.class_names();
             let loader = dm
@@ -268,7 +321,7 @@ impl<M: LightningModule> Trainer<M> {
     }
 
     fn test_body<D: DataModule<Batch = M::Batch>>(&mut self, model: &M, dm: &mut D) -> Result<Metrics> {
-        dm.prepare_data()?;
+        self.prepare_data(dm)?;
         dm.setup(SetupStage::Test)?;
         self.state.class_names = dm.class_names();
         let loader = dm
@@ -294,7 +347,7 @@ impl<M: LightningModule> Trainer<M> {
     /// Runs `predict_step` over the predict loader and returns one prediction per batch.
     pub fn predict<D: DataModule<Batch = M::Batch>>(&mut self, model: &M, dm: &mut D) -> Result<Vec<M::Prediction>> {
         self.run_stage(|t| {
-            dm.prepare_data()?;
+            t.prepare_data(dm)?;
             dm.setup(SetupStage::Predict)?;
             let loader = dm
                 .predict_dataloader()?
@@ -309,8 +362,12 @@ impl<M: LightningModule> Trainer<M> {
         self.start_stage();
         let result = stage(self);
         self.state.fitting = false;
-        if result.is_err() {
+        if let Err(error) = &result {
             self.bars.clear();
+            if let Some(ddp) = &self.ddp {
+                // The other ranks stop naming this one instead of waiting for it.
+                ddp.announce_failure(error);
+            }
         }
         let finalized = self.finalize_loggers(crate::loggers::RunStatus::of(&result));
         let value = result?;
@@ -324,6 +381,34 @@ impl<M: LightningModule> Trainer<M> {
             crate::interrupt::install();
         }
         crate::interrupt::clear();
+        if let Some(ddp) = &self.ddp {
+            ddp.clear_stop();
+        }
+    }
+
+    /// `prepare_data` (downloads), once per machine in a data-parallel run (local rank 0), the
+    /// other ranks waiting for it, as Lightning's `prepare_data_per_node`.
+    fn prepare_data<D: DataModule>(&self, dm: &mut D) -> Result<()> {
+        let Some(ddp) = &self.ddp else { return dm.prepare_data() };
+        if ddp.env().local_rank == 0 {
+            dm.prepare_data()?;
+        }
+        ddp.barrier("the data preparation of local rank 0 (prepare_data)")
+    }
+
+    /// This rank's share of the loaders of a training (`true`) or evaluation loop, in a
+    /// data-parallel run that shards them.
+    fn shard(&self, training: bool) -> Option<crate::strategy::Shard> {
+        self.ddp.as_ref().filter(|_| self.config.use_distributed_sampler).map(|ddp| ddp.shard(training))
+    }
+
+    /// Whether the loop should stop before its next batch: Ctrl-C or SIGTERM, as every rank of
+    /// a data-parallel training loop agreed at its latest step (so all stop at the same batch).
+    fn stop_requested(&self, training: bool) -> bool {
+        match &self.ddp {
+            Some(ddp) if training => ddp.stop_agreed(),
+            _ => crate::interrupt::requested(),
+        }
     }
 }
 

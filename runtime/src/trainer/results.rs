@@ -6,8 +6,9 @@ use burn::tensor::{Tensor, Transaction};
 
 use crate::error::{Error, Result};
 use crate::flagged::FirstFlagged;
-use crate::metrics::MetricValue;
+use crate::metrics::{MetricValue, Replicas};
 use crate::module::{LogValue, Logged, MetricUpdate, Metrics, Reduce, Stage, StepContext};
+use crate::strategy::Ddp;
 
 #[derive(Debug)]
 struct Entry {
@@ -17,6 +18,8 @@ struct Entry {
     prog_bar: bool,
     logger: bool,
     reduce: Reduce,
+    /// Reduce the epoch value across the ranks of a data-parallel run.
+    sync_dist: bool,
     /// Latest step value, not yet read to the host.
     last: Option<LogValue>,
     /// Latest step value read to the host.
@@ -95,6 +98,7 @@ impl EpochResults {
                         prog_bar: l.prog_bar,
                         logger: l.logger,
                         reduce: l.reduce,
+                        sync_dist: l.sync_dist,
                         last: None,
                         last_host: None,
                         device_acc: None,
@@ -191,27 +195,45 @@ impl EpochResults {
 
     /// The epoch's reduced values (one device sync) and computed metrics, by output name, with
     /// their routing.
-    pub fn epoch_values(&self) -> Result<EpochOutput> {
+    pub fn epoch_values(&mut self) -> Result<EpochOutput> {
+        self.epoch_values_across(None)
+    }
+
+    /// [`epoch_values`](Self::epoch_values) over every rank of a data-parallel run: values
+    /// logged with `sync_dist` and streaming metrics reduced over all their batches.
+    pub(crate) fn epoch_values_across(&mut self, ddp: Option<&Ddp>) -> Result<EpochOutput> {
         self.check_labels()?;
         let pending: Vec<(usize, Tensor<1>)> = self.entries.iter().enumerate().filter_map(|(i, e)| Some((i, e.device_acc.clone()?))).collect();
         let mut device: Vec<Option<f64>> = vec![None; self.entries.len()];
         for (i, v) in read_all(pending) {
             device[i] = Some(v);
         }
-        let values = self
+        // Each epoch entry's reduction over this rank's steps and its weight.
+        let mut partial: Vec<Option<(f64, f64)>> = self
             .entries
             .iter()
             .zip(device)
-            .filter(|(e, _)| e.on_epoch && e.weight > 0)
             .map(|(e, dev)| {
                 let reduced = match (dev, e.host_acc) {
                     (Some(a), Some(b)) => combine_host(a, b, e.reduce),
                     (Some(a), None) | (None, Some(a)) => a,
                     (None, None) => f64::NAN,
                 };
-                let value = if e.reduce == Reduce::Mean { reduced / e.weight as f64 } else { reduced };
+                (e.on_epoch && e.weight > 0).then_some((reduced, e.weight as f64))
+            })
+            .collect();
+        if let Some(ddp) = ddp {
+            self.sync(ddp, &mut partial)?;
+        }
+        let values = self
+            .entries
+            .iter()
+            .zip(partial)
+            .filter_map(|(e, p)| {
+                let (reduced, weight) = p?;
+                let value = if e.reduce == Reduce::Mean { reduced / weight } else { reduced };
                 let name = if e.on_step { format!("{}_epoch", e.name) } else { e.name.clone() };
-                EpochValue { name, base: e.name.clone(), value, logger: e.logger, prog_bar: e.prog_bar }
+                Some(EpochValue { name, base: e.name.clone(), value, logger: e.logger, prog_bar: e.prog_bar })
             })
             .collect::<Vec<_>>();
         let mut values = values;
@@ -238,6 +260,68 @@ impl EpochResults {
         }
         Ok(EpochOutput { values, plots })
     }
+}
+
+impl EpochResults {
+    /// Reduces the `sync_dist` entries of `partial` and every streaming metric over the ranks:
+    /// one exchange of what each rank logged (the names must agree: a value logged on some
+    /// ranks only cannot be reduced, and waiting for it would hang the others), then one per
+    /// metric, in name order.
+    fn sync(&mut self, ddp: &Ddp, partial: &mut [Option<(f64, f64)>]) -> Result<()> {
+        let synced: Vec<usize> = (0..self.entries.len()).filter(|&i| self.entries[i].sync_dist && partial[i].is_some()).collect();
+        let mine = RankValues {
+            values: synced.iter().map(|&i| (self.entries[i].name.clone(), partial[i].unwrap_or_default())).collect(),
+            metrics: self.metrics.iter().map(|m| m.name.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect(),
+        };
+        let bytes = serde_json::to_vec(&mine).map_err(|e| Error::serde("cannot encode the logged values for the other ranks").caused_by(e))?;
+        let what = "the epoch-end reduction of logged values (sync_dist) and metrics";
+        let all: Vec<RankValues> = ddp
+            .gather(bytes, what)?
+            .iter()
+            .map(|b| serde_json::from_slice(b).map_err(|e| Error::serde(format!("{what}: a rank sent values that cannot be read")).caused_by(e)))
+            .collect::<Result<_>>()?;
+        let names = |l: &RankValues| (l.values.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(), l.metrics.clone());
+        for (rank, theirs) in all.iter().enumerate() {
+            if names(theirs) != names(&all[0]) {
+                let list = |l: &RankValues| {
+                    let (values, metrics) = names(l);
+                    format!("[{}]", values.into_iter().chain(metrics).collect::<Vec<_>>().join(", "))
+                };
+                return Err(Error::Distributed {
+                    rank: ddp.rank(),
+                    reason: format!(
+                        "{what}: rank 0 logged {} this epoch and rank {rank} {}; log the same names with sync_dist on every rank \
+                         (a rank with no batch logs nothing: give every rank at least one batch)",
+                        list(&all[0]),
+                        list(theirs)
+                    ),
+                });
+            }
+        }
+        for (k, &i) in synced.iter().enumerate() {
+            let reduce = self.entries[i].reduce;
+            let per_rank = all.iter().map(|l| l.values[k].1);
+            partial[i] = per_rank.reduce(|(a, wa), (b, wb)| (combine_host(a, b, reduce), wa + wb));
+        }
+        let device = self.metrics.first().map(|m| m.scores.device());
+        if let Some(device) = device {
+            let gather = |bytes: Vec<u8>| ddp.gather(bytes, "the epoch-end reduction of a metric's state");
+            let replicas = Replicas::new(&gather, device);
+            self.metrics.sort_by(|a, b| a.name.cmp(&b.name));
+            for m in &mut self.metrics {
+                m.metric.sync(&replicas)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What one rank logged in an epoch, as the others receive it: each `sync_dist` value's
+/// reduction and weight, and its streaming metrics' names.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RankValues {
+    values: Vec<(String, (f64, f64))>,
+    metrics: Vec<String>,
 }
 
 /// An epoch's reduced values and its charts.

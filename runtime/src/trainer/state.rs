@@ -56,11 +56,23 @@ pub struct TrainerState {
     pub grad_scaler: Option<crate::precision::GradScalerState>,
     /// The checkpoint `fit` resumed from, if any.
     pub resumed_from: Option<PathBuf>,
+    /// This process's rank in a data-parallel run (0 otherwise).
+    pub global_rank: usize,
+    /// The processes of a data-parallel run (1 otherwise; 0 before the Trainer is built).
+    pub world_size: usize,
+    /// Time this `fit` spent averaging gradients across the ranks of a data-parallel run
+    /// (moving them to the host and the all-reduce): its communication cost.
+    pub gradient_sync: std::time::Duration,
     /// Class names from the data module (`DataModule::class_names`), for captions and charts.
     pub class_names: Option<Vec<String>>,
 }
 
 impl TrainerState {
+    /// Rank 0, the process that logs and writes checkpoints (every process of a single-device run).
+    pub fn is_global_zero(&self) -> bool {
+        self.global_rank == 0
+    }
+
     /// A metric from `callback_metrics`, or an error listing what is available.
     pub fn metric(&self, name: &str, hint: &str) -> crate::Result<f64> {
         self.callback_metrics.get(name).copied().ok_or_else(|| crate::Error::MissingMetric {

@@ -55,6 +55,7 @@ impl<M: LightningModule> AutomaticOptimization<M> {
         } else {
             grads
         };
+        trainer.state.gradient_sync += learner.average_gradients(0, &mut grads, trainer.state.global_step)?;
         let finite = learner.unscale(&mut grads);
         {
             let (model, optimizers) = learner.parts();

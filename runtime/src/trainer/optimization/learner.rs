@@ -6,9 +6,11 @@ use std::borrow::Cow;
 use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
 
+use crate::error::Result;
 use crate::module::LightningModule;
 use crate::optim::{Interval, OptimizerConfig};
 use crate::precision::{CastParams, GradScaler, Precision};
+use crate::strategy::Ddp;
 
 /// The model being trained and its optimizers, with `&mut self` methods; the loops borrow it.
 pub(crate) struct Learner<M> {
@@ -20,13 +22,15 @@ pub(crate) struct Learner<M> {
     precision: Precision,
     /// `16-mixed`'s loss scaler.
     scaler: Option<GradScaler>,
+    /// The data-parallel run whose ranks average their gradients before each step.
+    ddp: Option<Ddp>,
 }
 
 const IN_PLACE: &str = "the model is in place between optimizer steps";
 
 impl<M: LightningModule> Learner<M> {
-    pub fn new(model: M, optimizers: Vec<OptimizerConfig>, precision: Precision, scaler: Option<GradScaler>) -> Self {
-        Learner { model: Some(model), optimizers, precision, scaler }
+    pub fn new(model: M, optimizers: Vec<OptimizerConfig>, precision: Precision, scaler: Option<GradScaler>, ddp: Option<Ddp>) -> Self {
+        Learner { model: Some(model), optimizers, precision, scaler, ddp }
     }
 
     pub fn model(&self) -> &M {
@@ -56,6 +60,18 @@ impl<M: LightningModule> Learner<M> {
     /// The loss scaler, under `16-mixed`.
     pub fn scaler(&self) -> Option<&GradScaler> {
         self.scaler.as_ref()
+    }
+
+    /// In a data-parallel run, averages the gradients of optimizer `index`'s parameters across
+    /// the ranks (one all-reduce, only when a step will use them: not during accumulation, as
+    /// Lightning's `no_sync`); before unscaling and clipping, so every rank steps alike.
+    /// Returns the time it took.
+    pub fn average_gradients(&self, index: usize, grads: &mut GradientsParams, step: u64) -> Result<std::time::Duration> {
+        let Some(ddp) = &self.ddp else { return Ok(std::time::Duration::ZERO) };
+        let start = std::time::Instant::now();
+        let what = format!("the gradient all-reduce of global step {step}");
+        ddp.average_gradients(self.model(), grads, self.optimizers[index].params(), &what)?;
+        Ok(start.elapsed())
     }
 
     /// Divides `grads` by the loss scale, before clipping and the step; returns whether they

@@ -21,9 +21,9 @@ pub(crate) struct ManualOptimization {
     toggled: Option<usize>,
     /// A step has run (the first runs guarded in a low precision).
     started: bool,
-    /// Under `16-mixed`: the optimizers whose gradients are unscaled already (by
-    /// `clip_gradients`), with whether they were all finite.
-    unscaled: std::collections::HashMap<usize, bool>,
+    /// The optimizers whose gradients are ready for their step already (averaged across
+    /// ranks and unscaled, by `clip_gradients`), with whether they were all finite.
+    prepared: std::collections::HashMap<usize, bool>,
 }
 
 impl ManualOptimization {
@@ -150,13 +150,14 @@ impl<M: LightningModule> OptimizerHandle<'_, '_, M> {
     /// Steps the optimizer with the gradients of its parameters (`on_before_optimizer_step`
     /// first); one global step. Its gradients stay until [`zero_grad`](Self::zero_grad).
     ///
-    /// Under `16-mixed` the gradients are unscaled first (unless `clip_gradients` did it), a
-    /// step whose gradients hold an inf or NaN leaves the weights alone, and the loss scaler
-    /// backs off or grows, as Lightning's precision plugin does at each optimizer step.
+    /// In a data-parallel run the gradients are averaged across the ranks first; under
+    /// `16-mixed` they are unscaled (both unless `clip_gradients` did it), a step whose
+    /// gradients hold an inf or NaN leaves the weights alone, and the loss scaler backs off or
+    /// grows, as Lightning's precision plugin does at each optimizer step.
     pub fn step(&mut self) -> Result<()> {
-        let finite = self.unscale();
+        let finite = self.prepare()?;
         let ManualStep { trainer, learner, state, compute, .. } = &mut *self.step;
-        state.unscaled.remove(&self.index);
+        state.prepared.remove(&self.index);
         let ids = learner.optimizers()[self.index].params();
         let grads = crate::grad::select(learner.model(), &state.grads, ids);
         {
@@ -173,43 +174,44 @@ impl<M: LightningModule> OptimizerHandle<'_, '_, M> {
         Ok(())
     }
 
-    /// Under `16-mixed`, divides the optimizer's gradients by the loss scale once per step;
-    /// returns whether they are all finite (always true without a scaler).
-    fn unscale(&mut self) -> bool {
-        let ManualStep { learner, state, .. } = &mut *self.step;
-        if learner.scaler().is_none() {
-            return true;
-        }
-        if let Some(&finite) = state.unscaled.get(&self.index) {
-            return finite;
+    /// Once per step: averages the optimizer's gradients across the ranks of a data-parallel
+    /// run, and under `16-mixed` divides them by the loss scale; returns whether they are all
+    /// finite (always true without a scaler).
+    fn prepare(&mut self) -> Result<bool> {
+        let ManualStep { trainer, learner, state, .. } = &mut *self.step;
+        if let Some(&finite) = state.prepared.get(&self.index) {
+            return Ok(finite);
         }
         let ids = learner.optimizers()[self.index].params();
         let mut mine = crate::grad::select(learner.model(), &state.grads, ids);
+        trainer.state.gradient_sync += learner.average_gradients(self.index, &mut mine, trainer.state.global_step)?;
         let finite = learner.unscale(&mut mine);
         crate::grad::remove(learner.model(), &mut state.grads, ids);
         crate::grad::accumulate(learner.model(), &mut state.grads, mine, ids);
-        state.unscaled.insert(self.index, finite);
-        finite
+        state.prepared.insert(self.index, finite);
+        Ok(finite)
     }
 
     /// Drops the gradients of the optimizer's parameters.
     pub fn zero_grad(&mut self) {
         let ManualStep { learner, state, .. } = &mut *self.step;
-        state.unscaled.remove(&self.index);
+        state.prepared.remove(&self.index);
         crate::grad::remove(learner.model(), &mut state.grads, learner.optimizers()[self.index].params());
     }
 
     /// Clips the gradients of the optimizer's parameters, as the Trainer's `gradient_clip`
-    /// does in automatic mode (Lightning's `self.clip_gradients(opt, ..)`); under `16-mixed`
-    /// they are unscaled first, so call it after the step's last `manual_backward`.
-    pub fn clip_gradients(&mut self, clip: GradientClip) {
-        self.unscale();
+    /// does in automatic mode (Lightning's `self.clip_gradients(opt, ..)`); in a data-parallel
+    /// run they are averaged across the ranks first (an error when a rank fails), under
+    /// `16-mixed` unscaled, so call it after the step's last `manual_backward`.
+    pub fn clip_gradients(&mut self, clip: GradientClip) -> Result<()> {
+        self.prepare()?;
         let ManualStep { learner, state, .. } = &mut *self.step;
         let ids = learner.optimizers()[self.index].params();
         let mut mine = crate::grad::select(learner.model(), &state.grads, ids);
         crate::grad::clip(learner.model(), &mut mine, clip);
         crate::grad::remove(learner.model(), &mut state.grads, ids);
         crate::grad::accumulate(learner.model(), &mut state.grads, mine, ids);
+        Ok(())
     }
 
     /// Steps the optimizer's learning-rate scheduler (in manual optimization the module steps
