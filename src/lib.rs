@@ -28,7 +28,9 @@ pub mod prelude {
     pub use crate::burn::nn::conv::Conv2d;
     pub use crate::burn::nn::{BatchNorm, Linear};
     pub use crate::burn::tensor::{Device, Int, Tensor, TensorData};
-    pub use crate::data::{ColorJitter, Compose, InMemoryDataModule, Loader, Normalize, OrderedLoader, RandomCrop, RandomHorizontalFlip, TensorDataset};
+    pub use crate::data::{
+        ColorJitter, Compose, ImageFolderDataModule, InMemoryDataModule, Loader, Normalize, OrderedLoader, RandomCrop, RandomHorizontalFlip, TensorDataset,
+    };
     pub use crate::{
         Accelerator, Batch, Callback, Cifar10DataModule, CkptPath, ClassificationBatch, CsvLogger, DataModule, EarlyStopping, EmaWeightAveraging, FromHparams,
         GradientClip, Hyperparameters, ImagePredictionLogger, Interval, LearningRateMonitor, LightningModule, LogOptions, Logger, ManualStep, Mode,

@@ -14,6 +14,7 @@ mod fit_synthetic;
 mod hook_order;
 mod hparams;
 mod hparams_options;
+mod image_folder;
 mod in_memory;
 mod kernels;
 mod log_semantics;

@@ -1,5 +1,5 @@
-//! Data: the `DataModule` trait, image batches and transforms, data held in memory, CIFAR-10 and a
-//! learnable synthetic dataset.
+//! Data: the `DataModule` trait, image batches and transforms, data held in memory, images in
+//! class folders, CIFAR-10 and a learnable synthetic dataset.
 
 use std::sync::Arc;
 
@@ -10,6 +10,7 @@ use crate::error::Result;
 mod batch;
 mod cifar10;
 mod download;
+mod image_folder;
 mod in_memory;
 mod loader;
 mod synthetic;
@@ -18,6 +19,7 @@ pub mod transforms;
 pub use batch::{ClassificationBatch, ImageBatcher, ImageItem, ImageSet, LoaderOptions};
 pub use cifar10::{CIFAR10_MD5, CIFAR10_SIZE, CIFAR10_URL, Cifar10DataModule};
 pub use download::{Download, md5_file};
+pub use image_folder::{FolderImages, ImageFolderDataModule};
 pub use in_memory::{InMemoryDataModule, TensorDataset, TensorItem};
 pub use loader::OrderedLoader;
 pub use synthetic::{SYNTHETIC_CLASSES, SyntheticDataModule, SyntheticImages};
