@@ -14,6 +14,7 @@ pub type Case = fn();
 pub const ALL: &[(&str, Case)] = &[
     ("two_ranks_of_16_reach_the_weights_of_one_rank_of_32_on_disjoint_shards", two_ranks_of_16_reach_the_weights_of_one_rank_of_32_on_disjoint_shards),
     ("a_checkpoint_resumes_on_another_number_of_ranks", a_checkpoint_resumes_on_another_number_of_ranks),
+    ("a_mid_epoch_checkpoint_resumes_on_another_number_of_ranks", a_mid_epoch_checkpoint_resumes_on_another_number_of_ranks),
     ("a_failing_rank_stops_the_other_with_its_error", a_failing_rank_stops_the_other_with_its_error),
     ("a_killed_rank_is_named_by_the_other_within_the_timeout", a_killed_rank_is_named_by_the_other_within_the_timeout),
     ("the_tutorial_trains_under_mpirun", the_tutorial_trains_under_mpirun),
@@ -174,6 +175,30 @@ fn a_checkpoint_resumes_on_another_number_of_ranks() {
         let resumed = result(&b, 0, &launched);
         assert_eq!(resumed["global_step"].as_u64(), Some(30), "one more epoch of 10 steps after the checkpoint's 20");
         assert_eq!(resumed["world_size"].as_u64(), Some(then as u64));
+        let diff = max_diff(&weights(&resumed), &reference);
+        assert!(diff < TOLERANCE, "{first} ranks then {then}: {diff} from the uninterrupted run");
+    }
+}
+
+/// Mid-epoch: a run checkpoints after 4 steps, 128 of the epoch's samples whatever its number
+/// of ranks; the resumed run's ranks skip their share of them (2 ranks: 64 each, 4 batches of
+/// 16) and end where the uninterrupted run does.
+fn a_mid_epoch_checkpoint_resumes_on_another_number_of_ranks() {
+    let straight = temp("mid-straight");
+    let launched = launch(1, &straight, &["batch=32", "epochs=2"], &[]);
+    let reference = weights(&result(&straight, 0, &launched));
+    for (first, then) in [(2, 1), (1, 2)] {
+        let batch = |np: usize| format!("batch={}", 32 / np);
+        let a = temp(&format!("mid-from-{first}"));
+        let launched = launch(first, &a, &[&batch(first), "epochs=1", "every=4"], &[]);
+        assert_eq!(launched.code, Some(0), "{}", launched.output);
+        let checkpoint = a.join("run/checkpoints/step=4.ckpt");
+        assert!(checkpoint.exists(), "{:?}", entries(&a.join("run/checkpoints"), ""));
+        let b = temp(&format!("mid-on-{then}"));
+        let resume = format!("resume={}", checkpoint.display());
+        let launched = launch(then, &b, &[&batch(then), "epochs=2", &resume], &[]);
+        let resumed = result(&b, 0, &launched);
+        assert_eq!(resumed["global_step"].as_u64(), Some(20), "{first} ranks then {then}: 6 steps left in epoch 0, then 10");
         let diff = max_diff(&weights(&resumed), &reference);
         assert!(diff < TOLERANCE, "{first} ranks then {then}: {diff} from the uninterrupted run");
     }

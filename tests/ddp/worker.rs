@@ -131,7 +131,8 @@ impl ModuleVisitor for Weights {
     }
 }
 
-/// Options: `batch=N epochs=N resume=PATH loggers=1 kill_at=STEP fail_at=STEP timeout=SECONDS`.
+/// Options: `batch=N epochs=N resume=PATH every=STEPS loggers=1 kill_at=STEP fail_at=STEP
+/// timeout=SECONDS`.
 pub fn run(out: &Path, options: &[String]) -> i32 {
     let get = |key: &str| options.iter().find_map(|o| o.strip_prefix(&format!("{key}=")).map(str::to_string));
     let number = |key: &str, default: u64| get(key).map_or(default, |v| v.parse().expect("a number"));
@@ -175,8 +176,13 @@ fn fit(
         .enable_progress_bar(false)
         .enable_model_summary(false)
         .default_root_dir(&root)
-        .callback(Sabotage { kill_at: get("kill_at").map(|v| v.parse().unwrap()), fail_at: get("fail_at").map(|v| v.parse().unwrap()) })
-        .callback(ModelCheckpoint::monitor("val_loss").save_last(true).dirpath(root.join("checkpoints")));
+        .callback(Sabotage { kill_at: get("kill_at").map(|v| v.parse().unwrap()), fail_at: get("fail_at").map(|v| v.parse().unwrap()) });
+    // A checkpoint every N steps (mid-epoch ones among them), or the best and the last.
+    let checkpoints = match get("every") {
+        Some(n) => ModelCheckpoint::default().every_n_train_steps(n.parse().unwrap()).save_top_k(-1).filename("{step}"),
+        None => ModelCheckpoint::monitor("val_loss").save_last(true),
+    };
+    builder = builder.callback(checkpoints.dirpath(root.join("checkpoints")));
     builder = if get("loggers").as_deref() == Some("1") {
         builder.logger(CsvLogger::new(&root)).logger(TensorBoardLogger::new(&root)).logger(WandbLogger::new("ddp-test").save_dir(&root))
     } else {

@@ -127,6 +127,31 @@ impl Dataset<ImageItem> for ImageSet {
     }
 }
 
+/// The loader setters every image data module has (over its `options: LoaderOptions` and
+/// `transforms: Compose` fields), written once.
+macro_rules! loader_setters {
+    () => {
+        /// Images per batch (default 32).
+        pub fn batch_size(mut self, batch_size: usize) -> Self {
+            self.options.batch_size = batch_size;
+            self
+        }
+        /// Loader worker threads (default 2; 0: load on the training thread).
+        pub fn num_workers(mut self, n: usize) -> Self {
+            self.options.num_workers = n;
+            self
+        }
+        /// Transforms of the training images (default none); the standard recipe is
+        /// [`Compose::crop_and_flip`]`(size)`: a random crop of the image padded by 4, flipped
+        /// left to right half of the time. Validation and test images are not transformed.
+        pub fn train_transforms(mut self, transforms: Compose) -> Self {
+            self.transforms = transforms;
+            self
+        }
+    };
+}
+pub(crate) use loader_setters;
+
 /// Batch size, loader threads and shuffle seed, shared by the image data modules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoaderOptions {

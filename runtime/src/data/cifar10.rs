@@ -86,31 +86,15 @@ impl Cifar10DataModule {
         self.idle_timeout = timeout;
         self
     }
-    /// Sets the batch size (default 32).
-    pub fn batch_size(mut self, batch_size: usize) -> Self {
-        self.options.batch_size = batch_size;
-        self
-    }
-    /// Sets the loader worker threads (default 2).
-    pub fn num_workers(mut self, n: usize) -> Self {
-        self.options.num_workers = n;
-        self
-    }
     /// Sets how many training images go to validation (default 5,000).
     pub fn val_size(mut self, n: usize) -> Self {
         self.val_size = n;
         self
     }
+    super::batch::loader_setters!();
     /// Sets the seed of the train/validation split and of the shuffling.
     pub fn seed(mut self, seed: u64) -> Self {
         self.options.seed = seed;
-        self
-    }
-    /// Transforms of the training images (default none); the standard recipe is
-    /// [`Compose::crop_and_flip`]`(32)`: a random 32x32 crop of the image padded by 4, flipped
-    /// left to right half of the time.
-    pub fn train_transforms(mut self, transforms: Compose) -> Self {
-        self.transforms = transforms;
         self
     }
     /// Shows or hides the download progress bar.

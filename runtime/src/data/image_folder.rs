@@ -209,24 +209,10 @@ impl ImageFolderDataModule {
         self.test_root = Some(dir.into());
         self
     }
-    /// Images per batch (default 32).
-    pub fn batch_size(mut self, n: usize) -> Self {
-        self.options.batch_size = n;
-        self
-    }
-    /// Loader worker threads, which decode the images (default 2).
-    pub fn num_workers(mut self, n: usize) -> Self {
-        self.options.num_workers = n;
-        self
-    }
+    super::batch::loader_setters!();
     /// The seed of the split and of the training shuffle (default 42).
     pub fn seed(mut self, seed: u64) -> Self {
         self.options.seed = seed;
-        self
-    }
-    /// Transforms of the training images (default none), e.g. [`Compose::crop_and_flip`].
-    pub fn train_transforms(mut self, transforms: Compose) -> Self {
-        self.transforms = transforms;
         self
     }
     /// The batcher (this module's normalization).

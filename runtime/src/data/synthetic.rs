@@ -99,21 +99,7 @@ impl SyntheticDataModule {
         self.sizes = [train, val, test];
         self
     }
-    /// Sets the batch size.
-    pub fn batch_size(mut self, batch_size: usize) -> Self {
-        self.options.batch_size = batch_size;
-        self
-    }
-    /// Sets the number of loader worker threads (0: load on the training thread).
-    pub fn num_workers(mut self, n: usize) -> Self {
-        self.options.num_workers = n;
-        self
-    }
-    /// Transforms of the training images (default none), e.g. [`Compose::crop_and_flip`]`(32)`.
-    pub fn train_transforms(mut self, transforms: Compose) -> Self {
-        self.transforms = transforms;
-        self
-    }
+    super::batch::loader_setters!();
     /// The batcher (mean/std 0.5 per channel, as the tutorial's transform).
     pub fn batcher(&self) -> ImageBatcher {
         ImageBatcher::new([3, SIDE, SIDE], &[0.5; 3], &[0.5; 3])
