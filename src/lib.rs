@@ -29,7 +29,8 @@ pub mod prelude {
     pub use crate::burn::nn::{BatchNorm, Linear};
     pub use crate::burn::tensor::{Device, Int, Tensor, TensorData};
     pub use crate::data::{
-        ColorJitter, Compose, ImageFolderDataModule, InMemoryDataModule, Loader, Normalize, OrderedLoader, RandomCrop, RandomHorizontalFlip, TensorDataset,
+        ColorJitter, Compose, ImageBatch, ImageFolderDataModule, InMemoryDataModule, Loader, Normalize, OrderedLoader, RandomCrop, RandomHorizontalFlip,
+        TensorDataset,
     };
     pub use crate::{
         Accelerator, Batch, Callback, Cifar10DataModule, CkptPath, ClassificationBatch, CsvLogger, DataModule, EarlyStopping, EmaWeightAveraging, FromHparams,

@@ -412,3 +412,52 @@ fn a_failed_or_interrupted_test_stage_is_the_runs_exit_code() {
         assert_eq!(exits, [code], "fit succeeded, test ended with {}", error());
     }
 }
+
+/// A batch type of the user's own: images and labels under other names.
+#[derive(Clone)]
+struct Photos {
+    pixels: Tensor<4>,
+    classes: Tensor<1, Int>,
+}
+
+impl Batch for Photos {
+    fn batch_size(&self) -> usize {
+        self.classes.dims()[0]
+    }
+}
+
+impl fulmen::data::ImageBatch for Photos {
+    fn images(&self) -> Tensor<4> {
+        self.pixels.clone()
+    }
+    fn labels(&self) -> Tensor<1, Int> {
+        self.classes.clone()
+    }
+}
+
+/// `ImagePredictionLogger::from_batch` takes any batch of images with labels, keeps the first
+/// `n`, and shows each rescaled from its darkest to its brightest value.
+#[test]
+fn image_predictions_take_any_batch_of_labelled_images() {
+    let device = Device::flex();
+    // Three grey 2×1 images: [-1, 1], [0.5, 0.25], [3, 3] (flat: shown mid-grey).
+    let pixels = Tensor::<4>::from_data(TensorData::new(vec![-1.0f32, 1.0, 0.5, 0.25, 3.0, 3.0], [3, 1, 1, 2]), &device);
+    let classes = Tensor::<1, Int>::from_data(TensorData::new(vec![1i64, 0, 1], [3]), &device);
+    let logger = ImagePredictionLogger::from_batch(&Photos { pixels, classes }, 2).unwrap();
+    let names = vec!["cat".to_string(), "dog".to_string()];
+    let images = logger.images(&[0, 0], &names).unwrap();
+    assert_eq!(images.len(), 2, "the first n");
+    assert_eq!((images[0].pixel(0, 0), images[0].pixel(1, 0)), ([0, 0, 0], [255, 255, 255]));
+    assert_eq!((images[1].pixel(0, 0), images[1].pixel(1, 0)), ([255, 255, 255], [0, 0, 0]));
+    assert_eq!(images[0].caption(), Some("Pred: cat, Label: dog"));
+    assert_eq!(images[1].caption(), Some("Pred: cat, Label: cat"));
+    let flat = ImagePredictionLogger::from_batch(
+        &Photos {
+            pixels: Tensor::from_data(TensorData::new(vec![3.0f32, 3.0], [1, 1, 1, 2]), &device),
+            classes: Tensor::from_data(TensorData::new(vec![0i64], [1]), &device),
+        },
+        1,
+    )
+    .unwrap();
+    assert_eq!(flat.images(&[0], &names).unwrap()[0].pixel(1, 0), [128, 128, 128]);
+}

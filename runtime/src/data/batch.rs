@@ -36,6 +36,25 @@ impl<const D: usize> Batch for ClassificationBatch<D> {
     }
 }
 
+/// A batch of images (as the model takes them) with class labels: what
+/// [`ImagePredictionLogger::from_batch`](crate::ImagePredictionLogger::from_batch) needs of a
+/// data module's batches. Implement it for your own batch type.
+pub trait ImageBatch: Batch {
+    /// The images `[N, C, H, W]`, as the model's `forward` takes them.
+    fn images(&self) -> Tensor<4>;
+    /// Their classes `[N]`.
+    fn labels(&self) -> Tensor<1, Int>;
+}
+
+impl ImageBatch for ClassificationBatch<4> {
+    fn images(&self) -> Tensor<4> {
+        self.inputs.clone()
+    }
+    fn labels(&self) -> Tensor<1, Int> {
+        self.targets.clone()
+    }
+}
+
 /// Turns [`ImageItem`]s into a `[B, C, H, W]` batch normalized per channel: `(x/255 - mean) / std`.
 #[derive(Debug, Clone)]
 pub struct ImageBatcher {
