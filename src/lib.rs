@@ -11,6 +11,11 @@
 //! trainer.test(&model, &mut dm)?;
 //! ```
 
+// The macros' expansions name `::fulmen`; this lets them expand inside this crate too.
+extern crate self as fulmen;
+
+pub mod cli;
+
 pub use fulmen_macros::{LightningModule, hyperparameters};
 pub use fulmen_runtime::*;
 
@@ -33,10 +38,10 @@ pub mod prelude {
         TensorDataset,
     };
     pub use crate::{
-        Accelerator, Batch, Callback, Cifar10DataModule, CkptPath, ClassificationBatch, CsvLogger, DataModule, EarlyStopping, EmaWeightAveraging, FromHparams,
-        GradientClip, Hyperparameters, ImagePredictionLogger, Interval, LearningRateMonitor, LightningModule, LogOptions, Logger, ManualStep, Mode,
-        ModelCheckpoint, OptimizerConfig, Optimizers, Precision, Result, SetupStage, Stage, StepContext, Strategy, SyntheticDataModule, TensorBoardLogger,
-        Trainer, TrainerView, WandbLogger, hparams, hyperparameters, seed_everything,
+        Accelerator, Batch, Callback, Cifar10DataModule, CkptPath, ClassificationBatch, CsvLogger, DataConfig, DataModule, EarlyStopping, EmaWeightAveraging,
+        FromHparams, GradientClip, Hyperparameters, ImagePredictionLogger, Interval, LearningRateMonitor, LightningModule, LogOptions, Logger, ManualStep,
+        Mode, ModelCheckpoint, OptimizerConfig, Optimizers, Precision, Result, SetupStage, Stage, StepContext, Strategy, SyntheticDataModule,
+        TensorBoardLogger, Trainer, TrainerView, WandbLogger, hparams, hyperparameters, seed_everything,
     };
 }
 

@@ -6,7 +6,7 @@
 # Usage: bash benches/gpu_check/run.sh [DIR]   DIR holds cifar-wgpu[.xz] from build.sh and,
 #        optionally, cifar-cuda[.xz] from build-cuda.sh
 #        (default target/gpu-check). GPU_CHECK_EPOCHS sets the epochs (default 1);
-#        GPU_CHECK_ARGS adds flags to fulmen's runs (`--fast-dev-run` to try the script quickly).
+#        GPU_CHECK_ARGS adds flags to fulmen's runs (`--trainer.fast_dev_run 1` to try the script quickly).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 dir=${1:-$here/../../target/gpu-check}
@@ -27,8 +27,8 @@ declare -A rate
 # fulmen: the example prints "Trained N epochs (S steps) in T s (R img/s, validation included)".
 fulmen() { # name binary accelerator precision
     local log="$work/$1.log"
-    if "$2" --synthetic --max-epochs "$epochs" --accelerator "$3" --precision "$4" --num-workers 4 \
-        --default-root-dir "$work/$1" ${GPU_CHECK_ARGS:-} >"$log" 2>&1; then
+    if "$2" fit --data.synthetic true --trainer.max_epochs "$epochs" --trainer.accelerator "$3" --trainer.precision "$4" \
+        --data.num_workers 4 --trainer.default_root_dir "$work/$1" ${GPU_CHECK_ARGS:-} >"$log" 2>&1; then
         rate[$1]=$(sed -n 's/.*(\([0-9.]*\) img\/s, validation included).*/\1/p' "$log" | tail -1)
         grep -m1 '^GPU available' "$log"
     else

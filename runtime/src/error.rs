@@ -45,6 +45,10 @@ pub enum Error {
     /// A Trainer option that makes no sense (alone or with this module).
     #[error("invalid Trainer configuration: {0}")]
     Config(String),
+    /// A command line or config file of `fulmen::cli` that cannot be used; the message names
+    /// the key and where it was set.
+    #[error("{0}")]
+    Cli(String),
     /// The module cannot do what was asked of it (a step or hook it lacks, optimizers that do
     /// not fit its optimization mode).
     #[error("LightningModule: {0}")]

@@ -32,7 +32,7 @@ pub mod trainer;
 pub use accelerator::{Accelerator, Devices, SelectedDevice, seed_everything};
 pub use callbacks::{Callback, EarlyStopping, EmaWeightAveraging, ImagePredictionLogger, LearningRateMonitor, Mode, ModelCheckpoint, TrainerView};
 pub use checkpoint::{Checkpoint, FromHparams};
-pub use data::{Cifar10DataModule, ClassificationBatch, DataModule, SetupStage, SyntheticDataModule};
+pub use data::{Cifar10DataModule, ClassificationBatch, DataConfig, DataModule, SetupStage, SyntheticDataModule};
 pub use error::{Error, Result};
 pub use hparams::Hyperparameters;
 pub use loggers::{CsvLogger, Image, Logger, RunStatus, TensorBoardLogger, WandbLogger};

@@ -246,7 +246,18 @@ fn the_tutorial_trains_under_mpirun() {
     command
         .args(["--allow-run-as-root", "--oversubscribe", "-np", "2"])
         .arg(&example)
-        .args(["--synthetic", "--fast-dev-run", "--strategy", "ddp", "--accelerator", "cpu", "--default-root-dir"])
+        .args([
+            "fit",
+            "--data.synthetic",
+            "true",
+            "--trainer.fast_dev_run",
+            "1",
+            "--trainer.strategy",
+            "ddp",
+            "--trainer.accelerator",
+            "cpu",
+            "--trainer.default_root_dir",
+        ])
         .arg(&dir)
         .current_dir(&dir);
     let launched = run(command, Duration::from_secs(300));

@@ -116,7 +116,7 @@ fn cifar(name: &str, args: &[&str]) -> (Option<i32>, String) {
         .args(["run", "--release", "--offline", "--quiet", "--manifest-path"])
         .arg(workspace.join("Cargo.toml"))
         .args(crate::probe::same_features())
-        .args(["--example", "cifar", "--", "--synthetic", "--fast-dev-run"])
+        .args(["--example", "cifar", "--", "fit", "--data.synthetic", "true", "--trainer.fast_dev_run", "1"])
         .args(args)
         .output()
         .unwrap();
@@ -126,12 +126,14 @@ fn cifar(name: &str, args: &[&str]) -> (Option<i32>, String) {
 #[test]
 fn the_tutorial_exits_1_with_one_paragraph_for_hyperparameters_that_do_not_fit() {
     for (set, wanted) in [
-        ("num_classes=5", "label 9 is outside the model's classes 0..5"),
-        ("num_classes=0", "layer `fc3`: linear 128 -> 0 has a size of 0"),
-        ("num_classes=100000000000", "more than this machine can allocate"),
-        ("input_shape=[3,16,16]", "but the model expects [batch, 3, 16, 16]"),
+        ("--model.num_classes=5", "label 9 is outside the model's classes 0..5"),
+        ("--model.num_classes=0", "layer `fc3`: linear 128 -> 0 has a size of 0"),
+        ("--model.num_classes=100000000000", "more than this machine can allocate"),
+        ("--model.input_shape=[3,16,16]", "but the model expects [batch, 3, 16, 16]"),
+        ("--model.learning_rate=2.0", "`model.learning_rate` = 2 (--model.learning_rate) must be in 1e-6..=1.0"),
+        ("--model.learnin_rate=0.1", "unknown key `model.learnin_rate` (--model.learnin_rate) (did you mean `learning_rate`?)"),
     ] {
-        let (code, stderr) = cifar("bad-hparams", &["--set", set]);
+        let (code, stderr) = cifar("bad-hparams", &[set]);
         assert_eq!(code, Some(1), "{set}: {stderr}");
         assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{set}: {stderr}");
         let paragraph: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();

@@ -35,7 +35,7 @@ fn picture(w: u32, h: u32, rgb: [u8; 3], seed: u64) -> image::RgbImage {
 }
 
 /// `root/<class>/` with `n` images per class: red, green and blue, of varying sizes, PNG and JPEG.
-fn write_folder(root: &Path, n: usize) {
+pub(crate) fn write_folder(root: &Path, n: usize) {
     let colours = [("blue", [20, 20, 200]), ("green", [20, 200, 20]), ("red", [200, 20, 20])];
     for (class, (name, rgb)) in colours.iter().enumerate() {
         let dir = root.join(name);

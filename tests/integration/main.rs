@@ -10,6 +10,7 @@ mod allocator;
 mod bad_input;
 mod checkpoints;
 mod cifar10;
+mod cli;
 mod fit_synthetic;
 mod hook_order;
 mod hparams;

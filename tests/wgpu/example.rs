@@ -13,7 +13,7 @@ fn the_tutorial_trains_on_wgpu_when_asked() {
         .args(["run", "--release", "--offline", "--quiet", "--manifest-path"])
         .arg(workspace.join("Cargo.toml"))
         .args(same_features())
-        .args(["--example", "cifar", "--", "--synthetic", "--fast-dev-run", "--accelerator", "wgpu"])
+        .args(["--example", "cifar", "--", "fit", "--data.synthetic", "true", "--trainer.fast_dev_run", "1", "--trainer.accelerator", "wgpu"])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -168,7 +168,9 @@ pub fn generate(model: &HparamStruct) -> TokenStream {
             }
         }
 
+        // Not listed as "other types that implement" in a user's error about another type.
         #[automatically_derived]
+        #[diagnostic::do_not_recommend]
         impl #p::Hyperparameters for #name {
             fn validate(&self) -> #p::Result<()> {
                 #(#checks)*

@@ -75,3 +75,39 @@ pub trait DataModule {
         Ok(None)
     }
 }
+
+/// A boxed data module is one, so a program can choose its data at run time
+/// (`Box<dyn DataModule<Batch = ClassificationBatch<4>>>`).
+impl<D: DataModule + ?Sized> DataModule for Box<D> {
+    type Batch = D::Batch;
+    fn prepare_data(&mut self) -> Result<()> {
+        (**self).prepare_data()
+    }
+    fn setup(&mut self, stage: SetupStage) -> Result<()> {
+        (**self).setup(stage)
+    }
+    fn class_names(&self) -> Option<Vec<String>> {
+        (**self).class_names()
+    }
+    fn train_dataloader(&self) -> Result<Loader<Self::Batch>> {
+        (**self).train_dataloader()
+    }
+    fn val_dataloader(&self) -> Result<Option<Loader<Self::Batch>>> {
+        (**self).val_dataloader()
+    }
+    fn test_dataloader(&self) -> Result<Option<Loader<Self::Batch>>> {
+        (**self).test_dataloader()
+    }
+    fn predict_dataloader(&self) -> Result<Option<Loader<Self::Batch>>> {
+        (**self).predict_dataloader()
+    }
+}
+
+/// A data module's options as a `#[hyperparameters]` struct, which builds the module: what
+/// `fulmen::cli` reads from a config file's `data:` section, as it reads the model's from `model:`.
+pub trait DataConfig: crate::Hyperparameters {
+    /// The data module these options build.
+    type DataModule: DataModule;
+    /// Builds the data module (nothing is read or downloaded yet: that is `prepare_data`/`setup`).
+    fn build(&self) -> Result<Self::DataModule>;
+}

@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use crate::error::{Error, Result};
 
 pub use checks::{check_choice, check_finite, check_range};
+pub use overrides::{did_you_mean, parse_value};
 
 /// What `#[hyperparameters]` knows about one field; it feeds `--help`, hparams.yaml comments
 /// and error messages.
@@ -60,8 +61,11 @@ pub trait Hyperparameters: Serialize + DeserializeOwned + Clone + std::fmt::Debu
     }
 
     /// Parses and validates hyperparameters from YAML text.
+    /// Enums are read as `to_yaml` writes them: `{Variant: {..}}` maps, not YAML tags.
     fn from_yaml_str(text: &str) -> Result<Self> {
-        let value: Self = serde_yaml_ng::from_str(text).map_err(|e| Error::serde(format!("cannot parse hyperparameters YAML: {e}")).caused_by(e))?;
+        let tree: serde_json::Value =
+            serde_yaml_ng::from_str(text).map_err(|e| Error::serde(format!("cannot parse hyperparameters YAML: {e}")).caused_by(e))?;
+        let value: Self = serde_json::from_value(tree).map_err(|e| Error::serde(format!("cannot parse hyperparameters YAML: {e}")).caused_by(e))?;
         value.validate()?;
         Ok(value)
     }

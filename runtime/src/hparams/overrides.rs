@@ -33,7 +33,7 @@ pub fn apply(values: &mut serde_json::Value, item: &str, fields: &[FieldInfo]) -
 }
 
 /// `text` as YAML, as a JSON value; an unparsable or non-finite value is an error saying so.
-fn parse_value(text: &str) -> std::result::Result<serde_json::Value, String> {
+pub fn parse_value(text: &str) -> std::result::Result<serde_json::Value, String> {
     let value: serde_yaml_ng::Value =
         serde_yaml_ng::from_str(text).map_err(|e| format!("`{text}` is not a YAML value ({e}); quote a string that holds `: ` or ` #`"))?;
     if has_non_finite(&value) {
@@ -58,7 +58,7 @@ fn fail(item: &str, reason: String) -> Error {
 }
 
 /// `" (did you mean `x`?)"` for the closest known name within two edits, or nothing.
-fn did_you_mean(name: &str, known: &[&str]) -> String {
+pub fn did_you_mean(name: &str, known: &[&str]) -> String {
     known
         .iter()
         .map(|k| (edit_distance(name, k), *k))

@@ -80,8 +80,9 @@ impl<M: LightningModule> Trainer<M> {
         })
     }
 
-    /// The file a `CkptPath` names, checked to exist.
-    pub(super) fn resolve_checkpoint(&self, ckpt: &CkptPath) -> Result<PathBuf> {
+    /// The file a `CkptPath` names (`"last"`, `"best"` or a path, as `fit_from` and `test_from`
+    /// find it), checked to exist.
+    pub fn resolve_checkpoint(&self, ckpt: &CkptPath) -> Result<PathBuf> {
         let path = match ckpt {
             CkptPath::Path(path) => path.clone(),
             CkptPath::Last => self.last_checkpoint()?,

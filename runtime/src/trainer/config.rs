@@ -7,8 +7,10 @@ use crate::error::{Error, Result};
 use crate::precision::{GradScalerConfig, Precision};
 use crate::strategy::Strategy;
 
-/// How many batches of a loader to run: a count or a fraction (Lightning's `limit_*_batches`).
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// How many batches of a loader to run: a count or a fraction (Lightning's `limit_*_batches`);
+/// in a config file an integer is a count (`10`) and a float a fraction (`0.25`, `1.0`).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
 pub enum Limit {
     /// At most this many batches.
     Batches(i64),

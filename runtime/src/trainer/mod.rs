@@ -165,9 +165,19 @@ impl<M: LightningModule> TrainerBuilder<M> {
         self.callbacks.push(Box::new(callback));
         self
     }
+    /// Adds a callback chosen at run time (from a config file, say).
+    pub fn callback_boxed(mut self, callback: Box<dyn Callback<M>>) -> Self {
+        self.callbacks.push(callback);
+        self
+    }
     /// Adds a logger (the default CSV logger is used only when none is added).
     pub fn logger(mut self, logger: impl Logger + 'static) -> Self {
         self.loggers.push(Box::new(logger));
+        self
+    }
+    /// Adds a logger chosen at run time.
+    pub fn logger_boxed(mut self, logger: Box<dyn Logger>) -> Self {
+        self.loggers.push(logger);
         self
     }
     /// Disables logging entirely (no default CSV logger).
