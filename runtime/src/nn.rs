@@ -163,10 +163,7 @@ pub fn dropout<const D: usize>(x: Tensor<D>, prob: f64) -> Tensor<D> {
 
 /// Checks a dropout probability taken from the hyperparameters (`new()` calls it).
 pub fn check_dropout(layer: &str, prob: f64) -> Result<()> {
-    if !(0.0..1.0).contains(&prob) {
-        return Err(size_error(layer, format!("dropout probability {prob} is outside [0, 1); give the hyperparameter a `range = 0.0..1.0`")));
-    }
-    Ok(())
+    fulmen_rules::range::dropout_probability(prob).map_err(|reason| size_error(layer, format!("{reason}; give the hyperparameter a `range = 0.0..1.0`")))
 }
 
 #[cfg(test)]

@@ -291,7 +291,7 @@ impl HparamField {
                 );
             }
             let (low, high) = (range.low.as_ref().and_then(literal_value), range.high.as_ref().and_then(literal_value));
-            let empty = matches!((low, high), (Some(l), Some(h)) if l > h || (l == h && !range.inclusive));
+            let empty = matches!((low, high), (Some(l), Some(h)) if fulmen_rules::range::is_empty(&l, &h, range.inclusive));
             if empty {
                 errors.push(
                     darling::Error::custom(format!("range `{}` of `{name}` is empty: its start is not below its end", range.text)).with_span(&range.expr),
@@ -300,12 +300,9 @@ impl HparamField {
             if !empty
                 && let Some(default) = &self.default
                 && let Some(value) = literal_value(default)
+                && fulmen_rules::range::outside(&value, low.as_ref(), high.as_ref(), range.inclusive)
             {
-                let below = low.is_some_and(|l| value < l);
-                let above = high.is_some_and(|h| if range.inclusive { value > h } else { value >= h });
-                if below || above {
-                    errors.push(darling::Error::custom(format!("default {value} of `{name}` is outside its range `{}`", range.text)).with_span(default));
-                }
+                errors.push(darling::Error::custom(format!("default {value} of `{name}` is outside its range `{}`", range.text)).with_span(default));
             }
         }
         if let Some(choices) = &self.choices

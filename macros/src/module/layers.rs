@@ -383,10 +383,10 @@ impl RawOp {
                     Some(syn::Expr::Path(path)) if path.path.get_ident().is_some() => {
                         path.path.get_ident().map_or(DropRate::Lit(syn::parse_quote!(0.5)), |i| DropRate::Field(i.clone()))
                     }
-                    Some(e) => match crate::hparams::literal_value(e) {
-                        Some(v) if (0.0..1.0).contains(&v) => DropRate::Lit(e.clone()),
-                        Some(v) => {
-                            r.errors.push(darling::Error::custom(format!("dropout probability {v} is outside [0, 1)")).with_span(e));
+                    Some(e) => match crate::hparams::literal_value(e).map(fulmen_rules::range::dropout_probability) {
+                        Some(Ok(())) => DropRate::Lit(e.clone()),
+                        Some(Err(reason)) => {
+                            r.errors.push(darling::Error::custom(reason).with_span(e));
                             DropRate::Lit(syn::parse_quote!(0.5))
                         }
                         None => {

@@ -11,10 +11,8 @@ pub fn check_range<T: PartialOrd + std::fmt::Display>(
     high_inclusive: bool,
     range_text: &str,
 ) -> Result<()> {
-    let below = low.is_some_and(|low| value < low);
-    let above = high.is_some_and(|high| if high_inclusive { value > high } else { value >= high });
-    if below || above {
-        return Err(Error::Hyperparameter { field: field.to_string(), value: value.to_string(), reason: format!("must be in {range_text}") });
+    if fulmen_rules::range::outside(value, low, high, high_inclusive) {
+        return Err(Error::Hyperparameter { field: field.to_string(), value: value.to_string(), reason: fulmen_rules::range::violation(range_text) });
     }
     Ok(())
 }
