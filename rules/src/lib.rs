@@ -3,5 +3,6 @@
 //! are known only then: one implementation, so the two cannot disagree. No dependencies, so the
 //! proc-macro crate and the runtime can both use it.
 
+pub mod names;
 pub mod range;
 pub mod shape;

@@ -6,6 +6,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 use super::layers::{DropRate, Op, Pad, Size, WindowSpec};
+use super::ops::Activation;
 use super::{Loss, Metric, ModuleModel};
 
 fn private() -> TokenStream {
@@ -139,13 +140,19 @@ fn apply(op: &Op, field: &syn::Ident) -> TokenStream {
             };
             quote! { let x = #p::nn::dropout(x, #prob); }
         }
-        Op::Activation(name, arg) => match name.to_string().as_str() {
-            "softmax" | "log_softmax" => quote! { let x = #p::nn::#name(x); },
-            "leaky_relu" => {
-                let slope = arg.clone().unwrap_or_else(|| syn::parse_quote!(0.01));
+        Op::Activation(activation, slope) => match activation {
+            Activation::Relu => quote! { let x = #act::relu(x); },
+            Activation::LeakyRelu => {
+                let slope = slope.clone().unwrap_or_else(|| syn::parse_quote!(0.01));
                 quote! { let x = #act::leaky_relu(x, (#slope) as f64); }
             }
-            _ => quote! { let x = #act::#name(x); },
+            Activation::Gelu => quote! { let x = #act::gelu(x); },
+            Activation::Silu => quote! { let x = #act::silu(x); },
+            Activation::Sigmoid => quote! { let x = #act::sigmoid(x); },
+            Activation::Tanh => quote! { let x = #act::tanh(x); },
+            // Over the class dimension, in f32 under mixed precision.
+            Activation::Softmax => quote! { let x = #p::nn::softmax(x); },
+            Activation::LogSoftmax => quote! { let x = #p::nn::log_softmax(x); },
         },
     }
 }

@@ -7,6 +7,8 @@ use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{Ident, LitInt, Token};
 
+use super::ops::{self, Activation};
+
 /// A size: a literal, a hparams field, or `auto` (inferred from the shapes).
 #[derive(Debug, Clone)]
 pub enum Size {
@@ -150,44 +152,9 @@ pub enum Op {
     /// Dropout with a probability: a float literal or a hparams field (active only while
     /// training, i.e. on an autodiff device).
     Dropout(DropRate),
-    /// An activation: `relu`, `gelu`, `silu`, `sigmoid`, `tanh`, `softmax`, `log_softmax`,
-    /// `leaky_relu(slope)`.
-    Activation(Ident, Option<syn::Expr>),
+    /// An activation, with `leaky_relu`'s slope.
+    Activation(Activation, Option<syn::Expr>),
 }
-
-impl Op {
-    /// The Burn type the op's field must have, for module-building ops.
-    pub fn module_type(&self) -> Option<&'static str> {
-        match self {
-            Op::Conv2d { .. } => Some("Conv2d"),
-            Op::Linear { .. } => Some("Linear"),
-            Op::BatchNorm => Some("BatchNorm"),
-            _ => None,
-        }
-    }
-}
-
-/// Every op name, for suggestions.
-pub const OP_NAMES: [&str; 16] = [
-    "conv2d",
-    "linear",
-    "batch_norm",
-    "max_pool",
-    "avg_pool",
-    "adaptive_avg_pool",
-    "flatten",
-    "relu",
-    "leaky_relu",
-    "gelu",
-    "silu",
-    "sigmoid",
-    "tanh",
-    "softmax",
-    "log_softmax",
-    "dropout",
-];
-
-const ACTIVATIONS: [&str; 8] = ["relu", "leaky_relu", "gelu", "silu", "sigmoid", "tanh", "softmax", "log_softmax"];
 
 struct ArgReader<'a> {
     op: &'a RawOp,
@@ -311,12 +278,30 @@ fn expr_size(expr: &syn::Expr) -> Option<Size> {
 }
 
 impl RawOp {
-    /// Checks the op's name and arguments.
+    /// Checks the op's name and arguments against its descriptor, then reads them.
     pub fn resolve(&self) -> darling::Result<Op> {
         let name = self.name.to_string();
-        let op = match name.as_str() {
+        let Some(descriptor) = ops::find(&name) else {
+            let known = ops::names();
+            return Err(darling::Error::custom(format!(
+                "`{name}` is not a layer op{}; the ops are {}. For anything else, write the layer yourself: \
+                 build the fields in `#[lightning(init = method)]` and apply them in `forward = method`",
+                fulmen_rules::names::did_you_mean(&name, &known),
+                known.join(", ")
+            ))
+            .with_span(&self.name));
+        };
+        let mut r = ArgReader::new(self, descriptor.keys);
+        if !descriptor.sizes {
+            r.no_sizes();
+        }
+        r.max_positional(descriptor.positional);
+        if let Some(activation) = descriptor.activation {
+            let slope = r.named("slope").or_else(|| r.positional.first().copied()).cloned();
+            return r.errors.finish_with(Op::Activation(activation, slope));
+        }
+        match name.as_str() {
             "conv2d" => {
-                let mut r = ArgReader::new(self, &["kernel", "stride", "padding", "dilation", "groups", "bias"]);
                 let (input, output) = r.sizes();
                 let window = WindowSpec {
                     kernel: r.size("kernel", Some(0), None),
@@ -326,7 +311,6 @@ impl RawOp {
                 };
                 let groups = r.size("groups", None, Some(1));
                 let bias = r.flag("bias", true);
-                r.max_positional(1);
                 if let Size::Auto(auto) = &output {
                     r.errors.push(
                         darling::Error::custom("the output channels of a conv2d cannot be `auto`; write a number or a hyperparameter field").with_span(auto),
@@ -335,10 +319,8 @@ impl RawOp {
                 r.errors.finish_with(Op::Conv2d { input, output, window, groups, bias })
             }
             "linear" => {
-                let mut r = ArgReader::new(self, &["bias"]);
                 let (input, output) = r.sizes();
                 let bias = r.flag("bias", true);
-                r.max_positional(0);
                 if let Size::Auto(auto) = &output {
                     r.errors.push(
                         darling::Error::custom("the output size of a linear layer cannot be `auto`; write a number or a hyperparameter field").with_span(auto),
@@ -347,8 +329,6 @@ impl RawOp {
                 r.errors.finish_with(Op::Linear { input, output, bias })
             }
             "max_pool" | "avg_pool" => {
-                let mut r = ArgReader::new(self, &["kernel", "stride", "padding", "dilation"]);
-                r.no_sizes();
                 let kernel = r.size("kernel", Some(0), None);
                 let stride = match r.named("stride") {
                     Some(_) => r.size("stride", None, None),
@@ -356,29 +336,17 @@ impl RawOp {
                 };
                 let padding = r.padding(false);
                 let dilation = r.size("dilation", None, Some(1));
-                r.max_positional(1);
                 let window = WindowSpec { kernel, stride, padding, dilation };
-                let op = if name == "max_pool" { Op::MaxPool(window) } else { Op::AvgPool(window) };
-                r.errors.finish_with(op)
+                r.errors.finish_with(if name == "max_pool" { Op::MaxPool(window) } else { Op::AvgPool(window) })
             }
             "adaptive_avg_pool" => {
-                let mut r = ArgReader::new(self, &[]);
-                r.no_sizes();
                 let h = r.size("output", Some(0), None);
                 let w = if r.positional.len() > 1 { r.size("output", Some(1), None) } else { h.clone() };
-                r.max_positional(2);
                 r.errors.finish_with(Op::AdaptiveAvgPool(h, w))
             }
-            "batch_norm" | "flatten" => {
-                let mut r = ArgReader::new(self, &[]);
-                r.no_sizes();
-                r.max_positional(0);
-                r.errors.finish_with(if name == "flatten" { Op::Flatten } else { Op::BatchNorm })
-            }
+            "batch_norm" => r.errors.finish_with(Op::BatchNorm),
+            "flatten" => r.errors.finish_with(Op::Flatten),
             "dropout" => {
-                let mut r = ArgReader::new(self, &["p"]);
-                r.no_sizes();
-                r.max_positional(1);
                 let rate = match r.named("p").or_else(|| r.positional.first().copied()) {
                     Some(syn::Expr::Path(path)) if path.path.get_ident().is_some() => {
                         path.path.get_ident().map_or(DropRate::Lit(syn::parse_quote!(0.5)), |i| DropRate::Field(i.clone()))
@@ -402,18 +370,7 @@ impl RawOp {
                 };
                 r.errors.finish_with(Op::Dropout(rate))
             }
-            activation if ACTIVATIONS.contains(&activation) => {
-                let allowed: &[&str] = if activation == "leaky_relu" { &["slope"] } else { &[] };
-                let mut r = ArgReader::new(self, allowed);
-                r.no_sizes();
-                let slope = r.named("slope").or_else(|| r.positional.first().copied()).cloned();
-                r.max_positional(usize::from(activation == "leaky_relu"));
-                r.errors.finish_with(Op::Activation(self.name.clone(), slope))
-            }
-            other => {
-                return Err(darling::Error::unknown_value_with_alts(other, OP_NAMES.iter()).with_span(&self.name));
-            }
-        }?;
-        Ok(op)
+            other => unreachable!("`{other}` is in the op table but read nowhere"),
+        }
     }
 }

@@ -4,6 +4,7 @@ mod attrs;
 mod codegen;
 mod layers;
 mod metrics;
+mod ops;
 mod shape;
 
 use proc_macro2::TokenStream;
@@ -110,7 +111,9 @@ pub fn analyze(input: &syn::DeriveInput) -> darling::Result<ModuleModel> {
         if ops.len() != raw.0.len() {
             continue;
         }
-        match ops.first().and_then(Op::module_type) {
+        // What each op builds, from the op table.
+        let builds: Vec<Option<&str>> = raw.0.iter().map(|op| ops::find(&op.name.to_string()).and_then(|d| d.builds)).collect();
+        match builds.first().copied().flatten() {
             None => errors
                 .push(darling::Error::custom("a layer spec starts with the op that builds the field: conv2d(..), linear(..) or batch_norm").with_span(spec)),
             Some(expected) if !type_named(&field.ty, expected) => errors.push(
@@ -122,15 +125,9 @@ pub fn analyze(input: &syn::DeriveInput) -> darling::Result<ModuleModel> {
             ),
             Some(_) => {}
         }
-        let first_builds = ops.first().and_then(Op::module_type).is_some();
-        if let Some(extra) = ops.iter().skip(1).find(|op| first_builds && op.module_type().is_some()) {
-            errors.push(
-                darling::Error::custom(format!(
-                    "only the first op of a layer builds a module; move `{}` to a field of its own",
-                    extra.module_type().unwrap_or_default()
-                ))
-                .with_span(spec),
-            );
+        let first_builds = builds.first().copied().flatten().is_some();
+        if let Some(extra) = builds.iter().skip(1).copied().flatten().find(|_| first_builds) {
+            errors.push(darling::Error::custom(format!("only the first op of a layer builds a module; move `{extra}` to a field of its own")).with_span(spec));
         }
         layers.push(LayerField { ident, ops });
     }
@@ -173,8 +170,7 @@ pub fn analyze(input: &syn::DeriveInput) -> darling::Result<ModuleModel> {
         }
     }
     errors.handle(shape::check(&layers, opts.input_shape.as_ref()));
-    let ends_in_log_softmax =
-        layers.last().and_then(|l| l.ops.last()).is_some_and(|op| matches!(op, Op::Activation(a, _) if a == "log_softmax" || a == "softmax"));
+    let ends_in_log_softmax = layers.last().and_then(|l| l.ops.last()).is_some_and(|op| matches!(op, Op::Activation(a, _) if a.normalizes()));
     let loss = match &opts.loss {
         None if ends_in_log_softmax => Loss::Nll,
         None => Loss::CrossEntropy,
