@@ -30,7 +30,7 @@ pub mod prelude {
     pub use crate::burn::data::dataloader::batcher::Batcher;
     pub use crate::burn::data::dataset::{Dataset, DatasetError};
     pub use crate::burn::module::Module;
-    pub use crate::burn::nn::conv::Conv2d;
+    pub use crate::burn::nn::conv::{Conv2d, ConvTranspose2d};
     pub use crate::burn::nn::{BatchNorm, Linear};
     pub use crate::burn::tensor::{Device, Int, Tensor, TensorData};
     pub use crate::data::{

@@ -116,6 +116,39 @@ impl Shape {
         Ok(Shape::Map([out_channels, oh, ow]))
     }
 
+    /// A transposed conv2d with `in_channels` (`None`: `auto`) to `out_channels`: each side
+    /// becomes `(in - 1)·s - 2p + d(k - 1) + output_padding + 1`, as PyTorch's ConvTranspose2d.
+    pub fn conv_transpose2d(self, in_channels: Option<usize>, out_channels: usize, window: Window, output_padding: usize) -> Result<Shape, ShapeError> {
+        const OP: &str = "conv_transpose2d";
+        let [_, h, w] = self.map(OP)?;
+        self.input_channels(OP, in_channels)?;
+        let padding = match window.padding {
+            Padding::Valid => 0,
+            Padding::Explicit(p) => p,
+            Padding::Same => return Err(ShapeError::NoSamePadding { op: OP }),
+        };
+        window.check(OP)?;
+        if output_padding >= window.stride.max(window.dilation) {
+            return Err(ShapeError::OutputPadding { output_padding, stride: window.stride, dilation: window.dilation });
+        }
+        let side = |input: usize| {
+            ((input - 1) * window.stride + window.dilation * (window.kernel - 1) + output_padding + 1).checked_sub(2 * padding).filter(|&s| s > 0)
+        };
+        match (side(h), side(w)) {
+            (Some(oh), Some(ow)) => Ok(Shape::Map([out_channels, oh, ow])),
+            _ => Err(ShapeError::PaddedAway { op: OP, padding, height: h, width: w }),
+        }
+    }
+
+    /// Nearest-neighbour upsampling by an integer `scale` (each pixel repeated `scale × scale`).
+    pub fn upsample(self, scale: usize) -> Result<Shape, ShapeError> {
+        let [c, h, w] = self.map("upsample")?;
+        if scale == 0 {
+            return Err(ShapeError::ZeroScale);
+        }
+        Ok(Shape::Map([c, h * scale, w * scale]))
+    }
+
     /// A max or average pool.
     pub fn pool(self, window: Window) -> Result<Shape, ShapeError> {
         let [c, h, w] = self.map("pooling")?;
@@ -168,6 +201,14 @@ pub enum ShapeError {
     DoesNotFit { op: &'static str, kernel: usize, dilation: usize, height: usize, width: usize },
     /// Declared input features that are not the incoming ones.
     Features { declared: usize, received: usize, flattened: Option<[usize; 3]>, output: String },
+    /// `padding = same` on an op that has none.
+    NoSamePadding { op: &'static str },
+    /// A transposed convolution's output padding not below its stride or dilation.
+    OutputPadding { output_padding: usize, stride: usize, dilation: usize },
+    /// Padding that takes away the whole output of a transposed convolution.
+    PaddedAway { op: &'static str, padding: usize, height: usize, width: usize },
+    /// An upsampling scale of 0.
+    ZeroScale,
 }
 
 /// The argument of an op an error is about.
@@ -179,6 +220,10 @@ pub enum Blame {
     Kernel,
     /// The stride.
     Stride,
+    /// The padding.
+    Padding,
+    /// A transposed convolution's output padding.
+    OutputPadding,
     /// The op as a whole.
     Op,
 }
@@ -190,7 +235,9 @@ impl ShapeError {
             ShapeError::Channels { .. } | ShapeError::Features { .. } => Blame::Input,
             ShapeError::DoesNotFit { .. } => Blame::Kernel,
             ShapeError::SameWithStride { .. } => Blame::Stride,
-            ShapeError::NeedsMap { .. } | ShapeError::ZeroWindow { .. } => Blame::Op,
+            ShapeError::NoSamePadding { .. } | ShapeError::PaddedAway { .. } => Blame::Padding,
+            ShapeError::OutputPadding { .. } => Blame::OutputPadding,
+            ShapeError::NeedsMap { .. } | ShapeError::ZeroWindow { .. } | ShapeError::ZeroScale => Blame::Op,
         }
     }
 }
@@ -215,6 +262,14 @@ impl fmt::Display for ShapeError {
                     "{op} kernel {kernel}{dilated} does not fit the {height}x{width} feature map it receives; use a smaller kernel, padding, or fewer pooling layers before it"
                 )
             }
+            ShapeError::NoSamePadding { op } => write!(f, "{op} takes no `same` padding; give a number of pixels or `valid`"),
+            ShapeError::OutputPadding { output_padding, stride, dilation } => {
+                write!(f, "conv_transpose2d output_padding {output_padding} must be below its stride ({stride}) or dilation ({dilation}), as PyTorch requires")
+            }
+            ShapeError::PaddedAway { op, padding, height, width } => {
+                write!(f, "{op} padding {padding} leaves nothing of the {height}x{width} feature map it receives; use less padding")
+            }
+            ShapeError::ZeroScale => write!(f, "upsample scale must be at least 1"),
             ShapeError::Features { declared, received, flattened, output } => {
                 let dims = flattened.map(|[c, h, w]| format!(" ({c}x{h}x{w} flattened)")).unwrap_or_default();
                 write!(
@@ -260,6 +315,20 @@ mod tests {
         let strided_same = Window { padding: Padding::Same, stride: 2, ..k(3) };
         assert_eq!(strided_same.output("conv2d", [8, 8]), Err(ShapeError::SameWithStride { op: "conv2d", stride: 2 }));
         assert_eq!(Window { stride: 0, ..k(3) }.output("pooling", [8, 8]), Err(ShapeError::ZeroWindow { op: "pooling" }));
+    }
+
+    /// PyTorch: ConvTranspose2d(k=4, s=2, p=1) doubles a side; DCGAN's first layer
+    /// (k=4, s=1, p=0) makes 4x4 of 1x1; output_padding settles the ambiguity of stride 2.
+    #[test]
+    fn transposed_convolutions_and_upsampling_grow_the_map() {
+        let w = |kernel, stride, padding| Window { kernel, stride, padding: Padding::Explicit(padding), dilation: 1 };
+        assert_eq!(Shape::Map([100, 1, 1]).conv_transpose2d(Some(100), 64, w(4, 1, 0), 0), Ok(Shape::Map([64, 4, 4])));
+        assert_eq!(Shape::Map([64, 4, 4]).conv_transpose2d(None, 32, w(4, 2, 1), 0), Ok(Shape::Map([32, 8, 8])));
+        assert_eq!(Shape::Map([8, 7, 7]).conv_transpose2d(None, 8, w(3, 2, 1), 1), Ok(Shape::Map([8, 14, 14])));
+        assert_eq!(Shape::Map([8, 5, 5]).conv_transpose2d(None, 8, w(3, 2, 1), 2).unwrap_err().blames(), Blame::OutputPadding);
+        assert_eq!(Shape::Map([8, 1, 1]).conv_transpose2d(None, 8, w(1, 1, 1), 0).unwrap_err().blames(), Blame::Padding);
+        assert_eq!(Shape::Map([3, 5, 6]).upsample(2), Ok(Shape::Map([3, 10, 12])));
+        assert_eq!(Shape::Map([3, 5, 6]).upsample(0), Err(ShapeError::ZeroScale));
     }
 
     #[test]

@@ -2,9 +2,9 @@
 //! hand-written `forward` can call the same functions (they keep Burn's layer types, so
 //! checkpoints stay Burn records).
 
-use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
-use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
+use burn::tensor::ops::{AvgPoolOptions, ConvOptions, InterpolateMode, InterpolateOptions, MaxPoolOptions};
 use burn::tensor::{DType, Device, Tensor};
 
 use crate::Result;
@@ -32,6 +32,44 @@ pub fn conv2d(layer: &str, in_channels: usize, out_channels: usize, window: Wind
         .with_dilation([window.dilation, window.dilation])
         .with_groups(groups)
         .with_padding(padding)
+        .with_bias(bias)
+        .init(device))
+}
+
+/// The transposed conv2d layer `layer` (PyTorch's ConvTranspose2d), `in_channels ->
+/// out_channels`; sizes of 0, `same` padding and groups that do not divide the channels are
+/// errors naming it.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_transpose2d(
+    layer: &str,
+    in_channels: usize,
+    out_channels: usize,
+    window: Window,
+    output_padding: usize,
+    groups: usize,
+    bias: bool,
+    device: &Device,
+) -> Result<ConvTranspose2d> {
+    check_sizes(layer, "conv_transpose2d", in_channels, out_channels)?;
+    if groups == 0 || !in_channels.is_multiple_of(groups) || !out_channels.is_multiple_of(groups) {
+        return Err(size_error(
+            layer,
+            format!("conv_transpose2d groups = {groups} must be at least 1 and divide both {in_channels} and {out_channels} channels"),
+        ));
+    }
+    let padding = match window.padding {
+        Padding::Valid => 0,
+        Padding::Explicit(p) => p,
+        Padding::Same => return Err(size_error(layer, fulmen_rules::shape::ShapeError::NoSamePadding { op: "conv_transpose2d" }.to_string())),
+    };
+    window.check("conv_transpose2d").map_err(|e| size_error(layer, e.to_string()))?;
+    check_weights(layer, "conv_transpose2d", &[in_channels, out_channels / groups, window.kernel, window.kernel])?;
+    Ok(ConvTranspose2dConfig::new([in_channels, out_channels], [window.kernel, window.kernel])
+        .with_stride([window.stride, window.stride])
+        .with_dilation([window.dilation, window.dilation])
+        .with_padding([padding, padding])
+        .with_padding_out([output_padding, output_padding])
+        .with_groups(groups)
         .with_bias(bias)
         .init(device))
 }
@@ -88,6 +126,18 @@ pub fn conv2d_forward(layer: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     };
     let options = ConvOptions::new_with_padding(layer.stride, pad(&layer.padding), layer.dilation, layer.groups);
     crate::kernels::conv2d(x, layer.weight.val(), layer.bias.as_ref().map(|b| b.val()), options)
+}
+
+/// The transposed conv2d forward pass, its input in the weights' dtype.
+pub fn conv_transpose2d_forward(layer: &ConvTranspose2d, x: Tensor<4>) -> Tensor<4> {
+    layer.forward(cast(x, layer.weight.val().dtype()))
+}
+
+/// Nearest-neighbour upsampling by an integer `scale` (PyTorch's `Upsample(scale_factor,
+/// mode="nearest")`).
+pub fn upsample(x: Tensor<4>, scale: usize) -> Tensor<4> {
+    let [_, _, h, w] = x.dims();
+    burn::tensor::module::interpolate(x, InterpolateOptions::new(InterpolateMode::Nearest).with_output_size([h * scale, w * scale]))
 }
 
 /// The linear forward pass: `layer.forward(x)`, its input in the weights' dtype.
@@ -182,6 +232,24 @@ mod tests {
         let err = linear("fc1", 1 << 40, 1 << 30, true, &device).unwrap_err().to_string();
         assert!(err.contains("fc1") && err.contains("allocate"), "{err}");
         assert!(linear("fc1", 3, 2, true, &device).is_ok() && conv2d("c", 4, 8, window, 2, false, &device).is_ok());
+    }
+
+    /// Burn's tensors come out with the shapes the shape rules predict.
+    #[test]
+    fn transposed_convolution_and_upsampling_have_the_predicted_shapes() {
+        let device = Device::flex();
+        let window = Window { kernel: 3, stride: 2, padding: Padding::Explicit(1), dilation: 1 };
+        let layer = conv_transpose2d("up", 4, 6, window, 1, 2, true, &device).unwrap();
+        let x = Tensor::<4>::ones([2, 4, 7, 5], &device);
+        let mut tracker = crate::shape::ShapeTracker::image([4, 7, 5]);
+        tracker.conv_transpose2d("up", 4, 6, window, 1).unwrap();
+        tracker.upsample("up", 3).unwrap();
+        let y = upsample(conv_transpose2d_forward(&layer, x), 3);
+        assert_eq!(y.dims()[1..], [6, 42, 30]);
+        assert_eq!(tracker.shape(), crate::shape::Shape::Map([6, 42, 30]));
+        let same = Window { padding: Padding::Same, ..window };
+        assert!(conv_transpose2d("up", 4, 6, same, 0, 1, true, &device).unwrap_err().to_string().contains("takes no `same` padding"));
+        assert!(conv_transpose2d("up", 4, 6, window, 0, 4, true, &device).unwrap_err().to_string().contains("groups = 4"));
     }
 
     #[test]

@@ -33,6 +33,18 @@ impl ShapeTracker {
         Ok(())
     }
 
+    /// Applies a transposed conv2d with `in_channels -> out_channels`.
+    pub fn conv_transpose2d(&mut self, layer: &str, in_channels: usize, out_channels: usize, window: Window, output_padding: usize) -> Result<()> {
+        self.0 = self.0.conv_transpose2d(Some(in_channels), out_channels, window, output_padding).map_err(|e| shape_error(layer, e))?;
+        Ok(())
+    }
+
+    /// Applies nearest-neighbour upsampling by `scale`.
+    pub fn upsample(&mut self, layer: &str, scale: usize) -> Result<()> {
+        self.0 = self.0.upsample(scale).map_err(|e| shape_error(layer, e))?;
+        Ok(())
+    }
+
     /// Applies a max or average pool.
     pub fn pool(&mut self, layer: &str, window: Window) -> Result<()> {
         self.0 = self.0.pool(window).map_err(|e| shape_error(layer, e))?;

@@ -18,6 +18,7 @@ mod hparams_options;
 mod image_folder;
 mod in_memory;
 mod kernels;
+mod layer_ops;
 mod log_semantics;
 mod loggers;
 mod metrics_parity;

@@ -68,6 +68,22 @@ fn constructors(model: &ModuleModel) -> TokenStream {
                         };
                     }
                 }
+                Op::ConvTranspose2d { input, output, window, output_padding, groups, bias } => {
+                    let fallback = prev_out.clone().unwrap_or_else(|| quote!(__shape.channels()));
+                    let auto_in = if track { quote!(__shape.channels()) } else { fallback };
+                    let (input, output) = (size_expr(input, auto_in, &hp), size_expr(output, quote!(0usize), &hp));
+                    let (groups, extra) = (size_expr(groups, quote!(1usize), &hp), size_expr(output_padding, quote!(0usize), &hp));
+                    let window = window_expr(window, &hp);
+                    let check = track.then(|| quote!(__shape.conv_transpose2d(#name, __in, __out, __window, __extra)?;));
+                    prev_out = Some(quote!((#output)));
+                    quote! {
+                        let #field = {
+                            let (__in, __out, __window, __extra): (usize, usize, _, usize) = (#input, #output, #window, #extra);
+                            #check
+                            #p::nn::conv_transpose2d(#name, __in, __out, __window, __extra, #groups, #bias, device)?
+                        };
+                    }
+                }
                 Op::Linear { input, output, bias } => {
                     let output = size_expr(output, quote!(0usize), &hp);
                     let resolve = if track {
@@ -105,6 +121,10 @@ fn constructors(model: &ModuleModel) -> TokenStream {
                     quote! { __shape.adaptive_pool(#name, [#h, #w])?; }
                 }
                 Op::Flatten if track => quote! { __shape.flatten(); },
+                Op::Upsample(scale) if track => {
+                    let scale = size_expr(scale, quote!(1usize), &hp);
+                    quote! { __shape.upsample(#name, #scale)?; }
+                }
                 Op::Dropout(DropRate::Field(f)) => quote! { #p::nn::check_dropout(#name, hparams.#f as f64)?; },
                 _ => TokenStream::new(),
             };
@@ -121,6 +141,11 @@ fn apply(op: &Op, field: &syn::Ident) -> TokenStream {
     let hp = quote!(self.__fulmen_hparams());
     match op {
         Op::Conv2d { .. } => quote! { let x = #p::nn::conv2d_forward(&self.#field, x); },
+        Op::ConvTranspose2d { .. } => quote! { let x = #p::nn::conv_transpose2d_forward(&self.#field, x); },
+        Op::Upsample(scale) => {
+            let scale = size_expr(scale, quote!(1usize), &hp);
+            quote! { let x = #p::nn::upsample(x, #scale); }
+        }
         Op::Linear { .. } => quote! { let x = #p::nn::linear_forward(&self.#field, x); },
         Op::BatchNorm => quote! { let x = #p::nn::batch_norm_forward(&self.#field, x); },
         Op::MaxPool(w) | Op::AvgPool(w) => {

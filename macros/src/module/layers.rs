@@ -137,6 +137,10 @@ pub enum DropRate {
 pub enum Op {
     /// Builds a `Conv2d`.
     Conv2d { input: Size, output: Size, window: WindowSpec, groups: Size, bias: bool },
+    /// Builds a `ConvTranspose2d` (PyTorch's ConvTranspose2d).
+    ConvTranspose2d { input: Size, output: Size, window: WindowSpec, output_padding: Size, groups: Size, bias: bool },
+    /// Nearest-neighbour upsampling by an integer scale.
+    Upsample(Size),
     /// Builds a `Linear`.
     Linear { input: Size, output: Size, bias: bool },
     /// Builds a `BatchNorm` over the incoming channels.
@@ -154,6 +158,13 @@ pub enum Op {
     Dropout(DropRate),
     /// An activation, with `leaky_relu`'s slope.
     Activation(Activation, Option<syn::Expr>),
+}
+
+impl Op {
+    /// Whether the op works on `[B, C, H, W]` feature maps (not after the chain is flat).
+    pub fn needs_map(&self) -> bool {
+        matches!(self, Op::Conv2d { .. } | Op::ConvTranspose2d { .. } | Op::Upsample(_) | Op::MaxPool(_) | Op::AvgPool(_) | Op::AdaptiveAvgPool(..))
+    }
 }
 
 struct ArgReader<'a> {
@@ -226,13 +237,16 @@ impl<'a> ArgReader<'a> {
         }
     }
 
-    fn padding(&mut self, allow_same: bool) -> Pad {
+    /// The padding; `no_same` names the op (as the rules do) when it has no `same` padding.
+    fn padding(&mut self, no_same: Option<&'static str>) -> Pad {
+        let allow_same = no_same.is_none();
         match self.named("padding") {
             None => Pad::Valid,
             Some(syn::Expr::Path(p)) if p.path.is_ident("valid") => Pad::Valid,
             Some(syn::Expr::Path(p)) if p.path.is_ident("same") && allow_same => Pad::Same,
             Some(e @ syn::Expr::Path(p)) if p.path.is_ident("same") => {
-                self.errors.push(darling::Error::custom("pooling takes no `same` padding; give a number of pixels or `valid`").with_span(e));
+                let op = no_same.unwrap_or_default();
+                self.errors.push(darling::Error::custom(fulmen_rules::shape::ShapeError::NoSamePadding { op }).with_span(e));
                 Pad::Valid
             }
             Some(e) => match expr_size(e) {
@@ -254,6 +268,18 @@ impl<'a> ArgReader<'a> {
             );
             (Size::Auto(self.op.name.clone()), Size::Lit(LitInt::new("1", self.op.name.span())))
         })
+    }
+
+    /// An output size is never inferred: it is what the layer is for.
+    fn no_auto_output(&mut self, output: &Size) {
+        if let Size::Auto(auto) = output {
+            let what = match self.op.name.to_string().as_str() {
+                "linear" => "output size of a linear layer",
+                "conv2d" => "output channels of a conv2d",
+                _ => "output channels of a conv_transpose2d",
+            };
+            self.errors.push(darling::Error::custom(format!("the {what} cannot be `auto`; write a number or a hyperparameter field")).with_span(auto));
+        }
     }
 
     fn no_sizes(&mut self) {
@@ -306,26 +332,36 @@ impl RawOp {
                 let window = WindowSpec {
                     kernel: r.size("kernel", Some(0), None),
                     stride: r.size("stride", None, Some(1)),
-                    padding: r.padding(true),
+                    padding: r.padding(None),
                     dilation: r.size("dilation", None, Some(1)),
                 };
                 let groups = r.size("groups", None, Some(1));
                 let bias = r.flag("bias", true);
-                if let Size::Auto(auto) = &output {
-                    r.errors.push(
-                        darling::Error::custom("the output channels of a conv2d cannot be `auto`; write a number or a hyperparameter field").with_span(auto),
-                    );
-                }
+                r.no_auto_output(&output);
                 r.errors.finish_with(Op::Conv2d { input, output, window, groups, bias })
+            }
+            "conv_transpose2d" => {
+                let (input, output) = r.sizes();
+                let window = WindowSpec {
+                    kernel: r.size("kernel", Some(0), None),
+                    stride: r.size("stride", None, Some(1)),
+                    padding: r.padding(Some("conv_transpose2d")),
+                    dilation: r.size("dilation", None, Some(1)),
+                };
+                let output_padding = r.size("output_padding", None, Some(0));
+                let groups = r.size("groups", None, Some(1));
+                let bias = r.flag("bias", true);
+                r.no_auto_output(&output);
+                r.errors.finish_with(Op::ConvTranspose2d { input, output, window, output_padding, groups, bias })
+            }
+            "upsample" => {
+                let scale = r.size("scale", Some(0), None);
+                r.errors.finish_with(Op::Upsample(scale))
             }
             "linear" => {
                 let (input, output) = r.sizes();
                 let bias = r.flag("bias", true);
-                if let Size::Auto(auto) = &output {
-                    r.errors.push(
-                        darling::Error::custom("the output size of a linear layer cannot be `auto`; write a number or a hyperparameter field").with_span(auto),
-                    );
-                }
+                r.no_auto_output(&output);
                 r.errors.finish_with(Op::Linear { input, output, bias })
             }
             "max_pool" | "avg_pool" => {
@@ -334,7 +370,7 @@ impl RawOp {
                     Some(_) => r.size("stride", None, None),
                     None => kernel.clone(),
                 };
-                let padding = r.padding(false);
+                let padding = r.padding(Some("pooling"));
                 let dilation = r.size("dilation", None, Some(1));
                 let window = WindowSpec { kernel, stride, padding, dilation };
                 r.errors.finish_with(if name == "max_pool" { Op::MaxPool(window) } else { Op::AvgPool(window) })

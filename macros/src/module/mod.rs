@@ -246,7 +246,7 @@ fn check_chain(layers: &[LayerField], opts: &LightningOpts) -> darling::Result<u
     for layer in layers {
         for op in &layer.ops {
             match op {
-                Op::Conv2d { .. } | Op::MaxPool(_) | Op::AvgPool(_) | Op::AdaptiveAvgPool(..) if rank == 2 => errors.push(
+                op if op.needs_map() && rank == 2 => errors.push(
                     darling::Error::custom(format!(
                         "`{}` needs a [B, C, H, W] feature map, but the input is already flat here; move it before the first linear layer",
                         layer.ident
@@ -281,6 +281,14 @@ pub fn sizes_of(op: &Op) -> Vec<&Size> {
             }
             v
         }
+        Op::ConvTranspose2d { input, output, window, output_padding, groups, .. } => {
+            let mut v = vec![input, output, &window.kernel, &window.stride, &window.dilation, output_padding, groups];
+            if let layers::Pad::Explicit(p) = &window.padding {
+                v.push(p);
+            }
+            v
+        }
+        Op::Upsample(scale) => vec![scale],
         Op::Linear { input, output, .. } => vec![input, output],
         Op::MaxPool(w) | Op::AvgPool(w) => vec![&w.kernel, &w.stride, &w.dilation],
         Op::AdaptiveAvgPool(h, w) => vec![h, w],

@@ -60,6 +60,13 @@ pub const OPS: &[OpDescriptor] = &[
         builds: Some("Conv2d"),
         ..op("conv2d", "conv2d(in -> out, kernel = k, stride, padding = n|same|valid, dilation, groups, bias)")
     },
+    OpDescriptor {
+        sizes: true,
+        keys: &["kernel", "stride", "padding", "output_padding", "dilation", "groups", "bias"],
+        positional: 1,
+        builds: Some("ConvTranspose2d"),
+        ..op("conv_transpose2d", "conv_transpose2d(in -> out, kernel = k, stride, padding = n, output_padding, dilation, groups, bias)")
+    },
     OpDescriptor { sizes: true, keys: &["bias"], builds: Some("Linear"), ..op("linear", "linear(in -> out, bias)") },
     OpDescriptor { builds: Some("BatchNorm"), ..op("batch_norm", "batch_norm") },
     activation("relu", Activation::Relu),
@@ -73,6 +80,7 @@ pub const OPS: &[OpDescriptor] = &[
     OpDescriptor { keys: WINDOW, positional: 1, ..op("max_pool", "max_pool(k, stride, padding, dilation)") },
     OpDescriptor { keys: WINDOW, positional: 1, ..op("avg_pool", "avg_pool(..)") },
     OpDescriptor { positional: 2, ..op("adaptive_avg_pool", "adaptive_avg_pool(h, w)") },
+    OpDescriptor { keys: &["scale"], positional: 1, ..op("upsample", "upsample(scale)") },
     OpDescriptor { keys: &["p"], positional: 1, ..op("dropout", "dropout(p)") },
     op("flatten", "flatten"),
 ];

@@ -45,13 +45,18 @@ fn literal_shape(expr: &syn::Expr) -> Option<[usize; 3]> {
 /// The argument of `op` an error blames, for its span.
 fn blamed(op: &Op, blame: Blame) -> Option<proc_macro2::Span> {
     let window = match op {
-        Op::Conv2d { window, .. } | Op::MaxPool(window) | Op::AvgPool(window) => Some(window),
+        Op::Conv2d { window, .. } | Op::ConvTranspose2d { window, .. } | Op::MaxPool(window) | Op::AvgPool(window) => Some(window),
         _ => None,
     };
     match (blame, op) {
-        (Blame::Input, Op::Conv2d { input, .. } | Op::Linear { input, .. }) => Some(input.span()),
+        (Blame::Input, Op::Conv2d { input, .. } | Op::ConvTranspose2d { input, .. } | Op::Linear { input, .. }) => Some(input.span()),
         (Blame::Kernel, _) => window.map(|w| w.kernel.span()),
         (Blame::Stride, _) => window.map(|w| w.stride.span()),
+        (Blame::Padding, _) => window.and_then(|w| match &w.padding {
+            Pad::Explicit(p) => Some(p.span()),
+            _ => None,
+        }),
+        (Blame::OutputPadding, Op::ConvTranspose2d { output_padding, .. }) => Some(output_padding.span()),
         _ => None,
     }
 }
@@ -70,8 +75,7 @@ pub fn check(layers: &[LayerField], input_shape: Option<&syn::Expr>) -> darling:
     };
     'chain: for layer in layers {
         for op in &layer.ops {
-            let needs_map = matches!(op, Op::Conv2d { .. } | Op::MaxPool(_) | Op::AvgPool(_) | Op::AdaptiveAvgPool(..));
-            if needs_map && matches!(shape, Shape::Flat(_)) {
+            if op.needs_map() && matches!(shape, Shape::Flat(_)) {
                 break 'chain;
             }
             let next = match op {
@@ -82,6 +86,17 @@ pub fn check(layers: &[LayerField], input_shape: Option<&syn::Expr>) -> darling:
                     }
                     let (Some(out), Some(w)) = (lit(output), window(w)) else { break 'chain };
                     shape.conv2d(None, out, w)
+                }
+                Op::ConvTranspose2d { input, output, window: w, output_padding, .. } => {
+                    if let Err(e) = shape.input_channels("conv_transpose2d", lit(input)) {
+                        refuse(layer, op, e);
+                    }
+                    let (Some(out), Some(w), Some(extra)) = (lit(output), window(w), lit(output_padding)) else { break 'chain };
+                    shape.conv_transpose2d(None, out, w, extra)
+                }
+                Op::Upsample(scale) => {
+                    let Some(scale) = lit(scale) else { break 'chain };
+                    shape.upsample(scale)
                 }
                 Op::MaxPool(w) | Op::AvgPool(w) => {
                     let Some(w) = window(w) else { break 'chain };
@@ -131,6 +146,7 @@ mod tests {
             .map(|(i, chain)| {
                 let ty = match chain.split(['(', ',']).next() {
                     Some("conv2d") => "Conv2d",
+                    Some("conv_transpose2d") => "ConvTranspose2d",
                     Some("batch_norm") => "BatchNorm",
                     _ => "Linear",
                 };
@@ -165,6 +181,11 @@ mod tests {
                         let input = lit(input).unwrap_or_else(|| tracker.channels());
                         tracker.conv2d(&name, input, lit(output).unwrap(), window(w).unwrap())?;
                     }
+                    Op::ConvTranspose2d { input, output, window: w, output_padding, .. } => {
+                        let input = lit(input).unwrap_or_else(|| tracker.channels());
+                        tracker.conv_transpose2d(&name, input, lit(output).unwrap(), window(w).unwrap(), lit(output_padding).unwrap())?;
+                    }
+                    Op::Upsample(scale) => tracker.upsample(&name, lit(scale).unwrap())?,
                     Op::MaxPool(w) | Op::AvgPool(w) => tracker.pool(&name, window(w).unwrap())?,
                     Op::AdaptiveAvgPool(h, w) => tracker.adaptive_pool(&name, [lit(h).unwrap(), lit(w).unwrap()])?,
                     Op::Flatten => tracker.flatten(),
@@ -206,6 +227,23 @@ mod tests {
             ([3, 6, 6], &["conv2d(3 -> 8, kernel = 3), flatten", "linear(100 -> 2)"], Some("declares 100 input features but receives 128")),
             ([2, 3, 3], &["linear(17 -> 4)"], Some("receives 18 (2x3x3 flattened)")),
             ([3, 8, 8], &["conv2d(3 -> 4, kernel = 3), relu", "batch_norm, dropout(0.1)", "linear(144 -> 2), log_softmax"], None),
+            // DCGAN's generator, from noise as a 1x1 map.
+            (
+                [16, 1, 1],
+                &[
+                    "conv_transpose2d(16 -> 32, kernel = 4), relu",
+                    "conv_transpose2d(32 -> 8, kernel = 4, stride = 2, padding = 1), upsample(2)",
+                    "conv2d(8 -> 3, kernel = 3, padding = 1), tanh",
+                    "linear(768 -> 2)",
+                ],
+                None,
+            ),
+            ([8, 7, 7], &["conv_transpose2d(8 -> 8, kernel = 3, stride = 2, padding = 1, output_padding = 1)", "linear(1568 -> 2)"], None),
+            ([8, 5, 5], &["conv_transpose2d(8 -> 8, kernel = 3, stride = 2, output_padding = 2)"], Some("output_padding 2 must be below its stride (2)")),
+            ([8, 1, 1], &["conv_transpose2d(8 -> 8, kernel = 1, padding = 1)"], Some("padding 1 leaves nothing of the 1x1 feature map")),
+            ([4, 5, 5], &["conv_transpose2d(2 -> 8, kernel = 3)"], Some("conv_transpose2d declares 2 input channels but receives 4")),
+            ([4, 5, 5], &["conv2d(4 -> 4, kernel = 3), upsample(0)"], Some("upsample scale must be at least 1")),
+            ([4, 5, 5], &["conv2d(4 -> 4, kernel = 3), upsample(3)", "linear(324 -> 2)"], None),
         ];
         for (shape, chains, refused) in cases {
             let (compile, run) = (at_compile_time(*shape, chains), at_run_time(*shape, chains));

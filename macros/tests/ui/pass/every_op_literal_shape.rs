@@ -11,6 +11,8 @@ pub struct Everything {
     stem: Conv2d,
     #[layer(batch_norm, gelu)]
     norm: BatchNorm,
+    #[layer(conv_transpose2d(8 -> 8, kernel = 3, padding = 1), upsample(2), max_pool(2))]
+    transposed: ConvTranspose2d,
     #[layer(conv2d(auto -> 8, kernel = 3, stride = 2, padding = 1, groups = 2, bias = false), silu, avg_pool(2))]
     grouped: Conv2d,
     #[layer(conv2d(8 -> 16, kernel = 3, dilation = 2, padding = 2), tanh, max_pool(kernel = 2, stride = 1))]
