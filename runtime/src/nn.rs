@@ -242,8 +242,7 @@ mod tests {
         let layer = conv_transpose2d("up", 4, 6, window, 1, 2, true, &device).unwrap();
         let x = Tensor::<4>::ones([2, 4, 7, 5], &device);
         let mut tracker = crate::shape::ShapeTracker::image([4, 7, 5]);
-        tracker.conv_transpose2d("up", 4, 6, window, 1).unwrap();
-        tracker.upsample("up", 3).unwrap();
+        tracker.apply("up", |s| s.conv_transpose2d(Some(4), 6, window, 1)?.upsample(3)).unwrap();
         let y = upsample(conv_transpose2d_forward(&layer, x), 3);
         assert_eq!(y.dims()[1..], [6, 42, 30]);
         assert_eq!(tracker.shape(), crate::shape::Shape::Map([6, 42, 30]));

@@ -58,7 +58,7 @@ fn constructors(model: &ModuleModel) -> TokenStream {
                     let (input, output) = (size_expr(input, auto_in, &hp), size_expr(output, quote!(0usize), &hp));
                     let groups = size_expr(groups, quote!(1usize), &hp);
                     let window = window_expr(window, &hp);
-                    let check = track.then(|| quote!(__shape.conv2d(#name, __in, __out, __window)?;));
+                    let check = track.then(|| quote!(__shape.apply(#name, |s| s.conv2d(::core::option::Option::Some(__in), __out, __window))?;));
                     prev_out = Some(quote!((#output)));
                     quote! {
                         let #field = {
@@ -74,7 +74,8 @@ fn constructors(model: &ModuleModel) -> TokenStream {
                     let (input, output) = (size_expr(input, auto_in, &hp), size_expr(output, quote!(0usize), &hp));
                     let (groups, extra) = (size_expr(groups, quote!(1usize), &hp), size_expr(output_padding, quote!(0usize), &hp));
                     let window = window_expr(window, &hp);
-                    let check = track.then(|| quote!(__shape.conv_transpose2d(#name, __in, __out, __window, __extra)?;));
+                    let check =
+                        track.then(|| quote!(__shape.apply(#name, |s| s.conv_transpose2d(::core::option::Option::Some(__in), __out, __window, __extra))?;));
                     prev_out = Some(quote!((#output)));
                     quote! {
                         let #field = {
@@ -114,16 +115,16 @@ fn constructors(model: &ModuleModel) -> TokenStream {
                 Op::MaxPool(w) | Op::AvgPool(w) if track => {
                     let window = window_expr(w, &hp);
                     let label = format!("{name} (op {})", i + 1);
-                    quote! { __shape.pool(#label, #window)?; }
+                    quote! { __shape.apply(#label, |s| s.pool(#window))?; }
                 }
                 Op::AdaptiveAvgPool(h, w) if track => {
                     let (h, w) = (size_expr(h, quote!(1usize), &hp), size_expr(w, quote!(1usize), &hp));
-                    quote! { __shape.adaptive_pool(#name, [#h, #w])?; }
+                    quote! { __shape.apply(#name, |s| s.adaptive_pool([#h, #w]))?; }
                 }
-                Op::Flatten if track => quote! { __shape.flatten(); },
+                Op::Flatten if track => quote! { __shape.apply(#name, |s| ::core::result::Result::Ok(s.flatten()))?; },
                 Op::Upsample(scale) if track => {
                     let scale = size_expr(scale, quote!(1usize), &hp);
-                    quote! { __shape.upsample(#name, #scale)?; }
+                    quote! { __shape.apply(#name, |s| s.upsample(#scale))?; }
                 }
                 Op::Dropout(DropRate::Field(f)) => quote! { #p::nn::check_dropout(#name, hparams.#f as f64)?; },
                 _ => TokenStream::new(),

@@ -179,16 +179,16 @@ mod tests {
                 match op {
                     Op::Conv2d { input, output, window: w, .. } => {
                         let input = lit(input).unwrap_or_else(|| tracker.channels());
-                        tracker.conv2d(&name, input, lit(output).unwrap(), window(w).unwrap())?;
+                        tracker.apply(&name, |s| s.conv2d(Some(input), lit(output).unwrap(), window(w).unwrap()))?;
                     }
                     Op::ConvTranspose2d { input, output, window: w, output_padding, .. } => {
                         let input = lit(input).unwrap_or_else(|| tracker.channels());
-                        tracker.conv_transpose2d(&name, input, lit(output).unwrap(), window(w).unwrap(), lit(output_padding).unwrap())?;
+                        tracker.apply(&name, |s| s.conv_transpose2d(Some(input), lit(output).unwrap(), window(w).unwrap(), lit(output_padding).unwrap()))?;
                     }
-                    Op::Upsample(scale) => tracker.upsample(&name, lit(scale).unwrap())?,
-                    Op::MaxPool(w) | Op::AvgPool(w) => tracker.pool(&name, window(w).unwrap())?,
-                    Op::AdaptiveAvgPool(h, w) => tracker.adaptive_pool(&name, [lit(h).unwrap(), lit(w).unwrap()])?,
-                    Op::Flatten => tracker.flatten(),
+                    Op::Upsample(scale) => tracker.apply(&name, |s| s.upsample(lit(scale).unwrap()))?,
+                    Op::MaxPool(w) | Op::AvgPool(w) => tracker.apply(&name, |s| s.pool(window(w).unwrap()))?,
+                    Op::AdaptiveAvgPool(h, w) => tracker.apply(&name, |s| s.adaptive_pool([lit(h).unwrap(), lit(w).unwrap()]))?,
+                    Op::Flatten => tracker.apply(&name, |s| Ok(s.flatten()))?,
                     Op::Linear { input, output, .. } => {
                         tracker.linear(&name, lit(input), lit(output).unwrap())?;
                     }
