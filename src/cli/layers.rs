@@ -111,14 +111,20 @@ impl Layers {
             let hint = H::fields().iter().find(|f| f.name == top).map(|f| format!(" (`{}` is a {})", f.name, f.ty)).unwrap_or_default();
             Error::Cli(format!("`{dotted}` ({}): {inner}{hint}", self.origin(&dotted)))
         })?;
-        parsed.validate().map_err(|e| match e {
+        parsed.validate().map_err(|e| self.keyed(section, e))?;
+        Ok(parsed)
+    }
+
+    /// A section's own check that failed (`validate()`, or building from it), named by its key
+    /// and where the value was set.
+    pub fn keyed(&self, section: &str, error: Error) -> Error {
+        match error {
             Error::Hyperparameter { field, value, reason } => {
                 let dotted = format!("{section}.{field}");
                 Error::Cli(format!("`{dotted}` = {value} ({}) {reason}", self.origin(&dotted)))
             }
             other => other,
-        })?;
-        Ok(parsed)
+        }
     }
 
     fn check_top(&self, key: &str, origin: &str) -> Result<()> {

@@ -47,16 +47,22 @@ pub enum Subcommand {
 }
 
 impl Subcommand {
-    const ALL: [(&'static str, Subcommand, &'static str); 4] = [
-        ("fit", Subcommand::Fit, "Train the model (resume with --ckpt_path PATH|last)"),
-        ("validate", Subcommand::Validate, "Run one validation epoch (of --ckpt_path's weights)"),
-        ("test", Subcommand::Test, "Run the test set (of --ckpt_path's weights: a path, last or best)"),
-        ("predict", Subcommand::Predict, "Predict over the predict set (of --ckpt_path's weights)"),
+    /// Each subcommand with its help line.
+    const ALL: [(Subcommand, &'static str); 4] = [
+        (Subcommand::Fit, "Train the model (resume with --ckpt_path PATH|last)"),
+        (Subcommand::Validate, "Run one validation epoch (of --ckpt_path's weights)"),
+        (Subcommand::Test, "Run the test set (of --ckpt_path's weights: a path, last or best)"),
+        (Subcommand::Predict, "Predict over the predict set (of --ckpt_path's weights)"),
     ];
 
     /// The subcommand's name.
     pub fn name(self) -> &'static str {
-        Self::ALL.iter().find(|(_, s, _)| *s == self).map_or("fit", |(n, _, _)| n)
+        match self {
+            Subcommand::Fit => "fit",
+            Subcommand::Validate => "validate",
+            Subcommand::Test => "test",
+            Subcommand::Predict => "predict",
+        }
     }
 }
 
@@ -187,7 +193,7 @@ where
             Err(e) => return Err(Error::Cli(e.render().to_string().trim_start_matches("error: ").trim_end().to_string())),
         };
         let (name, sub_matches) = matches.subcommand().ok_or_else(|| Error::Cli("no subcommand; use fit, validate, test or predict".into()))?;
-        let subcommand = Subcommand::ALL.iter().find(|(n, _, _)| *n == name).map(|(_, s, _)| *s).unwrap_or(Subcommand::Fit);
+        let subcommand = Subcommand::ALL.iter().map(|(s, _)| *s).find(|s| s.name() == name).unwrap_or(Subcommand::Fit);
         for layer in layer_args {
             match layer {
                 LayerArg::File(path) => layers.merge_file(std::path::Path::new(&path))?,
@@ -202,7 +208,7 @@ where
             return Ok(Outcome::Printed);
         }
 
-        let mut dm = resolved.data.build().map_err(|e| keyed("data", e, &layers))?;
+        let mut dm = resolved.data.build().map_err(|e| layers.keyed("data", e))?;
         let mut builder = resolved.trainer.builder::<M>(resolved.seed, &layers)?;
         if subcommand == Subcommand::Fit {
             builder = builder.callback(SaveConfigCallback::new(text));
@@ -260,8 +266,8 @@ where
 
     fn command(&self, sections_help: String) -> clap::Command {
         let mut command = clap::Command::new(self.name.clone()).about(self.about.clone()).subcommand_required(true).arg_required_else_help(true);
-        for (name, _, about) in Subcommand::ALL {
-            let sub = clap::Command::new(name)
+        for (subcommand, about) in Subcommand::ALL {
+            let sub = clap::Command::new(subcommand.name())
                 .about(about)
                 .arg(
                     clap::Arg::new("config")
@@ -374,18 +380,6 @@ fn single(key: &str, value: Value) -> Result<String> {
     let mut map = Map::new();
     map.insert(key.to_string(), value);
     to_yaml(&Value::Object(map))
-}
-
-/// An error of a section's own checks, named by its key.
-fn keyed(section: &str, error: Error, layers: &Layers) -> Error {
-    match error {
-        Error::Hyperparameter { field, value, reason } => {
-            let dotted = format!("{section}.{field}");
-            let top = dotted.split('[').next().unwrap_or_default().to_string();
-            Error::Cli(format!("`{dotted}` = {value} ({}) {reason}", layers.origin(&top)))
-        }
-        other => other,
-    }
 }
 
 /// One section's keys for `--help`: the defaults as resolved from the program's defaults
