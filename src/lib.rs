@@ -16,7 +16,7 @@ extern crate self as fulmen;
 
 pub mod cli;
 
-pub use fulmen_macros::{LightningModule, hyperparameters};
+pub use fulmen_macros::{Layers, LightningModule, hyperparameters};
 pub use fulmen_runtime::*;
 
 /// Burn, as fulmen uses it (so user crates need no second dependency).
@@ -30,8 +30,8 @@ pub mod prelude {
     pub use crate::burn::data::dataloader::batcher::Batcher;
     pub use crate::burn::data::dataset::{Dataset, DatasetError};
     pub use crate::burn::module::Module;
-    pub use crate::burn::nn::conv::{Conv2d, ConvTranspose2d};
-    pub use crate::burn::nn::{BatchNorm, Linear};
+    pub use crate::burn::nn::conv::{Conv1d, Conv2d, ConvTranspose2d};
+    pub use crate::burn::nn::{BatchNorm, Embedding, GroupNorm, LayerNorm, Linear};
     pub use crate::burn::tensor::{Device, Int, Tensor, TensorData};
     pub use crate::data::{
         ColorJitter, Compose, ImageBatch, ImageFolderDataModule, InMemoryDataModule, Loader, Normalize, OrderedLoader, RandomCrop, RandomHorizontalFlip,
@@ -39,8 +39,8 @@ pub mod prelude {
     };
     pub use crate::{
         Accelerator, Batch, Callback, Cifar10DataModule, CkptPath, ClassificationBatch, CsvLogger, DataConfig, DataModule, EarlyStopping, EmaWeightAveraging,
-        FromHparams, GradientClip, Hyperparameters, ImagePredictionLogger, Interval, LearningRateMonitor, LightningModule, LogOptions, Logger, ManualStep,
-        Mode, ModelCheckpoint, OptimizerConfig, Optimizers, Precision, Result, SetupStage, Stage, StepContext, Strategy, SyntheticDataModule,
+        FromHparams, GradientClip, Hyperparameters, ImagePredictionLogger, Interval, Layers, LearningRateMonitor, LightningModule, LogOptions, Logger,
+        ManualStep, Mode, ModelCheckpoint, OptimizerConfig, Optimizers, Precision, Result, SetupStage, Stage, StepContext, Strategy, SyntheticDataModule,
         TensorBoardLogger, Trainer, TrainerView, WandbLogger, hparams, hyperparameters, seed_everything,
     };
 }

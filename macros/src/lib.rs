@@ -1,4 +1,4 @@
-//! fulmen's macros: `#[hyperparameters]` and `#[derive(LightningModule)]`.
+//! fulmen's macros: `#[hyperparameters]`, `#[derive(LightningModule)]` and `#[derive(Layers)]`.
 //!
 //! Each entry point is a thin wrapper over a function on `proc_macro2` tokens: parse (darling for
 //! attributes, a small syn grammar for layer specs), check, then generate. Errors are collected,
@@ -29,4 +29,14 @@ pub fn hyperparameters(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_derive(LightningModule, attributes(lightning, layer))]
 pub fn derive_lightning_module(input: TokenStream) -> TokenStream {
     module::expand(input.into()).into()
+}
+
+/// A Burn module's `new` and `forward` from its `#[layer(...)]` chains, as
+/// `#[derive(LightningModule)]` writes them, without the steps: a part of a model (a GAN's
+/// generator and discriminator) that a LightningModule holds. Options go in
+/// `#[layers(hparams = Config, input_shape = [..])]`; `forward` returns the layout the chain
+/// ends in (a generator's `[B, C, H, W]` images, a discriminator's `[B, 1]` scores).
+#[proc_macro_derive(Layers, attributes(layers, layer))]
+pub fn derive_layers(input: TokenStream) -> TokenStream {
+    module::expand_layers(input.into()).into()
 }

@@ -59,49 +59,170 @@ impl Window {
         self.check(op)?;
         match (self.output_side(h), self.output_side(w)) {
             (Some(oh), Some(ow)) => Ok([oh, ow]),
-            _ => Err(ShapeError::DoesNotFit { op, kernel: self.kernel, dilation: self.dilation, height: h, width: w }),
+            _ => Err(ShapeError::DoesNotFit { op, kernel: self.kernel, dilation: self.dilation, extent: vec![h, w] }),
+        }
+    }
+
+    /// The length this window makes of a sequence of `length`.
+    pub fn output_length(&self, op: &'static str, length: usize) -> Result<usize, ShapeError> {
+        self.check(op)?;
+        self.output_side(length).ok_or(ShapeError::DoesNotFit { op, kernel: self.kernel, dilation: self.dilation, extent: vec![length] })
+    }
+}
+
+/// How the tensor flowing through a chain is laid out (batch dimension omitted); the ops each
+/// take some layouts and give one, so the derive checks a chain's layouts before any size is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// `[C, H, W]` feature maps (batch rank 4).
+    Map,
+    /// `[C, L]` sequences, channels first as PyTorch's Conv1d takes them (batch rank 3).
+    Seq,
+    /// `[L]` integer token ids (batch rank 2, `Int`).
+    Tokens,
+    /// `[features]` vectors (batch rank 2).
+    Flat,
+}
+
+impl Layout {
+    /// Rank of a batch in this layout.
+    pub fn rank(self) -> usize {
+        match self {
+            Layout::Map => 4,
+            Layout::Seq => 3,
+            Layout::Tokens | Layout::Flat => 2,
+        }
+    }
+
+    /// How its dimensions are written.
+    pub fn dims(self) -> &'static str {
+        match self {
+            Layout::Map => "a [C, H, W] feature map",
+            Layout::Seq => "a [C, L] sequence",
+            Layout::Tokens => "token ids [L]",
+            Layout::Flat => "a flat [features] vector",
+        }
+    }
+
+    /// Whether `op`, which takes the layouts `takes` (the first is what it needs most), can
+    /// follow this layout: the rule the derive checks over a whole chain before any size is
+    /// known.
+    pub fn feeds(self, op: &'static str, takes: &[Layout]) -> Result<(), ShapeError> {
+        match takes.first() {
+            _ if takes.contains(&self) => Ok(()),
+            _ if op == "layer_norm" && self == Layout::Map => Err(ShapeError::LayerNormOnMap),
+            Some(&needs) => Err(ShapeError::Needs { op, needs, received: self }),
+            None => Ok(()),
+        }
+    }
+
+    /// A skip connection from a layer whose input had the layout `skipped`.
+    pub fn residual(self, from: &str, skipped: Layout) -> Result<(), ShapeError> {
+        if skipped == self {
+            return Ok(());
+        }
+        Err(ShapeError::Residual { from: from.to_string(), skipped: skipped.dims().to_string(), received: self.dims().to_string() })
+    }
+
+    /// The layout an input shape of `n` dimensions has (`tokens`: the chain embeds them).
+    pub fn of_input(n: usize, tokens: bool) -> Option<Layout> {
+        match n {
+            3 => Some(Layout::Map),
+            2 => Some(Layout::Seq),
+            1 if tokens => Some(Layout::Tokens),
+            1 => Some(Layout::Flat),
+            _ => None,
         }
     }
 }
 
-/// The shape flowing through a layer chain, batch dimension omitted: `[C, H, W]` feature maps,
-/// then a flat vector.
+/// The shape flowing through a layer chain, batch dimension omitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shape {
     /// A `[channels, height, width]` feature map.
     Map([usize; 3]),
+    /// A `[channels, length]` sequence.
+    Seq([usize; 2]),
+    /// `length` token ids.
+    Tokens(usize),
     /// A flat `[features]` vector.
     Flat(usize),
 }
 
 impl Shape {
-    /// The feature map, or an error when the shape is already flat.
+    /// The shape of `layout` with these dimensions, if they are as many as it has.
+    pub fn new(layout: Layout, dims: &[usize]) -> Option<Shape> {
+        Some(match (layout, dims) {
+            (Layout::Map, &[c, h, w]) => Shape::Map([c, h, w]),
+            (Layout::Seq, &[c, l]) => Shape::Seq([c, l]),
+            (Layout::Tokens, &[l]) => Shape::Tokens(l),
+            (Layout::Flat, &[n]) => Shape::Flat(n),
+            _ => return None,
+        })
+    }
+
+    /// Its layout.
+    pub fn layout(self) -> Layout {
+        match self {
+            Shape::Map(_) => Layout::Map,
+            Shape::Seq(_) => Layout::Seq,
+            Shape::Tokens(_) => Layout::Tokens,
+            Shape::Flat(_) => Layout::Flat,
+        }
+    }
+
+    /// Its dimensions, batch omitted.
+    pub fn dims(self) -> Vec<usize> {
+        match self {
+            Shape::Map(d) => d.to_vec(),
+            Shape::Seq(d) => d.to_vec(),
+            Shape::Tokens(n) | Shape::Flat(n) => vec![n],
+        }
+    }
+
+    fn refuse(self, op: &'static str, needs: Layout) -> ShapeError {
+        ShapeError::Needs { op, needs, received: self.layout() }
+    }
+
+    /// The feature map, or an error naming what `op` receives instead.
     pub fn map(self, op: &'static str) -> Result<[usize; 3], ShapeError> {
         match self {
             Shape::Map(shape) => Ok(shape),
-            Shape::Flat(features) => Err(ShapeError::NeedsMap { op, features }),
+            other => Err(other.refuse(op, Layout::Map)),
         }
     }
 
-    /// Channels (or features) of the shape: what a batch norm normalizes.
+    /// The sequence, or an error naming what `op` receives instead.
+    pub fn seq(self, op: &'static str) -> Result<[usize; 2], ShapeError> {
+        match self {
+            Shape::Seq(shape) => Ok(shape),
+            other => Err(other.refuse(op, Layout::Seq)),
+        }
+    }
+
+    /// Channels of a map or a sequence, features of a vector: what a norm normalizes.
     pub fn channels(self) -> usize {
         match self {
-            Shape::Map([c, _, _]) => c,
-            Shape::Flat(n) => n,
+            Shape::Map([c, _, _]) | Shape::Seq([c, _]) => c,
+            Shape::Tokens(n) | Shape::Flat(n) => n,
         }
     }
 
-    /// A feature map flattened (a flat vector stays as it is).
+    /// Flattened to a vector (a vector stays as it is).
     pub fn flatten(self) -> Shape {
         match self {
             Shape::Map([c, h, w]) => Shape::Flat(c * h * w),
-            flat => flat,
+            Shape::Seq([c, l]) => Shape::Flat(c * l),
+            Shape::Tokens(n) | Shape::Flat(n) => Shape::Flat(n),
         }
     }
 
     /// Checks a declared input channel count (`None`: `auto`) against the incoming one.
     pub fn input_channels(self, op: &'static str, declared: Option<usize>) -> Result<usize, ShapeError> {
-        let [c, _, _] = self.map(op)?;
+        let c = match self {
+            Shape::Map([c, _, _]) | Shape::Seq([c, _]) => c,
+            other => return Err(other.refuse(op, if op.ends_with("1d") { Layout::Seq } else { Layout::Map })),
+        };
         match declared {
             Some(declared) if declared != c => Err(ShapeError::Channels { op, declared, received: c }),
             _ => Ok(c),
@@ -114,6 +235,13 @@ impl Shape {
         self.input_channels("conv2d", in_channels)?;
         let [oh, ow] = window.output("conv2d", [h, w])?;
         Ok(Shape::Map([out_channels, oh, ow]))
+    }
+
+    /// A conv1d with `in_channels` (`None`: `auto`) to `out_channels`, over a sequence.
+    pub fn conv1d(self, in_channels: Option<usize>, out_channels: usize, window: Window) -> Result<Shape, ShapeError> {
+        let [_, l] = self.seq("conv1d")?;
+        self.input_channels("conv1d", in_channels)?;
+        Ok(Shape::Seq([out_channels, window.output_length("conv1d", l)?]))
     }
 
     /// A transposed conv2d with `in_channels` (`None`: `auto`) to `out_channels`: each side
@@ -149,11 +277,17 @@ impl Shape {
         Ok(Shape::Map([c, h * scale, w * scale]))
     }
 
-    /// A max or average pool.
+    /// A max or average pool over a feature map.
     pub fn pool(self, window: Window) -> Result<Shape, ShapeError> {
         let [c, h, w] = self.map("pooling")?;
         let [oh, ow] = window.output("pooling", [h, w])?;
         Ok(Shape::Map([c, oh, ow]))
+    }
+
+    /// A max pool over a sequence.
+    pub fn pool1d(self, window: Window) -> Result<Shape, ShapeError> {
+        let [c, l] = self.seq("max_pool1d")?;
+        Ok(Shape::Seq([c, window.output_length("max_pool1d", l)?]))
     }
 
     /// An adaptive average pool to `[out_h, out_w]`.
@@ -162,16 +296,57 @@ impl Shape {
         Ok(Shape::Map([c, out[0], out[1]]))
     }
 
+    /// An embedding of `vocab` tokens into `dim` channels: token ids `[L]` become a `[dim, L]`
+    /// sequence.
+    pub fn embedding(self, vocab: usize, dim: usize) -> Result<Shape, ShapeError> {
+        match self {
+            Shape::Tokens(l) if vocab > 0 && dim > 0 => Ok(Shape::Seq([dim, l])),
+            Shape::Tokens(_) => Err(ShapeError::ZeroSize { op: "embedding" }),
+            other => Err(other.refuse("embedding", Layout::Tokens)),
+        }
+    }
+
+    /// A layer norm: over the features of a vector, or the channels at each position of a
+    /// sequence. Returns the size it normalizes.
+    pub fn layer_norm(self) -> Result<usize, ShapeError> {
+        match self {
+            Shape::Flat(n) | Shape::Seq([n, _]) => Ok(n),
+            Shape::Map(_) => Err(ShapeError::LayerNormOnMap),
+            tokens => Err(tokens.refuse("layer_norm", Layout::Seq)),
+        }
+    }
+
+    /// A group norm of `groups` groups over the channels (of a map, a sequence or a vector).
+    pub fn group_norm(self, groups: usize) -> Result<usize, ShapeError> {
+        if let Shape::Tokens(_) = self {
+            return Err(self.refuse("group_norm", Layout::Map));
+        }
+        let channels = self.channels();
+        if groups == 0 || !channels.is_multiple_of(groups) {
+            return Err(ShapeError::Groups { op: "group_norm", groups, channels });
+        }
+        Ok(channels)
+    }
+
+    /// A skip connection: adds the input of layer `from`, of shape `skipped`, which must be
+    /// this shape.
+    pub fn residual(self, from: &str, skipped: Shape) -> Result<Shape, ShapeError> {
+        if skipped == self {
+            return Ok(self);
+        }
+        Err(ShapeError::Residual { from: from.to_string(), skipped: skipped.to_string(), received: self.to_string() })
+    }
+
     /// Checks a linear layer's declared input size (`None`: `auto`) against the incoming
     /// (flattened) one and returns it; `output` is its output as written, for the message.
     pub fn features(self, declared: Option<usize>, output: &str) -> Result<usize, ShapeError> {
-        let Shape::Flat(received) = self.flatten() else { unreachable!("flatten leaves a flat shape") };
+        if let Shape::Tokens(_) = self {
+            return Err(self.refuse("linear", Layout::Flat));
+        }
+        let received = self.flatten().channels();
         match declared {
             Some(declared) if declared != received => {
-                let flattened = match self {
-                    Shape::Map(map) => Some(map),
-                    Shape::Flat(_) => None,
-                };
+                let flattened = (!matches!(self, Shape::Flat(_))).then_some(self);
                 Err(ShapeError::Features { declared, received, flattened, output: output.to_string() })
             }
             _ => Ok(received),
@@ -185,22 +360,33 @@ impl Shape {
     }
 }
 
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Shape::Map([c, h, w]) => write!(f, "a {c}x{h}x{w} feature map"),
+            Shape::Seq([c, l]) => write!(f, "a sequence of {l} positions with {c} channels"),
+            Shape::Tokens(l) => write!(f, "{l} token ids"),
+            Shape::Flat(n) => write!(f, "a flat vector of {n}"),
+        }
+    }
+}
+
 /// Why a chain cannot be built; the caller names the layer (and, at compile time, points at
 /// the argument [`ShapeError::blames`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ShapeError {
-    /// A 2-d op after the shape became flat.
-    NeedsMap { op: &'static str, features: usize },
+    /// An op given a layout it does not take.
+    Needs { op: &'static str, needs: Layout, received: Layout },
     /// Declared input channels that are not the incoming ones.
     Channels { op: &'static str, declared: usize, received: usize },
     /// A kernel, stride or dilation of 0.
     ZeroWindow { op: &'static str },
     /// `padding = same` with a stride other than 1.
     SameWithStride { op: &'static str, stride: usize },
-    /// A window larger than the (padded) feature map.
-    DoesNotFit { op: &'static str, kernel: usize, dilation: usize, height: usize, width: usize },
+    /// A window larger than the (padded) feature map (`[h, w]`) or sequence (`[l]`).
+    DoesNotFit { op: &'static str, kernel: usize, dilation: usize, extent: Vec<usize> },
     /// Declared input features that are not the incoming ones.
-    Features { declared: usize, received: usize, flattened: Option<[usize; 3]>, output: String },
+    Features { declared: usize, received: usize, flattened: Option<Shape>, output: String },
     /// `padding = same` on an op that has none.
     NoSamePadding { op: &'static str },
     /// A transposed convolution's output padding not below its stride or dilation.
@@ -209,6 +395,14 @@ pub enum ShapeError {
     PaddedAway { op: &'static str, padding: usize, height: usize, width: usize },
     /// An upsampling scale of 0.
     ZeroScale,
+    /// A size of 0 (an embedding's vocabulary or dimension).
+    ZeroSize { op: &'static str },
+    /// A layer norm on a feature map, which PyTorch's layer norm would normalize over its width.
+    LayerNormOnMap,
+    /// A group count that does not divide the channels.
+    Groups { op: &'static str, groups: usize, channels: usize },
+    /// A skip connection between different shapes.
+    Residual { from: String, skipped: String, received: String },
 }
 
 /// The argument of an op an error is about.
@@ -237,7 +431,13 @@ impl ShapeError {
             ShapeError::SameWithStride { .. } => Blame::Stride,
             ShapeError::NoSamePadding { .. } | ShapeError::PaddedAway { .. } => Blame::Padding,
             ShapeError::OutputPadding { .. } => Blame::OutputPadding,
-            ShapeError::NeedsMap { .. } | ShapeError::ZeroWindow { .. } | ShapeError::ZeroScale => Blame::Op,
+            ShapeError::Needs { .. }
+            | ShapeError::ZeroWindow { .. }
+            | ShapeError::ZeroScale
+            | ShapeError::ZeroSize { .. }
+            | ShapeError::LayerNormOnMap
+            | ShapeError::Groups { .. }
+            | ShapeError::Residual { .. } => Blame::Op,
         }
     }
 }
@@ -245,8 +445,16 @@ impl ShapeError {
 impl fmt::Display for ShapeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ShapeError::NeedsMap { op, features } => {
-                write!(f, "{op} needs a [C, H, W] feature map but receives a flat vector of {features}; move it before the first linear layer")
+            ShapeError::Needs { op, needs, received } => {
+                let fix = match (needs, received) {
+                    (Layout::Tokens, _) => "make it the first op of the model, whose input is then token ids [L]",
+                    (_, Layout::Tokens) => "embed them first: start the chain with embedding(vocab -> dim)",
+                    (_, Layout::Flat) => "move it before the first linear layer",
+                    (Layout::Seq, Layout::Map) => "use the 2-d op (conv2d, max_pool)",
+                    (Layout::Map, Layout::Seq) => "use the 1-d op (conv1d, max_pool1d)",
+                    _ => "change the ops before it",
+                };
+                write!(f, "{op} needs {} but receives {}; {fix}", needs.dims(), received.dims())
             }
             ShapeError::Channels { op, declared, received } => {
                 write!(f, "{op} declares {declared} input channels but receives {received}; write `{op}({received} -> ..)` or `{op}(auto -> ..)`")
@@ -255,11 +463,15 @@ impl fmt::Display for ShapeError {
             ShapeError::SameWithStride { op, stride } => {
                 write!(f, "{op} padding = same keeps the size only with stride 1 (as PyTorch), not stride {stride}; give the padding in pixels")
             }
-            ShapeError::DoesNotFit { op, kernel, dilation, height, width } => {
+            ShapeError::DoesNotFit { op, kernel, dilation, extent } => {
                 let dilated = if *dilation > 1 { format!(" (dilation {dilation})") } else { String::new() };
+                let input = match extent[..] {
+                    [length] => format!("length-{length} sequence"),
+                    _ => format!("{} feature map", extent.iter().map(usize::to_string).collect::<Vec<_>>().join("x")),
+                };
                 write!(
                     f,
-                    "{op} kernel {kernel}{dilated} does not fit the {height}x{width} feature map it receives; use a smaller kernel, padding, or fewer pooling layers before it"
+                    "{op} kernel {kernel}{dilated} does not fit the {input} it receives; use a smaller kernel, padding, or fewer pooling layers before it"
                 )
             }
             ShapeError::NoSamePadding { op } => write!(f, "{op} takes no `same` padding; give a number of pixels or `valid`"),
@@ -270,8 +482,21 @@ impl fmt::Display for ShapeError {
                 write!(f, "{op} padding {padding} leaves nothing of the {height}x{width} feature map it receives; use less padding")
             }
             ShapeError::ZeroScale => write!(f, "upsample scale must be at least 1"),
+            ShapeError::ZeroSize { op } => write!(f, "{op} sizes must be at least 1"),
+            ShapeError::LayerNormOnMap => write!(
+                f,
+                "layer_norm normalizes a vector's features or a sequence's channels, not a [C, H, W] feature map; use group_norm(1) to normalize over C, H and W, or batch_norm"
+            ),
+            ShapeError::Groups { op, groups, channels } => {
+                write!(f, "{op} groups = {groups} must be at least 1 and divide the {channels} channels it receives")
+            }
+            ShapeError::Residual { from, skipped, received } => write!(
+                f,
+                "residual({from}) adds the input of `{from}`, {skipped}, to {received}; a skip connection needs equal shapes (keep the channels and use padding = same)"
+            ),
             ShapeError::Features { declared, received, flattened, output } => {
-                let dims = flattened.map(|[c, h, w]| format!(" ({c}x{h}x{w} flattened)")).unwrap_or_default();
+                let dims =
+                    flattened.map(|s| format!(" ({} flattened)", s.dims().iter().map(usize::to_string).collect::<Vec<_>>().join("x"))).unwrap_or_default();
                 write!(
                     f,
                     "linear declares {declared} input features but receives {received}{dims}; write `linear({received} -> {output})` or `linear(auto -> {output})`"
@@ -331,6 +556,41 @@ mod tests {
         assert_eq!(Shape::Map([3, 5, 6]).upsample(0), Err(ShapeError::ZeroScale));
     }
 
+    /// A text classifier's chain: token ids, an embedding, conv1d, max_pool1d, linear.
+    #[test]
+    fn sequences_follow_pytorch_conv1d() {
+        let w = |kernel, stride, padding| Window { kernel, stride, padding: Padding::Explicit(padding), dilation: 1 };
+        let s = Shape::Tokens(20).embedding(1000, 32).unwrap();
+        assert_eq!(s, Shape::Seq([32, 20]));
+        let s = s.conv1d(Some(32), 64, w(3, 1, 1)).unwrap().pool1d(w(2, 2, 0)).unwrap();
+        assert_eq!(s, Shape::Seq([64, 10]));
+        assert_eq!(s.linear(None, 4).unwrap(), (Shape::Flat(4), 640));
+        assert_eq!(Shape::Seq([4, 5]).conv1d(None, 4, w(3, 2, 0)), Ok(Shape::Seq([4, 2])));
+        let err = Shape::Seq([4, 2]).conv1d(None, 4, w(3, 1, 0)).unwrap_err().to_string();
+        assert!(err.contains("kernel 3 does not fit the length-2 sequence"), "{err}");
+        assert_eq!(Shape::Seq([8, 3]).layer_norm(), Ok(8));
+        assert_eq!(Shape::Map([8, 3, 3]).layer_norm(), Err(ShapeError::LayerNormOnMap));
+        assert_eq!(Shape::Map([8, 3, 3]).group_norm(4), Ok(8));
+        assert_eq!(Shape::Seq([6, 3]).group_norm(4), Err(ShapeError::Groups { op: "group_norm", groups: 4, channels: 6 }));
+        let err = Shape::Map([3, 8, 8]).embedding(10, 4).unwrap_err().to_string();
+        assert!(err.contains("embedding needs token ids [L] but receives a [C, H, W] feature map; make it the first op"), "{err}");
+        let err = Shape::Tokens(8).features(None, "2").unwrap_err().to_string();
+        assert!(err.contains("linear needs a flat [features] vector but receives token ids [L]; embed them first"), "{err}");
+        let err = Shape::Map([3, 8, 8]).conv1d(None, 4, w(3, 1, 0)).unwrap_err().to_string();
+        assert!(err.contains("conv1d needs a [C, L] sequence but receives a [C, H, W] feature map; use the 2-d op"), "{err}");
+        assert_eq!(Layout::Map.feeds("layer_norm", &[Layout::Flat, Layout::Seq]), Err(ShapeError::LayerNormOnMap));
+        assert_eq!(Layout::Seq.feeds("relu", &[Layout::Map, Layout::Seq, Layout::Flat]), Ok(()));
+        let err = Shape::Seq([4, 9]).features(Some(35), "2").unwrap_err().to_string();
+        assert!(err.contains("receives 36 (4x9 flattened)"), "{err}");
+    }
+
+    #[test]
+    fn a_residual_adds_equal_shapes_only() {
+        assert_eq!(Shape::Map([8, 4, 4]).residual("a", Shape::Map([8, 4, 4])), Ok(Shape::Map([8, 4, 4])));
+        let err = Shape::Map([16, 4, 4]).residual("a", Shape::Map([8, 4, 4])).unwrap_err().to_string();
+        assert!(err.starts_with("residual(a) adds the input of `a`, a 8x4x4 feature map, to a 16x4x4 feature map"), "{err}");
+    }
+
     #[test]
     fn errors_say_what_to_write() {
         let err = Shape::Map([3, 4, 4]).conv2d(Some(3), 8, k(5)).unwrap_err();
@@ -339,6 +599,7 @@ mod tests {
         assert!(err.contains("declares 4 input channels but receives 3; write `conv2d(3 -> ..)`"), "{err}");
         let err = Shape::Map([2, 3, 3]).features(Some(17), "classes").unwrap_err().to_string();
         assert!(err.contains("receives 18 (2x3x3 flattened); write `linear(18 -> classes)`"), "{err}");
-        assert!(Shape::Flat(10).pool(k(2)).unwrap_err().to_string().contains("flat vector of 10"));
+        let err = Shape::Flat(10).pool(k(2)).unwrap_err().to_string();
+        assert!(err.contains("pooling needs a [C, H, W] feature map but receives a flat [features] vector; move it before the first linear"), "{err}");
     }
 }

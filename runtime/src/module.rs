@@ -464,12 +464,14 @@ pub struct StepContext {
     label_checks: Vec<LabelCheck>,
 }
 
-/// A batch's labels checked against a class count on the device (reported at the next read).
+/// A batch's labels (or token ids) checked against a class count (or vocabulary) on the
+/// device, reported at the next read.
 #[derive(Debug)]
 pub(crate) struct LabelCheck {
     pub flag: Tensor<1, Bool>,
     pub offending: Tensor<1>,
     pub classes: usize,
+    pub tokens: bool,
 }
 
 impl StepContext {
@@ -608,8 +610,23 @@ impl StepContext {
             return targets;
         }
         let (flag, clamped, offending) = crate::flagged::out_of_range(targets, classes);
-        self.label_checks.push(LabelCheck { flag, offending, classes });
+        self.label_checks.push(LabelCheck { flag, offending, classes, tokens: false });
         clamped
+    }
+
+    /// The token ids clamped into `0..vocab`, with a check on the device that none was
+    /// outside (reported, naming the id and this batch, at the next read), so an embedding
+    /// never indexes past its table. The generated steps call it for models that start with
+    /// `embedding`.
+    pub fn checked_tokens<const D: usize>(&mut self, tokens: Tensor<D, Int>, vocab: usize) -> Tensor<D, Int> {
+        let dims = tokens.dims();
+        let count = dims.iter().product::<usize>();
+        if count == 0 {
+            return tokens;
+        }
+        let (flag, clamped, offending) = crate::flagged::out_of_range(tokens.reshape([count]), vocab);
+        self.label_checks.push(LabelCheck { flag, offending, classes: vocab, tokens: true });
+        clamped.reshape(dims)
     }
 
     /// The label checks of this step (the Trainer takes them).

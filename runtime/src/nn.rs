@@ -2,10 +2,13 @@
 //! hand-written `forward` can call the same functions (they keep Burn's layer types, so
 //! checkpoints stay Burn records).
 
-use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::conv::{Conv1d, Conv1dConfig, Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
+use burn::nn::{
+    BatchNorm, BatchNormConfig, Embedding, EmbeddingConfig, GroupNorm, GroupNormConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig1d,
+    PaddingConfig2d,
+};
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions, InterpolateMode, InterpolateOptions, MaxPoolOptions};
-use burn::tensor::{DType, Device, Tensor};
+use burn::tensor::{DType, Device, Int, Tensor};
 
 use crate::Result;
 use crate::precision::cast;
@@ -72,6 +75,91 @@ pub fn conv_transpose2d(
         .with_groups(groups)
         .with_bias(bias)
         .init(device))
+}
+
+/// The conv1d layer `layer` over `[B, C, L]` sequences, `in_channels -> out_channels`, with
+/// PyTorch's default initialization and its `same` padding (the odd position after).
+pub fn conv1d(layer: &str, in_channels: usize, out_channels: usize, window: Window, groups: usize, bias: bool, device: &Device) -> Result<Conv1d> {
+    check_sizes(layer, "conv1d", in_channels, out_channels)?;
+    if groups == 0 || !in_channels.is_multiple_of(groups) || !out_channels.is_multiple_of(groups) {
+        return Err(size_error(layer, format!("conv1d groups = {groups} must be at least 1 and divide both {in_channels} and {out_channels} channels")));
+    }
+    window.check("conv1d").map_err(|e| size_error(layer, e.to_string()))?;
+    check_weights(layer, "conv1d", &[out_channels, in_channels / groups, window.kernel])?;
+    let padding = match window.padding {
+        Padding::Valid => PaddingConfig1d::Valid,
+        Padding::Same => {
+            let total = window.dilation * (window.kernel - 1);
+            PaddingConfig1d::Explicit(total / 2, total - total / 2)
+        }
+        Padding::Explicit(p) => PaddingConfig1d::Explicit(p, p),
+    };
+    Ok(Conv1dConfig::new(in_channels, out_channels, window.kernel)
+        .with_stride(window.stride)
+        .with_dilation(window.dilation)
+        .with_groups(groups)
+        .with_padding(padding)
+        .with_bias(bias)
+        .init(device))
+}
+
+/// The conv1d forward pass, its input in the weights' dtype.
+pub fn conv1d_forward(layer: &Conv1d, x: Tensor<3>) -> Tensor<3> {
+    layer.forward(cast(x, layer.weight.val().dtype()))
+}
+
+/// Max pooling over a `[B, C, L]` sequence (stride defaults to the kernel, as PyTorch).
+pub fn max_pool1d(x: Tensor<3>, window: Window) -> Tensor<3> {
+    let [p, _] = pool_padding(window);
+    let options = MaxPoolOptions::new([window.kernel]).with_stride([window.stride]).with_padding([p]).with_dilation([window.dilation]);
+    burn::tensor::module::max_pool1d(x, options)
+}
+
+/// The embedding `layer` of `vocab` token ids into `dim` channels, initialized `N(0, 1)` as
+/// PyTorch's.
+pub fn embedding(layer: &str, vocab: usize, dim: usize, device: &Device) -> Result<Embedding> {
+    check_sizes(layer, "embedding", vocab, dim)?;
+    check_weights(layer, "embedding", &[vocab, dim])?;
+    Ok(EmbeddingConfig::new(vocab, dim).init(device))
+}
+
+/// Token ids `[B, L]` looked up as a `[B, dim, L]` sequence (channels first, as conv1d takes
+/// it). Ids outside the table are clamped into it first, so a bad id never reads past it (the
+/// generated steps report such ids, [`StepContext::checked_tokens`](crate::StepContext::checked_tokens)).
+pub fn embedding_forward(layer: &Embedding, tokens: Tensor<2, Int>) -> Tensor<3> {
+    let vocab = layer.weight.val().dims()[0] as i64;
+    layer.forward(tokens.clamp(0, vocab - 1)).swap_dims(1, 2)
+}
+
+/// The layer norm `layer` over `size` features or channels (eps 1e-5, as PyTorch).
+pub fn layer_norm(layer: &str, size: usize, device: &Device) -> Result<LayerNorm> {
+    check_sizes(layer, "layer_norm", size, size)?;
+    Ok(LayerNormConfig::new(size).init(device))
+}
+
+/// The layer norm forward pass over a vector's features, or over the channels at each position
+/// of a `[B, C, L]` sequence; in its parameters' dtype, the output in the input's.
+pub fn layer_norm_forward<const D: usize>(layer: &LayerNorm, x: Tensor<D>) -> Tensor<D> {
+    let dtype = x.dtype();
+    let x = cast(x, layer.gamma.val().dtype());
+    let y = if D == 3 { layer.forward(x.swap_dims(1, 2)).swap_dims(1, 2) } else { layer.forward(x) };
+    cast(y, dtype)
+}
+
+/// The group norm `layer`: `groups` groups over `channels` (eps 1e-5, affine, as PyTorch).
+pub fn group_norm(layer: &str, groups: usize, channels: usize, device: &Device) -> Result<GroupNorm> {
+    check_sizes(layer, "group_norm", channels, channels)?;
+    if groups == 0 || !channels.is_multiple_of(groups) {
+        return Err(size_error(layer, fulmen_rules::shape::ShapeError::Groups { op: "group_norm", groups, channels }.to_string()));
+    }
+    Ok(GroupNormConfig::new(groups, channels).init(device))
+}
+
+/// The group norm forward pass, in its parameters' dtype, the output in the input's.
+pub fn group_norm_forward<const D: usize>(layer: &GroupNorm, x: Tensor<D>) -> Tensor<D> {
+    let dtype = x.dtype();
+    let param = layer.gamma.as_ref().map_or(dtype, |g| g.val().dtype());
+    cast(layer.forward(cast(x, param)), dtype)
 }
 
 /// The linear layer `layer`, `in_features -> out_features`; a size of 0 is an error naming it.
@@ -211,6 +299,27 @@ pub fn dropout<const D: usize>(x: Tensor<D>, prob: f64) -> Tensor<D> {
     (x * mask).div_scalar(keep)
 }
 
+/// A skip connection: `x + skipped`, the skipped input in `x`'s dtype (mixed precision may
+/// have changed it on the way).
+pub fn residual<const D: usize>(x: Tensor<D>, skipped: Tensor<D>) -> Tensor<D> {
+    let dtype = x.dtype();
+    x + cast(skipped, dtype)
+}
+
+/// Checks a window's own rules (sizes at least 1, `same` only with stride 1) where `new()`
+/// tracks no shape.
+pub fn check_window(layer: &str, op: &'static str, window: Window) -> Result<()> {
+    window.check(op).map_err(|e| size_error(layer, e.to_string()))
+}
+
+/// Checks an upsampling scale where `new()` tracks no shape.
+pub fn check_scale(layer: &str, scale: usize) -> Result<()> {
+    match scale {
+        0 => Err(size_error(layer, fulmen_rules::shape::ShapeError::ZeroScale.to_string())),
+        _ => Ok(()),
+    }
+}
+
 /// Checks a dropout probability taken from the hyperparameters (`new()` calls it).
 pub fn check_dropout(layer: &str, prob: f64) -> Result<()> {
     fulmen_rules::range::dropout_probability(prob).map_err(|reason| size_error(layer, format!("{reason}; give the hyperparameter a `range = 0.0..1.0`")))
@@ -249,6 +358,41 @@ mod tests {
         let same = Window { padding: Padding::Same, ..window };
         assert!(conv_transpose2d("up", 4, 6, same, 0, 1, true, &device).unwrap_err().to_string().contains("takes no `same` padding"));
         assert!(conv_transpose2d("up", 4, 6, window, 0, 4, true, &device).unwrap_err().to_string().contains("groups = 4"));
+    }
+
+    /// A text classifier's layers: Burn's tensors have the shapes the rules predict, and a
+    /// token id past the table is clamped, not read.
+    #[test]
+    fn sequence_layers_have_the_predicted_shapes() {
+        let device = Device::flex();
+        let w = |kernel, padding| Window { kernel, stride: 1, padding, dilation: 1 };
+        let table = embedding("emb", 10, 4, &device).unwrap();
+        let tokens = Tensor::<2, Int>::from_ints([[1, 2, 3, 4, 5, 6, 7, 99]], &device);
+        let x = embedding_forward(&table, tokens);
+        assert_eq!(x.dims(), [1, 4, 8]);
+        let conv = conv1d("c", 4, 6, w(4, Padding::Same), 2, true, &device).unwrap();
+        let normed = layer_norm_forward(&layer_norm("n", 6, &device).unwrap(), conv1d_forward(&conv, x));
+        // Normalized over the channels at each position.
+        let mean = normed.clone().mean_dim(1).into_data().try_to_vec::<f32>().unwrap();
+        assert!(mean.iter().all(|m| m.abs() < 1e-4), "{mean:?}");
+        let x = group_norm_forward(&group_norm("g", 3, 6, &device).unwrap(), normed);
+        let pooled = max_pool1d(x.clone(), Window { stride: 2, ..w(3, Padding::Valid) });
+        let mut tracker = crate::shape::ShapeTracker::input(crate::shape::Layout::Tokens, &[8]).unwrap();
+        tracker.apply("c", |s| s.embedding(10, 4)?.conv1d(Some(4), 6, w(4, Padding::Same))?.pool1d(Window { stride: 2, ..w(3, Padding::Valid) })).unwrap();
+        assert_eq!((x.dims(), pooled.dims()), ([1, 6, 8], [1, 6, 3]));
+        assert_eq!(tracker.shape(), crate::shape::Shape::Seq([6, 3]));
+        assert!(group_norm("g", 4, 6, &device).unwrap_err().to_string().contains("groups = 4 must be at least 1 and divide the 6 channels"));
+        assert!(embedding("emb", 0, 4, &device).unwrap_err().to_string().contains("emb"));
+    }
+
+    #[test]
+    fn windows_and_scales_are_checked_without_a_shape() {
+        let window = Window { kernel: 0, stride: 1, padding: Padding::Valid, dilation: 1 };
+        assert!(
+            check_window("pool", "pooling", window).unwrap_err().to_string().contains("layer `pool`: pooling kernel, stride and dilation must be at least 1")
+        );
+        assert!(check_window("pool", "pooling", Window { kernel: 2, ..window }).is_ok());
+        assert!(check_scale("up", 0).unwrap_err().to_string().contains("upsample scale must be at least 1"));
     }
 
     #[test]

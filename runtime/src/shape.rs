@@ -4,7 +4,7 @@
 //! derive applies at compile time to literal shapes; the generated code calls them through
 //! [`ShapeTracker::apply`].
 
-pub use fulmen_rules::shape::{Padding, Shape, ShapeError, Window};
+pub use fulmen_rules::shape::{Layout, Padding, Shape, ShapeError, Window};
 
 use crate::error::{Error, Result};
 
@@ -21,6 +21,14 @@ impl ShapeTracker {
     /// Starts from a flat input of `n` features.
     pub fn flat(n: usize) -> Self {
         ShapeTracker(Shape::Flat(n))
+    }
+
+    /// Starts from an input shape (`[C, H, W]`, `[C, L]` or `[L]`) in the layout the model's first
+    /// op takes; a shape of another length is an error saying which one to give.
+    pub fn input(layout: Layout, dims: &[usize]) -> Result<Self> {
+        Shape::new(layout, dims)
+            .map(ShapeTracker)
+            .ok_or_else(|| Error::Config(format!("input_shape {dims:?} does not fit a model whose first op takes {}; give its dimensions", layout.dims())))
     }
 
     /// The current shape.

@@ -3,7 +3,7 @@
 
 use burn::tensor::{Int, Tensor};
 
-use crate::data::ClassificationBatch;
+use crate::data::{ClassificationBatch, InputKind};
 use crate::error::Result;
 use crate::loss::{cross_entropy, nll_loss};
 use crate::metrics::{ConfusionMatrix, Metric, PrecisionRecallCurve, accuracy};
@@ -43,29 +43,36 @@ pub struct ExpectedInput<'a> {
     pub dims: &'a [Option<usize>],
     /// Where the expectation comes from, for the message.
     pub source: &'a str,
+    /// For token ids: the vocabulary of the embedding they index, checked on the device.
+    pub vocab: Option<usize>,
 }
 
 /// Forward, loss and metrics for one batch, logged as `<prefix>_loss` and `<prefix>_acc`:
 /// in training per step and per epoch, in validation and test per epoch with `prog_bar`; in
 /// test also the charts of [`MAX_CHART_CLASSES`]. Returns the loss. The batch's shape is
-/// checked against `input` first, and its labels against the output's classes on the device
+/// checked against `input` first (token ids against the vocabulary on the device,
+/// [`StepContext::checked_tokens`]), and its labels against the output's classes on the device
 /// ([`StepContext::checked_targets`]).
-pub fn classification_step<M, const D: usize>(
+pub fn classification_step<M, const D: usize, K: InputKind>(
     model: &M,
-    batch: ClassificationBatch<D>,
+    batch: ClassificationBatch<D, K>,
     ctx: &mut StepContext,
     input: Option<ExpectedInput<'_>>,
     loss: LossKind<'_>,
     metrics: &[MetricKind<'_>],
 ) -> Result<Tensor<1>>
 where
-    M: LightningModule<Input = Tensor<D>, Output = Tensor<2>>,
+    M: LightningModule<Input = Tensor<D, K>, Output = Tensor<2>>,
 {
+    let mut inputs = batch.inputs;
     if let Some(input) = input {
-        ctx.check_input(&batch.inputs.dims(), input.dims, input.source)?;
+        ctx.check_input(&inputs.dims(), input.dims, input.source)?;
+        if let Some(vocab) = input.vocab {
+            inputs = K::checked(ctx, inputs, vocab);
+        }
     }
     // The loss and the metrics in f32, whatever the precision of the forward pass.
-    let output = crate::precision::cast(model.forward(batch.inputs), burn::tensor::DType::F32);
+    let output = crate::precision::cast(model.forward(inputs), burn::tensor::DType::F32);
     let targets = ctx.checked_targets(batch.targets, output.dims()[1]);
     let loss_value = match loss {
         LossKind::Nll => nll_loss(output.clone(), targets.clone()),
@@ -117,9 +124,9 @@ where
 pub const MAX_CHART_CLASSES: usize = 50;
 
 /// The generated `predict_step`: the forward output.
-pub fn predict<M, const D: usize>(model: &M, batch: ClassificationBatch<D>) -> Result<Tensor<2>>
+pub fn predict<M, const D: usize, K: InputKind>(model: &M, batch: ClassificationBatch<D, K>) -> Result<Tensor<2>>
 where
-    M: LightningModule<Input = Tensor<D>, Output = Tensor<2>>,
+    M: LightningModule<Input = Tensor<D, K>, Output = Tensor<2>>,
 {
     Ok(model.forward(batch.inputs))
 }

@@ -85,3 +85,39 @@ impl OptimizerSpec {
 pub fn parse(input: &syn::DeriveInput) -> darling::Result<LightningOpts> {
     LightningOpts::from_derive_input(input)
 }
+
+/// `#[layers(...)]`: the struct-level options of `#[derive(Layers)]`, the subset of
+/// `#[lightning(...)]` that concerns the layers.
+#[derive(Debug, FromDeriveInput)]
+#[darling(attributes(layers), supports(struct_named))]
+struct LayersOpts {
+    ident: syn::Ident,
+    generics: syn::Generics,
+    /// The `#[hyperparameters]` type stored in the module.
+    hparams: Option<syn::Path>,
+    /// The input shape: a literal or the name of a hparams field holding it.
+    input_shape: Option<syn::Expr>,
+}
+
+/// Parses `#[derive(Layers)]`'s options, as the derive's common options.
+pub fn parse_layers(input: &syn::DeriveInput) -> darling::Result<LightningOpts> {
+    let LayersOpts { ident, generics, hparams, input_shape } = LayersOpts::from_derive_input(input)?;
+    Ok(LightningOpts {
+        ident,
+        generics,
+        hparams,
+        input_shape,
+        loss: None,
+        metrics: Default::default(),
+        optimizer: None,
+        init: None,
+        forward_features: None,
+        forward: None,
+        training_step: None,
+        validation_step: None,
+        test_step: None,
+        predict_step: None,
+        configure_optimizers: None,
+        automatic_optimization: None,
+    })
+}

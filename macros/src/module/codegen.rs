@@ -5,9 +5,11 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 
+use fulmen_rules::shape::Layout;
+
 use super::layers::{DropRate, Op, Pad, Size, WindowSpec};
 use super::ops::Activation;
-use super::{Loss, Metric, ModuleModel};
+use super::{Derive, Loss, Metric, ModuleModel};
 
 fn private() -> TokenStream {
     quote!(::fulmen::__private)
@@ -49,22 +51,66 @@ fn constructors(model: &ModuleModel) -> TokenStream {
     let mut prev_out: Option<TokenStream> = None;
     for layer in &model.layers {
         let name = layer.ident.to_string();
+        if layer.skipped && track {
+            let skip = skip_ident(&layer.ident);
+            out.extend(quote! { let #skip = __shape.shape(); });
+        }
         for (i, op) in layer.ops.iter().enumerate() {
             let field = &layer.ident;
             let stmt = match op {
-                Op::Conv2d { input, output, window, groups, bias } => {
+                Op::Embedding { vocab, dim } => {
+                    let (vocab, dim) = (size_expr(vocab, quote!(0usize), &hp), size_expr(dim, quote!(0usize), &hp));
+                    let check = track.then(|| quote!(__shape.apply(#name, |s| s.embedding(__vocab, __dim))?;));
+                    prev_out = Some(quote!((#dim)));
+                    quote! {
+                        let #field = {
+                            let (__vocab, __dim): (usize, usize) = (#vocab, #dim);
+                            #check
+                            #p::nn::embedding(#name, __vocab, __dim, device)?
+                        };
+                    }
+                }
+                Op::LayerNorm => {
+                    let size = if track { quote!(__shape.channels()) } else { prev_out.clone().unwrap_or_else(|| quote!(__shape.channels())) };
+                    let check = track.then(|| quote!(__shape.apply(#name, |s| s.layer_norm().map(|_| s))?;));
+                    quote! { #check let #field = #p::nn::layer_norm(#name, #size, device)?; }
+                }
+                Op::GroupNorm(groups) => {
+                    let channels = if track { quote!(__shape.channels()) } else { prev_out.clone().unwrap_or_else(|| quote!(__shape.channels())) };
+                    let groups = size_expr(groups, quote!(1usize), &hp);
+                    let check = track.then(|| quote!(__shape.apply(#name, |s| s.group_norm(__groups).map(|_| s))?;));
+                    quote! {
+                        let #field = {
+                            let __groups: usize = #groups;
+                            #check
+                            #p::nn::group_norm(#name, __groups, #channels, device)?
+                        };
+                    }
+                }
+                Op::MaxPool1d(w) if track => {
+                    let window = window_expr(w, &hp);
+                    let label = format!("{name} (op {})", i + 1);
+                    quote! { __shape.apply(#label, |s| s.pool1d(#window))?; }
+                }
+                Op::Residual(from) if track => {
+                    let (skip, from) = (skip_ident(from), from.to_string());
+                    quote! { __shape.apply(#name, |s| s.residual(#from, #skip))?; }
+                }
+                Op::Conv2d { input, output, window, groups, bias } | Op::Conv1d { input, output, window, groups, bias } => {
+                    // The rule and the layer function share the op's name.
+                    let conv = if matches!(op, Op::Conv1d { .. }) { quote!(conv1d) } else { quote!(conv2d) };
                     let fallback = prev_out.clone().unwrap_or_else(|| quote!(__shape.channels()));
                     let auto_in = if track { quote!(__shape.channels()) } else { fallback };
                     let (input, output) = (size_expr(input, auto_in, &hp), size_expr(output, quote!(0usize), &hp));
                     let groups = size_expr(groups, quote!(1usize), &hp);
                     let window = window_expr(window, &hp);
-                    let check = track.then(|| quote!(__shape.apply(#name, |s| s.conv2d(::core::option::Option::Some(__in), __out, __window))?;));
+                    let check = track.then(|| quote!(__shape.apply(#name, |s| s.#conv(::core::option::Option::Some(__in), __out, __window))?;));
                     prev_out = Some(quote!((#output)));
                     quote! {
                         let #field = {
                             let (__in, __out, __window): (usize, usize, _) = (#input, #output, #window);
                             #check
-                            #p::nn::conv2d(#name, __in, __out, __window, #groups, #bias, device)?
+                            #p::nn::#conv(#name, __in, __out, __window, #groups, #bias, device)?
                         };
                     }
                 }
@@ -127,12 +173,27 @@ fn constructors(model: &ModuleModel) -> TokenStream {
                     quote! { __shape.apply(#name, |s| s.upsample(#scale))?; }
                 }
                 Op::Dropout(DropRate::Field(f)) => quote! { #p::nn::check_dropout(#name, hparams.#f as f64)?; },
+                // Without a tracked shape, the window's own rules still hold (a kernel of 0
+                // from a hyperparameter is an error here, not a panic in forward).
+                Op::MaxPool(w) | Op::AvgPool(w) | Op::MaxPool1d(w) => {
+                    let window = window_expr(w, &hp);
+                    quote! { #p::nn::check_window(#name, "pooling", #window)?; }
+                }
+                Op::Upsample(scale) => {
+                    let scale = size_expr(scale, quote!(1usize), &hp);
+                    quote! { #p::nn::check_scale(#name, #scale)?; }
+                }
                 _ => TokenStream::new(),
             };
             out.extend(stmt);
         }
     }
     out
+}
+
+/// The local holding a skipped layer's input (its shape in `new`, its value in `forward`).
+fn skip_ident(field: &syn::Ident) -> syn::Ident {
+    quote::format_ident!("__skip_{}", field)
 }
 
 /// `x = op(x)` for one functional or module op.
@@ -142,6 +203,18 @@ fn apply(op: &Op, field: &syn::Ident) -> TokenStream {
     let hp = quote!(self.__fulmen_hparams());
     match op {
         Op::Conv2d { .. } => quote! { let x = #p::nn::conv2d_forward(&self.#field, x); },
+        Op::Conv1d { .. } => quote! { let x = #p::nn::conv1d_forward(&self.#field, x); },
+        Op::Embedding { .. } => quote! { let x = #p::nn::embedding_forward(&self.#field, x); },
+        Op::LayerNorm => quote! { let x = #p::nn::layer_norm_forward(&self.#field, x); },
+        Op::GroupNorm(_) => quote! { let x = #p::nn::group_norm_forward(&self.#field, x); },
+        Op::MaxPool1d(w) => {
+            let window = window_expr(w, &hp);
+            quote! { let x = #p::nn::max_pool1d(x, #window); }
+        }
+        Op::Residual(from) => {
+            let skip = skip_ident(from);
+            quote! { let x = #p::nn::residual(x, #skip.clone()); }
+        }
         Op::ConvTranspose2d { .. } => quote! { let x = #p::nn::conv_transpose2d_forward(&self.#field, x); },
         Op::Upsample(scale) => {
             let scale = size_expr(scale, quote!(1usize), &hp);
@@ -183,107 +256,142 @@ fn apply(op: &Op, field: &syn::Ident) -> TokenStream {
     }
 }
 
-/// `forward_features` (the 4-d part of the chain) and `forward`.
-fn forwards(model: &ModuleModel) -> TokenStream {
+/// The tensor type of a layout (`Int` token ids, float otherwise).
+fn tensor_type(layout: Layout) -> TokenStream {
     let p = private();
+    let rank = layout.rank();
+    match layout {
+        Layout::Tokens => quote!(#p::burn::tensor::Tensor<#rank, #p::burn::tensor::Int>),
+        _ => quote!(#p::burn::tensor::Tensor<#rank>),
+    }
+}
+
+/// `forward_features` (the `[C, H, W]` part of a chain that takes images) and `forward`: the
+/// whole chain, flattened where an op gives a flat vector; a `#[derive(LightningModule)]`'s
+/// forward ends flat (its outputs are class scores), a `#[derive(Layers)]`'s in the chain's layout.
+fn forwards(model: &ModuleModel) -> TokenStream {
     let mut features = TokenStream::new();
     let mut head = TokenStream::new();
-    let mut flat = model.input_rank == 2;
+    let mut layout = model.input;
+    let split = model.derive == Derive::Lightning && model.input == Layout::Map;
     for layer in &model.layers {
-        for op in &layer.ops {
-            // The first linear (or an explicit flatten) turns feature maps into vectors; it
-            // ends `forward_features`. A flatten on something already flat does nothing.
-            if !flat && matches!(op, Op::Linear { .. } | Op::Flatten) {
-                flat = true;
-                head.extend(quote! { let x = x.flatten::<2>(1, 3); });
+        let part = |layout: Layout| if split && layout == Layout::Map { 0 } else { 1 };
+        if layer.skipped {
+            let skip = skip_ident(&layer.ident);
+            let keep = quote! { let #skip = x.clone(); };
+            if part(layout) == 0 { features.extend(keep) } else { head.extend(keep) }
+        }
+        for (op, descriptor) in layer.ops.iter().zip(&layer.descriptors) {
+            let next = descriptor.gives.unwrap_or(layout);
+            let mut stmt = TokenStream::new();
+            if next == Layout::Flat && layout != Layout::Flat {
+                let last = layout.rank() - 1;
+                stmt.extend(quote! { let x = x.flatten::<2>(1, #last); });
             }
-            if matches!(op, Op::Flatten) {
-                continue;
+            if !matches!(op, Op::Flatten) {
+                stmt.extend(apply(op, &layer.ident));
             }
-            let stmt = apply(op, &layer.ident);
-            if flat { head.extend(stmt) } else { features.extend(stmt) }
+            if part(layout) == 0 && part(next) == 0 {
+                features.extend(stmt)
+            } else {
+                head.extend(stmt)
+            }
+            layout = next;
         }
     }
-    let burn = quote!(#p::burn::tensor::Tensor);
-    if model.input_rank == 4 {
-        let to_flat = if flat { quote!() } else { quote!(let x = x.flatten::<2>(1, 3);) };
-        let (features_fn, features_call) = match &model.opts.forward_features {
-            Some(user) => (quote!(), quote!(self.#user(x))),
-            None => (
-                quote! {
-                    /// The convolutional part of the chain (everything before the first linear layer).
-                    pub fn forward_features(&self, x: #burn<4>) -> #burn<4> {
-                        #features
-                        x
-                    }
-                },
-                quote!(self.forward_features(x)),
-            ),
+    let input = tensor_type(model.input);
+    if model.derive == Derive::Lightning && layout != Layout::Flat {
+        let last = layout.rank() - 1;
+        head.extend(quote! { let x = x.flatten::<2>(1, #last); });
+        layout = Layout::Flat;
+    }
+    let output = tensor_type(layout);
+    if !split {
+        return quote! {
+            /// The whole chain, as the layer specs declare it.
+            pub fn forward(&self, x: #input) -> #output {
+                #head
+                x
+            }
         };
-        quote! {
-            #features_fn
-            /// The whole chain, as the layer specs declare it.
-            pub fn forward(&self, x: #burn<4>) -> #burn<2> {
-                let x = #features_call;
-                #to_flat
-                #head
-                x
-            }
-        }
-    } else {
-        quote! {
-            /// The whole chain, as the layer specs declare it.
-            pub fn forward(&self, x: #burn<2>) -> #burn<2> {
-                #head
-                x
-            }
+    }
+    let (features_fn, features_call) = match &model.opts.forward_features {
+        Some(user) => (quote!(), quote!(self.#user(x))),
+        None => (
+            quote! {
+                /// The convolutional part of the chain (everything before the first linear layer).
+                pub fn forward_features(&self, x: #input) -> #input {
+                    #features
+                    x
+                }
+            },
+            quote!(self.forward_features(x)),
+        ),
+    };
+    quote! {
+        #features_fn
+        /// The whole chain, as the layer specs declare it.
+        pub fn forward(&self, x: #input) -> #output {
+            let x = #features_call;
+            #head
+            x
         }
     }
 }
 
-/// The generated step's `ExpectedInput`: the whole `[C, H, W]` when the shape is tracked, else
-/// what the first layer declares; `None` when a hand-written forward decides.
+/// The generated step's `ExpectedInput`: the whole input shape when it is given, else what the
+/// first layer declares, and an embedding's vocabulary; `None` when a hand-written forward decides.
 fn expected_input(model: &ModuleModel) -> TokenStream {
     let p = private();
     let none = quote!(::core::option::Option::None);
     if model.opts.forward.is_some() || model.opts.forward_features.is_some() {
         return none;
     }
+    let Some(layer) = model.layers.first() else { return none };
     let hp = quote!(self.__fulmen_hparams());
     let some = |e: TokenStream| quote!(::core::option::Option::Some(#e));
-    let (dims, source) = match (&model.opts.input_shape, model.input_rank) {
-        (Some(shape), 4) => {
+    let field = &layer.ident;
+    let vocab = match layer.ops.first() {
+        Some(Op::Embedding { .. }) => some(quote!(self.#field.weight.val().dims()[0])),
+        _ => none.clone(),
+    };
+    let (dims, source) = match &model.opts.input_shape {
+        Some(shape) => {
             let (value, source) = match shape {
                 syn::Expr::Path(path) => (quote!(#hp.#path), format!("its input_shape, hparams.{}", quote!(#path))),
                 other => (quote!(#other), "its input_shape".to_string()),
             };
-            let [c, h, w] = [0usize, 1, 2].map(|i| some(quote!(__s[#i])));
-            (quote!({ let __s: [usize; 3] = #value; [#c, #h, #w] }), source)
+            (quote!(#value.iter().map(|&d| ::core::option::Option::Some(d as usize)).collect::<::std::vec::Vec<_>>()), source)
         }
-        _ => {
-            let Some(layer) = model.layers.first() else { return none };
+        None => {
             let source = format!("its first layer, `{}`", layer.ident);
-            match (layer.ops.first(), model.input_rank) {
-                (Some(Op::Conv2d { input, .. }), 4) if !matches!(input, Size::Auto(_)) => {
-                    let c = some(size_expr(input, quote!(0usize), &hp));
-                    (quote!([#c, #none, #none]), source)
-                }
-                (Some(Op::Linear { input, .. }), 2) if !matches!(input, Size::Auto(_)) => {
-                    let n = some(size_expr(input, quote!(0usize), &hp));
-                    (quote!([#n]), source)
-                }
+            let declared = |input: &Size, rest: usize| {
+                let first = some(size_expr(input, quote!(0usize), &hp));
+                let rest = std::iter::repeat_n(none.clone(), rest);
+                quote!(::std::vec![#first #(, #rest)*])
+            };
+            match layer.ops.first() {
+                Some(Op::Conv2d { input, .. }) if !matches!(input, Size::Auto(_)) => (declared(input, 2), source),
+                Some(Op::Conv1d { input, .. }) if !matches!(input, Size::Auto(_)) => (declared(input, 1), source),
+                Some(Op::Linear { input, .. }) if !matches!(input, Size::Auto(_)) => (declared(input, 0), source),
+                Some(Op::Embedding { .. }) => (quote!(::std::vec![#none]), source),
                 _ => return none,
             }
         }
     };
-    some(quote!(#p::steps::ExpectedInput { dims: &#dims, source: #source }))
+    some(quote!(#p::steps::ExpectedInput { dims: &#dims, source: #source, vocab: #vocab }))
 }
 
 /// The whole expansion.
 pub fn generate(model: &ModuleModel) -> TokenStream {
     let p = private();
     let name = &model.opts.ident;
-    let rank = model.input_rank;
+    let rank = model.input.rank();
+    let input_ty = tensor_type(model.input);
+    let kind = match model.input {
+        Layout::Tokens => quote!(, #p::burn::tensor::Int),
+        _ => quote!(),
+    };
     let tensor = quote!(#p::burn::tensor::Tensor);
     let hparams_ty = model.opts.hparams.as_ref();
 
@@ -298,16 +406,28 @@ pub fn generate(model: &ModuleModel) -> TokenStream {
     let constructor = if model.opts.init.is_none() {
         let ctors = constructors(model);
         let fields = model.layers.iter().map(|l| &l.ident).chain(model.hparams_field.iter());
+        let layout = match model.input {
+            Layout::Map => quote!(Map),
+            Layout::Seq => quote!(Seq),
+            Layout::Tokens => quote!(Tokens),
+            Layout::Flat => quote!(Flat),
+        };
         let shape = model.opts.input_shape.as_ref().map(|s| {
             let value = match s {
                 syn::Expr::Path(path) => quote!(hparams.#path),
                 other => quote!(#other),
             };
-            quote! { let mut __shape = #p::shape::ShapeTracker::image(#value); }
+            quote! {
+                let __input: ::std::vec::Vec<usize> = #value.iter().map(|&d| d as usize).collect();
+                let mut __shape = #p::shape::ShapeTracker::input(#p::shape::Layout::#layout, &__input)?;
+            }
         });
         let (signature, validate) = match hparams_ty {
             Some(ty) => {
-                let validate = quote!(#p::checkpoint::validate_hparams::<Self>(&hparams)?;);
+                let validate = match model.derive {
+                    Derive::Lightning => quote!(#p::checkpoint::validate_hparams::<Self>(&hparams)?;),
+                    Derive::Layers => quote!(#p::hparams::Hyperparameters::validate(&hparams)?;),
+                };
                 (quote!(hparams: #ty, device: &#p::burn::tensor::Device), validate)
             }
             None => (quote!(device: &#p::burn::tensor::Device), quote!()),
@@ -416,22 +536,28 @@ pub fn generate(model: &ModuleModel) -> TokenStream {
         }
     });
 
-    quote! {
+    let inherent = quote! {
         #[automatically_derived]
         impl #name {
             #constructor
             #forward_fns
             #hparams_accessor
         }
+    };
+    if model.derive == Derive::Layers {
+        return inherent;
+    }
+    quote! {
+        #inherent
 
         #[automatically_derived]
         impl #p::LightningModule for #name {
-            type Batch = #p::data::ClassificationBatch<#rank>;
-            type Input = #tensor<#rank>;
+            type Batch = #p::data::ClassificationBatch<#rank #kind>;
+            type Input = #input_ty;
             type Output = #tensor<2>;
             type Prediction = #tensor<2>;
 
-            fn forward(&self, input: #tensor<#rank>) -> #tensor<2> {
+            fn forward(&self, input: #input_ty) -> #tensor<2> {
                 #forward_call
             }
             #training
@@ -457,7 +583,7 @@ pub fn generate(model: &ModuleModel) -> TokenStream {
 /// What is emitted next to errors: the impls with bodies that cannot run (the crate does not
 /// compile while the errors stand), so the user sees the real errors and no knock-on ones.
 /// Nothing is emitted for an input that is not a struct.
-pub fn fallback(input: &syn::DeriveInput, opts: Option<&super::LightningOpts>) -> TokenStream {
+pub fn fallback(input: &syn::DeriveInput, opts: Option<&super::LightningOpts>, derive: Derive) -> TokenStream {
     if !matches!(input.data, syn::Data::Struct(_)) {
         return TokenStream::new();
     }
@@ -482,6 +608,9 @@ pub fn fallback(input: &syn::DeriveInput, opts: Option<&super::LightningOpts>) -
         }
         _ => TokenStream::new(),
     };
+    if derive == Derive::Layers {
+        return new;
+    }
     quote! {
         #new
         #[automatically_derived]

@@ -132,6 +132,15 @@ pub enum DropRate {
     Field(Ident),
 }
 
+/// An op as read, and every size it mentions.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The op.
+    pub op: Op,
+    /// Its sizes (literals, hyperparameter fields, `auto`), defaults included.
+    pub sizes: Vec<Size>,
+}
+
 /// An op after semantic checks.
 #[derive(Debug, Clone)]
 pub enum Op {
@@ -141,10 +150,22 @@ pub enum Op {
     ConvTranspose2d { input: Size, output: Size, window: WindowSpec, output_padding: Size, groups: Size, bias: bool },
     /// Nearest-neighbour upsampling by an integer scale.
     Upsample(Size),
+    /// Builds a `Conv1d` over `[B, C, L]` sequences.
+    Conv1d { input: Size, output: Size, window: WindowSpec, groups: Size, bias: bool },
+    /// Builds an `Embedding` of token ids into channels.
+    Embedding { vocab: Size, dim: Size },
     /// Builds a `Linear`.
     Linear { input: Size, output: Size, bias: bool },
     /// Builds a `BatchNorm` over the incoming channels.
     BatchNorm,
+    /// Builds a `LayerNorm` over the incoming features (or a sequence's channels).
+    LayerNorm,
+    /// Builds a `GroupNorm` of this many groups over the incoming channels.
+    GroupNorm(Size),
+    /// Max pooling over a sequence.
+    MaxPool1d(WindowSpec),
+    /// Adds the input of the named layer field (a skip connection).
+    Residual(Ident),
     /// Max pooling.
     MaxPool(WindowSpec),
     /// Average pooling.
@@ -160,13 +181,6 @@ pub enum Op {
     Activation(Activation, Option<syn::Expr>),
 }
 
-impl Op {
-    /// Whether the op works on `[B, C, H, W]` feature maps (not after the chain is flat).
-    pub fn needs_map(&self) -> bool {
-        matches!(self, Op::Conv2d { .. } | Op::ConvTranspose2d { .. } | Op::Upsample(_) | Op::MaxPool(_) | Op::AvgPool(_) | Op::AdaptiveAvgPool(..))
-    }
-}
-
 struct ArgReader<'a> {
     op: &'a RawOp,
     positional: Vec<&'a syn::Expr>,
@@ -174,12 +188,15 @@ struct ArgReader<'a> {
     named: Vec<(&'a Ident, &'a syn::Expr)>,
     /// A misspelt key was reported: a "missing key" error would only repeat it.
     misspelt: bool,
+    /// Every size read, for the checks that look at all of an op's sizes.
+    read: Vec<Size>,
     errors: darling::error::Accumulator,
 }
 
 impl<'a> ArgReader<'a> {
     fn new(op: &'a RawOp, allowed: &[&str]) -> Self {
-        let mut reader = ArgReader { op, positional: Vec::new(), sizes: None, named: Vec::new(), misspelt: false, errors: darling::Error::accumulator() };
+        let mut reader =
+            ArgReader { op, positional: Vec::new(), sizes: None, named: Vec::new(), misspelt: false, read: Vec::new(), errors: darling::Error::accumulator() };
         for arg in &op.args {
             match arg {
                 Arg::Sizes(a, b) => reader.sizes = Some((a.clone(), b.clone())),
@@ -205,6 +222,12 @@ impl<'a> ArgReader<'a> {
     }
 
     fn size(&mut self, key: &str, position: Option<usize>, default: Option<u64>) -> Size {
+        let size = self.size_of(key, position, default);
+        self.read.push(size.clone());
+        size
+    }
+
+    fn size_of(&mut self, key: &str, position: Option<usize>, default: Option<u64>) -> Size {
         let expr = self.named(key).or_else(|| position.and_then(|p| self.positional.get(p).copied()));
         match expr {
             Some(e) => match expr_size(e) {
@@ -250,7 +273,10 @@ impl<'a> ArgReader<'a> {
                 Pad::Valid
             }
             Some(e) => match expr_size(e) {
-                Some(size) if !matches!(size, Size::Auto(_)) => Pad::Explicit(size),
+                Some(size) if !matches!(size, Size::Auto(_)) => {
+                    self.read.push(size.clone());
+                    Pad::Explicit(size)
+                }
                 _ => {
                     let options = if allow_same { "a number, `same` or `valid`" } else { "a number or `valid`" };
                     self.errors.push(darling::Error::custom(format!("`padding` must be {options}")).with_span(e));
@@ -261,25 +287,38 @@ impl<'a> ArgReader<'a> {
     }
 
     fn sizes(&mut self) -> (Size, Size) {
-        self.sizes.take().unwrap_or_else(|| {
+        let (from, to) = self.sizes.take().unwrap_or_else(|| {
             self.errors.push(
                 darling::Error::custom(format!("`{}` needs its sizes as `in -> out` (each a number, a hyperparameter field or `auto`)", self.op.name))
                     .with_span(&self.op.name),
             );
             (Size::Auto(self.op.name.clone()), Size::Lit(LitInt::new("1", self.op.name.span())))
-        })
+        });
+        self.read.extend([from.clone(), to.clone()]);
+        (from, to)
     }
 
     /// An output size is never inferred: it is what the layer is for.
     fn no_auto_output(&mut self, output: &Size) {
         if let Size::Auto(auto) = output {
             let what = match self.op.name.to_string().as_str() {
-                "linear" => "output size of a linear layer",
-                "conv2d" => "output channels of a conv2d",
-                _ => "output channels of a conv_transpose2d",
+                "linear" => "output size of a linear layer".to_string(),
+                "embedding" => "size of an embedding".to_string(),
+                name => format!("output channels of a {name}"),
             };
             self.errors.push(darling::Error::custom(format!("the {what} cannot be `auto`; write a number or a hyperparameter field")).with_span(auto));
         }
+    }
+
+    /// A window: `kernel` (first unnamed argument), `stride` (default 1, or the kernel for a
+    /// pool), `padding` (`no_same`: the op has no `same`), `dilation`.
+    fn window(&mut self, pool: bool, no_same: Option<&'static str>) -> WindowSpec {
+        let kernel = self.size("kernel", Some(0), None);
+        let stride = match self.named("stride") {
+            None if pool => kernel.clone(),
+            _ => self.size("stride", None, Some(1)),
+        };
+        WindowSpec { kernel, stride, padding: self.padding(no_same), dilation: self.size("dilation", None, Some(1)) }
     }
 
     fn no_sizes(&mut self) {
@@ -305,7 +344,7 @@ fn expr_size(expr: &syn::Expr) -> Option<Size> {
 
 impl RawOp {
     /// Checks the op's name and arguments against its descriptor, then reads them.
-    pub fn resolve(&self) -> darling::Result<Op> {
+    pub fn resolve(&self) -> darling::Result<Resolved> {
         let name = self.name.to_string();
         let Some(descriptor) = ops::find(&name) else {
             let known = ops::names();
@@ -322,66 +361,86 @@ impl RawOp {
             r.no_sizes();
         }
         r.max_positional(descriptor.positional);
-        if let Some(activation) = descriptor.activation {
+        let op = if let Some(activation) = descriptor.activation {
             let slope = r.named("slope").or_else(|| r.positional.first().copied()).cloned();
-            return r.errors.finish_with(Op::Activation(activation, slope));
-        }
-        match name.as_str() {
-            "conv2d" => {
+            Op::Activation(activation, slope)
+        } else {
+            self.read(&name, &mut r)
+        };
+        let ArgReader { errors, read, .. } = r;
+        errors.finish_with(Resolved { op, sizes: read })
+    }
+
+    /// The op's arguments, read as its descriptor says.
+    fn read(&self, name: &str, r: &mut ArgReader<'_>) -> Op {
+        match name {
+            "conv2d" | "conv1d" => {
                 let (input, output) = r.sizes();
-                let window = WindowSpec {
-                    kernel: r.size("kernel", Some(0), None),
-                    stride: r.size("stride", None, Some(1)),
-                    padding: r.padding(None),
-                    dilation: r.size("dilation", None, Some(1)),
-                };
+                let window = r.window(false, None);
                 let groups = r.size("groups", None, Some(1));
                 let bias = r.flag("bias", true);
                 r.no_auto_output(&output);
-                r.errors.finish_with(Op::Conv2d { input, output, window, groups, bias })
+                if name == "conv2d" { Op::Conv2d { input, output, window, groups, bias } } else { Op::Conv1d { input, output, window, groups, bias } }
+            }
+            "embedding" => {
+                let (vocab, dim) = r.sizes();
+                r.no_auto_output(&vocab);
+                r.no_auto_output(&dim);
+                Op::Embedding { vocab, dim }
             }
             "conv_transpose2d" => {
                 let (input, output) = r.sizes();
-                let window = WindowSpec {
-                    kernel: r.size("kernel", Some(0), None),
-                    stride: r.size("stride", None, Some(1)),
-                    padding: r.padding(Some("conv_transpose2d")),
-                    dilation: r.size("dilation", None, Some(1)),
-                };
+                let window = r.window(false, Some("conv_transpose2d"));
                 let output_padding = r.size("output_padding", None, Some(0));
                 let groups = r.size("groups", None, Some(1));
                 let bias = r.flag("bias", true);
                 r.no_auto_output(&output);
-                r.errors.finish_with(Op::ConvTranspose2d { input, output, window, output_padding, groups, bias })
+                Op::ConvTranspose2d { input, output, window, output_padding, groups, bias }
             }
             "upsample" => {
                 let scale = r.size("scale", Some(0), None);
-                r.errors.finish_with(Op::Upsample(scale))
+                Op::Upsample(scale)
             }
             "linear" => {
                 let (input, output) = r.sizes();
                 let bias = r.flag("bias", true);
                 r.no_auto_output(&output);
-                r.errors.finish_with(Op::Linear { input, output, bias })
+                Op::Linear { input, output, bias }
             }
-            "max_pool" | "avg_pool" => {
-                let kernel = r.size("kernel", Some(0), None);
-                let stride = match r.named("stride") {
-                    Some(_) => r.size("stride", None, None),
-                    None => kernel.clone(),
-                };
-                let padding = r.padding(Some("pooling"));
-                let dilation = r.size("dilation", None, Some(1));
-                let window = WindowSpec { kernel, stride, padding, dilation };
-                r.errors.finish_with(if name == "max_pool" { Op::MaxPool(window) } else { Op::AvgPool(window) })
+            "max_pool" | "avg_pool" | "max_pool1d" => {
+                let window = r.window(true, Some("pooling"));
+                match name {
+                    "max_pool" => Op::MaxPool(window),
+                    "avg_pool" => Op::AvgPool(window),
+                    _ => Op::MaxPool1d(window),
+                }
             }
+            "group_norm" => {
+                let groups = r.size("groups", Some(0), None);
+                Op::GroupNorm(groups)
+            }
+            "layer_norm" => Op::LayerNorm,
+            "residual" => match r.named("from").or_else(|| r.positional.first().copied()) {
+                Some(syn::Expr::Path(p)) if p.path.get_ident().is_some() => {
+                    let from = p.path.get_ident().cloned().unwrap_or_else(|| self.name.clone());
+                    Op::Residual(from)
+                }
+                other => {
+                    let error = darling::Error::custom("`residual` names the layer field whose input it adds: `residual(conv1)`");
+                    r.errors.push(match other {
+                        Some(e) => error.with_span(e),
+                        None => error.with_span(&self.name),
+                    });
+                    Op::Residual(self.name.clone())
+                }
+            },
             "adaptive_avg_pool" => {
                 let h = r.size("output", Some(0), None);
                 let w = if r.positional.len() > 1 { r.size("output", Some(1), None) } else { h.clone() };
-                r.errors.finish_with(Op::AdaptiveAvgPool(h, w))
+                Op::AdaptiveAvgPool(h, w)
             }
-            "batch_norm" => r.errors.finish_with(Op::BatchNorm),
-            "flatten" => r.errors.finish_with(Op::Flatten),
+            "batch_norm" => Op::BatchNorm,
+            "flatten" => Op::Flatten,
             "dropout" => {
                 let rate = match r.named("p").or_else(|| r.positional.first().copied()) {
                     Some(syn::Expr::Path(path)) if path.path.get_ident().is_some() => {
@@ -404,7 +463,7 @@ impl RawOp {
                         DropRate::Lit(syn::parse_quote!(0.5))
                     }
                 };
-                r.errors.finish_with(Op::Dropout(rate))
+                Op::Dropout(rate)
             }
             other => unreachable!("`{other}` is in the op table but read nowhere"),
         }

@@ -1,25 +1,30 @@
-//! `#[derive(LightningModule)]`: read the options and layer specs, check the chain, generate.
+//! `#[derive(LightningModule)]` and `#[derive(Layers)]`: read the options and the fields
+//! (`ast`), check every rule (`check`, and `shape` for literal sizes), generate (`codegen`).
 
+mod ast;
 mod attrs;
+mod check;
 mod codegen;
 mod layers;
 mod metrics;
 mod ops;
 mod shape;
 
+use fulmen_rules::shape::Layout;
 use proc_macro2::TokenStream;
 
+pub use ast::LayerField;
 pub use attrs::{LightningOpts, OptimizerSpec};
-pub use layers::{Op, RawLayer, Size};
 pub use metrics::Metric;
 
-/// A field built from a `#[layer(...)]` spec.
-#[derive(Debug)]
-pub struct LayerField {
-    /// Field name.
-    pub ident: syn::Ident,
-    /// The ops, the first one building the field's module.
-    pub ops: Vec<Op>,
+/// Which derive is expanding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Derive {
+    /// `#[derive(LightningModule)]`: the layers, the steps, the optimizer.
+    Lightning,
+    /// `#[derive(Layers)]`: a Burn module's `new` and `forward` from its layers, for parts of a
+    /// model (a GAN's generator and discriminator).
+    Layers,
 }
 
 /// Which loss the generated steps use.
@@ -33,11 +38,6 @@ pub enum Loss {
     Method(syn::Path),
 }
 
-/// `Self::name`: a user method named in an option.
-fn user_method(path: &syn::Path) -> bool {
-    path.segments.len() == 2 && path.segments[0].ident == "Self"
-}
-
 /// Everything the code generator needs, after checks.
 #[derive(Debug)]
 pub struct ModuleModel {
@@ -47,8 +47,10 @@ pub struct ModuleModel {
     pub layers: Vec<LayerField>,
     /// The field holding the hyperparameters.
     pub hparams_field: Option<syn::Ident>,
-    /// Rank of the model's input tensor (4 for images, 2 for vectors).
-    pub input_rank: usize,
+    /// Which derive.
+    pub derive: Derive,
+    /// The layout of the model's input (from its first op, or the input shape's length).
+    pub input: Layout,
     /// The loss.
     pub loss: Loss,
     /// The metrics.
@@ -66,260 +68,71 @@ pub fn expand(input: TokenStream) -> TokenStream {
     match analyze(&input) {
         Ok(model) => codegen::generate(&model),
         Err(errors) => {
-            let fallback = codegen::fallback(&input, attrs::parse(&input).ok().as_ref());
+            let fallback = codegen::fallback(&input, attrs::parse(&input).ok().as_ref(), Derive::Lightning);
             let errors = errors.write_errors();
             quote::quote! { #fallback #errors }
         }
     }
 }
 
-/// Parses and checks, collecting every error.
+/// Expands `#[derive(Layers)]`.
+pub fn expand_layers(input: TokenStream) -> TokenStream {
+    let input = match syn::parse2::<syn::DeriveInput>(input) {
+        Ok(input) => input,
+        Err(e) => return e.to_compile_error(),
+    };
+    match attrs::parse_layers(&input).and_then(|opts| analyze_with(&input, opts, Derive::Layers)) {
+        Ok(model) => codegen::generate(&model),
+        Err(errors) => {
+            let fallback = codegen::fallback(&input, attrs::parse_layers(&input).ok().as_ref(), Derive::Layers);
+            let errors = errors.write_errors();
+            quote::quote! { #fallback #errors }
+        }
+    }
+}
+
+/// Parses and checks `#[derive(LightningModule)]`, collecting every error.
 pub fn analyze(input: &syn::DeriveInput) -> darling::Result<ModuleModel> {
-    let mut opts = attrs::parse(input)?;
+    analyze_with(input, attrs::parse(input)?, Derive::Lightning)
+}
+
+/// Reads either derive's input, then applies every rule, collecting every error.
+fn analyze_with(input: &syn::DeriveInput, mut opts: LightningOpts, derive: Derive) -> darling::Result<ModuleModel> {
     let syn::Data::Struct(syn::DataStruct { fields: syn::Fields::Named(named), .. }) = &input.data else {
-        return Err(darling::Error::custom("#[derive(LightningModule)] needs a struct with named fields").with_span(&input.ident));
+        return Err(darling::Error::custom("the derive needs a struct with named fields").with_span(&input.ident));
     };
     let mut errors = darling::Error::accumulator();
-    if !opts.generics.params.is_empty() {
-        errors.push(darling::Error::custom("#[derive(LightningModule)] does not support generic structs yet").with_span(&opts.generics));
-    }
-
-    let mut layers = Vec::new();
-    let mut hparams_field = None;
-    for field in &named.named {
-        let Some(ident) = field.ident.clone() else { continue };
-        let specs: Vec<_> = field.attrs.iter().filter(|a| a.path().is_ident("layer")).collect();
-        if specs.len() > 1 {
-            errors.push(darling::Error::custom("one #[layer(...)] per field; chain ops with commas inside it").with_span(specs[1]));
-        }
-        let Some(spec) = specs.first() else {
-            let is_hparams = opts.hparams.as_ref().is_some_and(|h| same_type(&field.ty, h)) || ident == "hparams";
-            if is_hparams && opts.hparams.is_some() {
-                hparams_field = Some(ident);
-            } else if opts.init.is_none() {
-                errors.push(
-                    darling::Error::custom(format!(
-                        "field `{ident}` has no #[layer(...)]: give it one, or write the constructor yourself and name it with `#[lightning(init = ...)]`"
-                    ))
-                    .with_span(&field.ident),
-                );
-            }
-            continue;
-        };
-        let Some(raw) = errors.handle(spec.parse_args::<RawLayer>().map_err(darling::Error::from)) else { continue };
-        let ops: Vec<Op> = raw.0.iter().filter_map(|op| errors.handle(op.resolve())).collect();
-        if ops.len() != raw.0.len() {
-            continue;
-        }
-        // What each op builds, from the op table.
-        let builds: Vec<Option<&str>> = raw.0.iter().map(|op| ops::find(&op.name.to_string()).and_then(|d| d.builds)).collect();
-        match builds.first().copied().flatten() {
-            None => errors
-                .push(darling::Error::custom("a layer spec starts with the op that builds the field: conv2d(..), linear(..) or batch_norm").with_span(spec)),
-            Some(expected) if !type_named(&field.ty, expected) => errors.push(
-                darling::Error::custom(format!(
-                    "field `{ident}` is declared as `{}` but its layer builds a `{expected}`; declare it as `{expected}`",
-                    type_text(&field.ty)
-                ))
-                .with_span(&field.ty),
-            ),
-            Some(_) => {}
-        }
-        let first_builds = builds.first().copied().flatten().is_some();
-        if let Some(extra) = builds.iter().skip(1).copied().flatten().find(|_| first_builds) {
-            errors.push(darling::Error::custom(format!("only the first op of a layer builds a module; move `{extra}` to a field of its own")).with_span(spec));
-        }
-        layers.push(LayerField { ident, ops });
-    }
-    if let Some(h) = &opts.hparams
-        && hparams_field.is_none()
-    {
-        errors.push(
-            darling::Error::custom(format!(
-                "the model stores no hyperparameters: add a field `#[module(skip)] hparams: {}`",
-                quote::quote!(#h).to_string().replace(' ', "")
-            ))
-            .with_span(h),
-        );
-    }
-
-    // Without `input_shape`, `auto` reads the hyperparameters' `input_shape` field (a missing
-    // field is then reported at the `auto`).
-    if opts.input_shape.is_none()
-        && opts.hparams.is_some()
-        && let Some(auto) = layers.iter().flat_map(|l| l.ops.iter().flat_map(sizes_of)).find_map(|s| match s {
-            Size::Auto(auto) => Some(auto.clone()),
-            _ => None,
-        })
-    {
-        let field = syn::Ident::new("input_shape", auto.span());
-        opts.input_shape = Some(syn::parse_quote!(#field));
-    }
-    let input_rank = errors.handle(check_chain(&layers, &opts)).unwrap_or(4);
-    if let Some(features) = &opts.forward_features {
-        if opts.forward.is_some() {
-            errors.push(
-                darling::Error::custom("`forward_features` has no effect when `forward` is yours too: call it from your forward and drop this option")
-                    .with_span(features),
-            );
-        } else if input_rank == 2 {
-            errors.push(
-                darling::Error::custom("`forward_features` replaces the convolutional part of the chain, but this model starts flat (with a linear layer)")
-                    .with_span(features),
-            );
-        }
-    }
-    errors.handle(shape::check(&layers, opts.input_shape.as_ref()));
-    let ends_in_log_softmax = layers.last().and_then(|l| l.ops.last()).is_some_and(|op| matches!(op, Op::Activation(a, _) if a.normalizes()));
-    let loss = match &opts.loss {
-        None if ends_in_log_softmax => Loss::Nll,
-        None => Loss::CrossEntropy,
-        Some(l) if user_method(l) => Loss::Method(l.clone()),
-        Some(l) if l.is_ident("nll") => Loss::Nll,
-        Some(l) if l.is_ident("cross_entropy") => {
-            if ends_in_log_softmax {
-                errors.push(
-                    darling::Error::custom("the model already ends in (log_)softmax, so cross_entropy would apply softmax twice; use `loss = nll`")
-                        .with_span(l),
-                );
-            }
-            Loss::CrossEntropy
-        }
-        Some(l) => {
-            let name = quote::quote!(#l).to_string().replace(' ', "");
-            errors.push(darling::Error::unknown_value_with_alts(&name, ["nll", "cross_entropy"].iter()).with_span(l));
-            Loss::CrossEntropy
-        }
-    };
+    let fields = ast::read(named, &opts, &mut errors);
+    check::no_generics(&opts, &mut errors);
+    check::one_layer_attribute(&fields, &mut errors);
+    check::every_field_is_built(&fields, &opts, &mut errors);
+    check::hparams_are_stored(&opts, &fields, &mut errors);
+    let ast::Fields { mut layers, hparams, .. } = fields;
+    check::first_op_builds_the_field(&layers, &mut errors);
+    check::one_module_per_field(&layers, &mut errors);
+    check::residuals_name_earlier_fields(&mut layers, &mut errors);
+    ast::default_input_shape(&mut opts, &layers);
+    let input_layout = check::input_layout(&layers, &opts, &mut errors);
+    check::normalized_input_has_a_shape(&layers, &opts, &mut errors);
+    check::chain_layouts(&layers, input_layout, &mut errors);
+    check::auto_needs_an_input_shape(&layers, &opts, &mut errors);
+    check::forward_features_applies(&opts, input_layout, &mut errors);
+    errors.handle(shape::check(&layers, opts.input_shape.as_ref(), input_layout));
+    let loss = check::loss(&opts, &layers, &mut errors);
     let metrics: Vec<Metric> = opts.metrics.0.iter().filter_map(|m| errors.handle(metrics::parse(m))).collect();
     let optimizer = match &opts.optimizer {
         Some(expr) => errors.handle(OptimizerSpec::parse(expr)),
         None => Some(OptimizerSpec { kind: syn::Ident::new("adam", proc_macro2::Span::call_site()), lr: syn::parse_quote!(1e-3) }),
     };
-    if let Some(opt) = &optimizer
-        && let syn::Expr::Path(p) = &opt.lr
-        && opts.hparams.is_none()
-    {
-        errors.push(darling::Error::custom("the learning rate names a hyperparameter field, but the model has no `hparams = ...`").with_span(p));
-    }
-    if opts.hparams.is_none() {
-        for layer in &layers {
-            for op in &layer.ops {
-                if let Op::Dropout(layers::DropRate::Field(f)) = op {
-                    errors.push(darling::Error::custom(format!("`{f}` names a hyperparameter field, but the model has no `hparams = ...`")).with_span(f));
-                }
-            }
-            for size in layer.ops.iter().flat_map(sizes_of) {
-                if let Size::Field(f) = size {
-                    errors.push(darling::Error::custom(format!("`{f}` names a hyperparameter field, but the model has no `hparams = ...`")).with_span(f));
-                }
-            }
-        }
-    }
-    if let Some(flag) = &opts.automatic_optimization
-        && !flag.value
-        && opts.training_step.is_none()
-    {
-        errors.push(
-            darling::Error::custom(
-                "manual optimization needs your training step: add `training_step = method`, with \
-                 `fn method(step: &mut ManualStep<'_, Self>, batch: Self::Batch) -> Result<()>`",
-            )
-            .with_span(flag),
-        );
-    }
+    check::hparams_fields_need_hparams(&opts, &layers, optimizer.as_ref(), &mut errors);
+    check::manual_optimization_has_a_step(&opts, &mut errors);
     let optimizer = errors.finish_with(optimizer)?.ok_or_else(|| darling::Error::custom("the optimizer could not be read"))?;
-    Ok(ModuleModel { opts, layers, hparams_field, input_rank, loss, metrics, optimizer })
-}
-
-/// Ranks through the chain: images stay 4-d through convs and pools; the first linear (or
-/// `flatten`) makes them 2-d. Returns the input rank.
-fn check_chain(layers: &[LayerField], opts: &LightningOpts) -> darling::Result<usize> {
-    let mut errors = darling::Error::accumulator();
-    let first = layers.first().and_then(|l| l.ops.first());
-    let input_rank = match first {
-        Some(Op::Linear { .. }) => 2,
-        _ => 4,
-    };
-    let mut rank = input_rank;
-    let shape_known = opts.input_shape.is_some();
-    for layer in layers {
-        for op in &layer.ops {
-            match op {
-                op if op.needs_map() && rank == 2 => errors.push(
-                    darling::Error::custom(format!(
-                        "`{}` needs a [B, C, H, W] feature map, but the input is already flat here; move it before the first linear layer",
-                        layer.ident
-                    ))
-                    .with_span(&layer.ident),
-                ),
-                Op::Linear { .. } | Op::Flatten => rank = 2,
-                _ => {}
-            }
-            if let Op::Linear { input: Size::Auto(auto), .. } = op
-                && !shape_known
-            {
-                errors.push(
-                    darling::Error::custom(
-                        "`auto` needs the input shape: add `input_shape = [C, H, W]` to #[lightning(...)], or `hparams = ...` with an `input_shape` field",
-                    )
-                    .with_span(auto),
-                );
-            }
-        }
-    }
-    errors.finish_with(input_rank)
-}
-
-/// The sizes an op mentions.
-pub fn sizes_of(op: &Op) -> Vec<&Size> {
-    match op {
-        Op::Conv2d { input, output, window, groups, .. } => {
-            let mut v = vec![input, output, &window.kernel, &window.stride, &window.dilation, groups];
-            if let layers::Pad::Explicit(p) = &window.padding {
-                v.push(p);
-            }
-            v
-        }
-        Op::ConvTranspose2d { input, output, window, output_padding, groups, .. } => {
-            let mut v = vec![input, output, &window.kernel, &window.stride, &window.dilation, output_padding, groups];
-            if let layers::Pad::Explicit(p) = &window.padding {
-                v.push(p);
-            }
-            v
-        }
-        Op::Upsample(scale) => vec![scale],
-        Op::Linear { input, output, .. } => vec![input, output],
-        Op::MaxPool(w) | Op::AvgPool(w) => vec![&w.kernel, &w.stride, &w.dilation],
-        Op::AdaptiveAvgPool(h, w) => vec![h, w],
-        _ => Vec::new(),
-    }
-}
-
-fn last_segment(ty: &syn::Type) -> Option<&syn::Ident> {
-    match ty {
-        syn::Type::Path(p) => p.path.segments.last().map(|s| &s.ident),
-        _ => None,
-    }
-}
-
-fn type_text(ty: &syn::Type) -> String {
-    quote::quote!(#ty).to_string().replace(' ', "")
-}
-
-fn type_named(ty: &syn::Type, name: &str) -> bool {
-    last_segment(ty).is_some_and(|i| i == name)
-}
-
-fn same_type(ty: &syn::Type, path: &syn::Path) -> bool {
-    match (last_segment(ty), path.segments.last()) {
-        (Some(a), Some(b)) => *a == b.ident,
-        _ => false,
-    }
+    Ok(ModuleModel { opts, layers, hparams_field: hparams, derive, input: input_layout, loss, metrics, optimizer })
 }
 
 #[cfg(test)]
 mod tests {
+    use super::layers::Op;
     use super::*;
 
     fn errors_of(input: syn::DeriveInput) -> Vec<String> {
@@ -342,7 +155,7 @@ mod tests {
         let model = analyze(&input).expect("valid");
         assert_eq!(model.layers.len(), 2);
         assert_eq!(model.layers[0].ops.len(), 3);
-        assert_eq!(model.input_rank, 4);
+        assert_eq!(model.input, Layout::Map);
         assert_eq!(model.loss, Loss::Nll);
         assert_eq!(model.metrics, vec![Metric::Accuracy]);
         assert_eq!(model.optimizer.kind, "adam");

@@ -1,6 +1,9 @@
 //! The table of layer ops: one descriptor per op, from which the parser takes the names and
 //! arguments it accepts (and its "did you mean" lists), the chain check which ops build a
-//! module, and the README its op list (a test renders the table and finds it there).
+//! module and which layouts each takes and gives, and the README its op list (a test renders
+//! the table and finds it there).
+
+use fulmen_rules::shape::Layout;
 
 /// One op of the `#[layer(...)]` grammar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +22,10 @@ pub struct OpDescriptor {
     pub builds: Option<&'static str>,
     /// The activation it is, if it is one.
     pub activation: Option<Activation>,
+    /// The layouts it takes; the first is what a model starting with it takes.
+    pub takes: &'static [Layout],
+    /// The layout it gives (`None`: the one it takes).
+    pub gives: Option<Layout>,
 }
 
 /// An activation function, applied elementwise (or over the class dimension).
@@ -42,7 +49,7 @@ impl Activation {
 }
 
 const fn op(name: &'static str, signature: &'static str) -> OpDescriptor {
-    OpDescriptor { name, signature, sizes: false, keys: &[], positional: 0, builds: None, activation: None }
+    OpDescriptor { name, signature, sizes: false, keys: &[], positional: 0, builds: None, activation: None, takes: ANY, gives: None }
 }
 
 const fn activation(name: &'static str, which: Activation) -> OpDescriptor {
@@ -50,14 +57,20 @@ const fn activation(name: &'static str, which: Activation) -> OpDescriptor {
 }
 
 const WINDOW: &[&str] = &["kernel", "stride", "padding", "dilation"];
+const CONV: &[&str] = &["kernel", "stride", "padding", "dilation", "groups", "bias"];
+/// Any float layout: elementwise ops, norms over channels.
+const ANY: &[Layout] = &[Layout::Map, Layout::Seq, Layout::Flat];
+const MAP: &[Layout] = &[Layout::Map];
+const SEQ: &[Layout] = &[Layout::Seq];
 
 /// Every op, in the order the docs list them: the module-building ops first.
 pub const OPS: &[OpDescriptor] = &[
     OpDescriptor {
         sizes: true,
-        keys: &["kernel", "stride", "padding", "dilation", "groups", "bias"],
+        keys: CONV,
         positional: 1,
         builds: Some("Conv2d"),
+        takes: MAP,
         ..op("conv2d", "conv2d(in -> out, kernel = k, stride, padding = n|same|valid, dilation, groups, bias)")
     },
     OpDescriptor {
@@ -65,10 +78,22 @@ pub const OPS: &[OpDescriptor] = &[
         keys: &["kernel", "stride", "padding", "output_padding", "dilation", "groups", "bias"],
         positional: 1,
         builds: Some("ConvTranspose2d"),
+        takes: MAP,
         ..op("conv_transpose2d", "conv_transpose2d(in -> out, kernel = k, stride, padding = n, output_padding, dilation, groups, bias)")
     },
-    OpDescriptor { sizes: true, keys: &["bias"], builds: Some("Linear"), ..op("linear", "linear(in -> out, bias)") },
+    OpDescriptor { sizes: true, keys: CONV, positional: 1, builds: Some("Conv1d"), takes: SEQ, ..op("conv1d", "conv1d(in -> out, kernel = k, ..)") },
+    OpDescriptor { sizes: true, builds: Some("Embedding"), takes: &[Layout::Tokens], gives: Some(Layout::Seq), ..op("embedding", "embedding(vocab -> dim)") },
+    OpDescriptor {
+        sizes: true,
+        keys: &["bias"],
+        builds: Some("Linear"),
+        takes: &[Layout::Flat, Layout::Map, Layout::Seq],
+        gives: Some(Layout::Flat),
+        ..op("linear", "linear(in -> out, bias)")
+    },
     OpDescriptor { builds: Some("BatchNorm"), ..op("batch_norm", "batch_norm") },
+    OpDescriptor { builds: Some("LayerNorm"), takes: &[Layout::Flat, Layout::Seq], ..op("layer_norm", "layer_norm") },
+    OpDescriptor { keys: &["groups"], positional: 1, builds: Some("GroupNorm"), ..op("group_norm", "group_norm(groups)") },
     activation("relu", Activation::Relu),
     OpDescriptor { keys: &["slope"], positional: 1, ..activation("leaky_relu", Activation::LeakyRelu) }.signed("leaky_relu(slope)"),
     activation("gelu", Activation::Gelu),
@@ -77,12 +102,14 @@ pub const OPS: &[OpDescriptor] = &[
     activation("tanh", Activation::Tanh),
     activation("softmax", Activation::Softmax),
     activation("log_softmax", Activation::LogSoftmax),
-    OpDescriptor { keys: WINDOW, positional: 1, ..op("max_pool", "max_pool(k, stride, padding, dilation)") },
-    OpDescriptor { keys: WINDOW, positional: 1, ..op("avg_pool", "avg_pool(..)") },
-    OpDescriptor { positional: 2, ..op("adaptive_avg_pool", "adaptive_avg_pool(h, w)") },
-    OpDescriptor { keys: &["scale"], positional: 1, ..op("upsample", "upsample(scale)") },
+    OpDescriptor { keys: WINDOW, positional: 1, takes: MAP, ..op("max_pool", "max_pool(k, stride, padding, dilation)") },
+    OpDescriptor { keys: WINDOW, positional: 1, takes: MAP, ..op("avg_pool", "avg_pool(..)") },
+    OpDescriptor { positional: 2, takes: MAP, ..op("adaptive_avg_pool", "adaptive_avg_pool(h, w)") },
+    OpDescriptor { keys: WINDOW, positional: 1, takes: SEQ, ..op("max_pool1d", "max_pool1d(k, ..)") },
+    OpDescriptor { keys: &["scale"], positional: 1, takes: MAP, ..op("upsample", "upsample(scale)") },
     OpDescriptor { keys: &["p"], positional: 1, ..op("dropout", "dropout(p)") },
-    op("flatten", "flatten"),
+    OpDescriptor { keys: &["from"], positional: 1, ..op("residual", "residual(layer)") },
+    OpDescriptor { gives: Some(Layout::Flat), ..op("flatten", "flatten") },
 ];
 
 impl OpDescriptor {
@@ -94,6 +121,11 @@ impl OpDescriptor {
 /// The op named `name`.
 pub fn find(name: &str) -> Option<&'static OpDescriptor> {
     OPS.iter().find(|op| op.name == name)
+}
+
+/// The ops that build a field, as the docs write them, for messages.
+pub fn building() -> String {
+    OPS.iter().filter(|op| op.builds.is_some()).map(|op| op.name).collect::<Vec<_>>().join(", ")
 }
 
 /// Every op name, for "did you mean".

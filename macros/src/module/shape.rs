@@ -4,7 +4,7 @@
 //! the first size that is a hyperparameter field (known only at run time, where `new()` checks
 //! the rest), and at a 2-d op after the shape is flat (the chain check reports that).
 
-use fulmen_rules::shape::{Blame, Padding, Shape, ShapeError, Window};
+use fulmen_rules::shape::{Blame, Layout, Padding, Shape, ShapeError, Window};
 use syn::spanned::Spanned;
 
 use super::LayerField;
@@ -28,8 +28,8 @@ fn window(w: &WindowSpec) -> Option<Window> {
     Some(Window { kernel: lit(&w.kernel)?, stride: lit(&w.stride)?, padding, dilation: lit(&w.dilation)? })
 }
 
-/// Parses `[C, H, W]` of integer literals.
-fn literal_shape(expr: &syn::Expr) -> Option<[usize; 3]> {
+/// Parses an input shape of integer literals (`[C, H, W]`, `[C, L]`, `[L]`) in `layout`.
+fn literal_shape(expr: &syn::Expr, layout: Layout) -> Option<Shape> {
     let syn::Expr::Array(array) = expr else { return None };
     let values: Vec<usize> = array
         .elems
@@ -39,17 +39,24 @@ fn literal_shape(expr: &syn::Expr) -> Option<[usize; 3]> {
             _ => None,
         })
         .collect::<Option<_>>()?;
-    values.try_into().ok()
+    Shape::new(layout, &values)
 }
 
 /// The argument of `op` an error blames, for its span.
 fn blamed(op: &Op, blame: Blame) -> Option<proc_macro2::Span> {
     let window = match op {
-        Op::Conv2d { window, .. } | Op::ConvTranspose2d { window, .. } | Op::MaxPool(window) | Op::AvgPool(window) => Some(window),
+        Op::Conv2d { window, .. }
+        | Op::Conv1d { window, .. }
+        | Op::ConvTranspose2d { window, .. }
+        | Op::MaxPool(window)
+        | Op::AvgPool(window)
+        | Op::MaxPool1d(window) => Some(window),
         _ => None,
     };
     match (blame, op) {
-        (Blame::Input, Op::Conv2d { input, .. } | Op::ConvTranspose2d { input, .. } | Op::Linear { input, .. }) => Some(input.span()),
+        (Blame::Input, Op::Conv2d { input, .. } | Op::Conv1d { input, .. } | Op::ConvTranspose2d { input, .. } | Op::Linear { input, .. }) => {
+            Some(input.span())
+        }
         (Blame::Kernel, _) => window.map(|w| w.kernel.span()),
         (Blame::Stride, _) => window.map(|w| w.stride.span()),
         (Blame::Padding, _) => window.and_then(|w| match &w.padding {
@@ -61,11 +68,12 @@ fn blamed(op: &Op, blame: Blame) -> Option<proc_macro2::Span> {
     }
 }
 
-/// Walks the chain from a literal input shape, collecting an error per impossible layer.
-pub fn check(layers: &[LayerField], input_shape: Option<&syn::Expr>) -> darling::Result<()> {
+/// Walks the chain from a literal input shape in the `input` layout, collecting an error per
+/// impossible layer.
+pub fn check(layers: &[LayerField], input_shape: Option<&syn::Expr>, input: Layout) -> darling::Result<()> {
     let mut errors = darling::Error::accumulator();
-    let Some(start) = input_shape.and_then(literal_shape) else { return errors.finish() };
-    let mut shape = Shape::Map(start);
+    let Some(mut shape) = input_shape.and_then(|s| literal_shape(s, input)) else { return errors.finish() };
+    let mut at_input: Vec<(&syn::Ident, Shape)> = Vec::new();
     let mut refuse = |layer: &LayerField, op: &Op, e: ShapeError| {
         let error = darling::Error::custom(format!("`{}`: {e}", layer.ident));
         errors.push(match blamed(op, e.blames()) {
@@ -74,18 +82,21 @@ pub fn check(layers: &[LayerField], input_shape: Option<&syn::Expr>) -> darling:
         });
     };
     'chain: for layer in layers {
-        for op in &layer.ops {
-            if op.needs_map() && matches!(shape, Shape::Flat(_)) {
+        at_input.push((&layer.ident, shape));
+        for (op, descriptor) in layer.ops.iter().zip(&layer.descriptors) {
+            // A layout an op does not take is the layout walk's error.
+            if shape.layout().feeds(descriptor.name, descriptor.takes).is_err() {
                 break 'chain;
             }
             let next = match op {
-                Op::Conv2d { input, output, window: w, .. } => {
+                Op::Conv2d { input, output, window: w, .. } | Op::Conv1d { input, output, window: w, .. } => {
+                    let conv1d = matches!(op, Op::Conv1d { .. });
                     // Reported, and the walk goes on with the channels the layer declares out.
-                    if let Err(e) = shape.input_channels("conv2d", lit(input)) {
+                    if let Err(e) = shape.input_channels(if conv1d { "conv1d" } else { "conv2d" }, lit(input)) {
                         refuse(layer, op, e);
                     }
                     let (Some(out), Some(w)) = (lit(output), window(w)) else { break 'chain };
-                    shape.conv2d(None, out, w)
+                    if conv1d { shape.conv1d(None, out, w) } else { shape.conv2d(None, out, w) }
                 }
                 Op::ConvTranspose2d { input, output, window: w, output_padding, .. } => {
                     if let Err(e) = shape.input_channels("conv_transpose2d", lit(input)) {
@@ -94,6 +105,23 @@ pub fn check(layers: &[LayerField], input_shape: Option<&syn::Expr>) -> darling:
                     let (Some(out), Some(w), Some(extra)) = (lit(output), window(w), lit(output_padding)) else { break 'chain };
                     shape.conv_transpose2d(None, out, w, extra)
                 }
+                Op::Embedding { vocab, dim } => {
+                    let (Some(vocab), Some(dim)) = (lit(vocab), lit(dim)) else { break 'chain };
+                    shape.embedding(vocab, dim)
+                }
+                Op::MaxPool1d(w) => {
+                    let Some(w) = window(w) else { break 'chain };
+                    shape.pool1d(w)
+                }
+                Op::LayerNorm => shape.layer_norm().map(|_| shape),
+                Op::GroupNorm(groups) => {
+                    let Some(groups) = lit(groups) else { break 'chain };
+                    shape.group_norm(groups).map(|_| shape)
+                }
+                Op::Residual(from) => match at_input.iter().find(|(f, _)| *f == from) {
+                    Some((_, skipped)) => shape.residual(&from.to_string(), *skipped),
+                    None => break 'chain,
+                },
                 Op::Upsample(scale) => {
                     let Some(scale) = lit(scale) else { break 'chain };
                     shape.upsample(scale)
@@ -144,12 +172,8 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, chain)| {
-                let ty = match chain.split(['(', ',']).next() {
-                    Some("conv2d") => "Conv2d",
-                    Some("conv_transpose2d") => "ConvTranspose2d",
-                    Some("batch_norm") => "BatchNorm",
-                    _ => "Linear",
-                };
+                let first = chain.split(['(', ',']).next().unwrap_or_default();
+                let ty = super::super::ops::find(first).and_then(|op| op.builds).unwrap_or("Linear");
                 format!("#[layer({chain})] l{i}: {ty},")
             })
             .collect();
@@ -157,7 +181,7 @@ mod tests {
     }
 
     /// The compile-time answer: the reasons of the errors, without the layer name.
-    fn at_compile_time(shape: [usize; 3], chains: &[&str]) -> Vec<String> {
+    fn at_compile_time(shape: &[usize], chains: &[&str]) -> Vec<String> {
         match analyze(&model(&format!("{shape:?}"), chains)) {
             Ok(_) => Vec::new(),
             Err(e) => e.flatten().into_iter().map(|e| e.to_string().split_once(": ").map(|(_, r)| r.to_string()).unwrap_or_default()).collect(),
@@ -166,17 +190,33 @@ mod tests {
 
     /// The run-time answer: the chain parsed with its input shape left to run time, then the
     /// tracker driven through its ops as `new()` does.
-    fn at_run_time(shape: [usize; 3], chains: &[&str]) -> Vec<String> {
+    fn at_run_time(shape: &[usize], chains: &[&str]) -> Vec<String> {
         let parsed = analyze(&model("input_shape", chains)).expect("no compile-time shape check without a literal shape");
-        let mut tracker = ShapeTracker::image(shape);
+        // The layout of a literal shape of this length, as the derive reads it.
+        let layout = fulmen_rules::shape::Layout::of_input(shape.len(), parsed.input == fulmen_rules::shape::Layout::Tokens).unwrap();
+        let mut tracker = ShapeTracker::input(layout, shape).unwrap();
         run(&mut tracker, &parsed.layers).err().map(|e| e.to_string().split_once(": ").map(|(_, r)| r.to_string()).unwrap_or_default()).into_iter().collect()
     }
 
     fn run(tracker: &mut ShapeTracker, layers: &[LayerField]) -> fulmen::Result<()> {
+        let mut at_input = Vec::new();
         for layer in layers {
             let name = layer.ident.to_string();
+            at_input.push((name.clone(), tracker.shape()));
             for op in &layer.ops {
                 match op {
+                    Op::Conv1d { input, output, window: w, .. } => {
+                        let input = lit(input).unwrap_or_else(|| tracker.channels());
+                        tracker.apply(&name, |s| s.conv1d(Some(input), lit(output).unwrap(), window(w).unwrap()))?;
+                    }
+                    Op::Embedding { vocab, dim } => tracker.apply(&name, |s| s.embedding(lit(vocab).unwrap(), lit(dim).unwrap()))?,
+                    Op::MaxPool1d(w) => tracker.apply(&name, |s| s.pool1d(window(w).unwrap()))?,
+                    Op::LayerNorm => tracker.apply(&name, |s| s.layer_norm().map(|_| s))?,
+                    Op::GroupNorm(g) => tracker.apply(&name, |s| s.group_norm(lit(g).unwrap()).map(|_| s))?,
+                    Op::Residual(from) => {
+                        let skipped = at_input.iter().find(|(f, _)| from == f).map(|(_, s)| *s).unwrap();
+                        tracker.apply(&name, |s| s.residual(&from.to_string(), skipped))?;
+                    }
                     Op::Conv2d { input, output, window: w, .. } => {
                         let input = lit(input).unwrap_or_else(|| tracker.channels());
                         tracker.apply(&name, |s| s.conv2d(Some(input), lit(output).unwrap(), window(w).unwrap()))?;
@@ -201,10 +241,10 @@ mod tests {
 
     #[test]
     fn compile_time_and_run_time_give_the_same_answers() {
-        let cases: &[([usize; 3], &[&str], Option<&str>)] = &[
+        let cases: &[(&[usize], &[&str], Option<&str>)] = &[
             // The tutorial CNN.
             (
-                [3, 32, 32],
+                &[3, 32, 32],
                 &[
                     "conv2d(3 -> 32, kernel = 3), relu",
                     "conv2d(32 -> 32, kernel = 3), relu, max_pool(2)",
@@ -214,22 +254,22 @@ mod tests {
                 ],
                 None,
             ),
-            ([3, 4, 4], &["conv2d(3 -> 8, kernel = 5)"], Some("conv2d kernel 5 does not fit the 4x4 feature map")),
-            ([3, 9, 9], &["conv2d(3 -> 8, kernel = 3, dilation = 5)"], Some("conv2d kernel 3 (dilation 5) does not fit the 9x9")),
-            ([1, 8, 8], &["conv2d(3 -> 8, kernel = 3)"], Some("declares 3 input channels but receives 1")),
-            ([3, 7, 9], &["conv2d(3 -> 8, kernel = 5, padding = same)", "linear(504 -> 2)"], None),
-            ([3, 8, 8], &["conv2d(3 -> 8, kernel = 3, padding = same, stride = 2)"], Some("padding = same keeps the size only with stride 1")),
-            ([3, 8, 8], &["conv2d(3 -> 8, kernel = 3, padding = 1, stride = 2)", "linear(128 -> 2)"], None),
-            ([3, 5, 5], &["conv2d(3 -> 8, kernel = 3), max_pool(2)", "linear(auto -> 2)"], None),
-            ([3, 6, 6], &["conv2d(3 -> 8, kernel = 3), max_pool(2), max_pool(2), max_pool(2)"], Some("pooling kernel 2 does not fit the 1x1 feature map")),
-            ([3, 6, 6], &["conv2d(3 -> 8, kernel = 3), avg_pool(3, stride = 1, padding = 1)", "linear(128 -> 2)"], None),
-            ([3, 6, 6], &["conv2d(3 -> 8, kernel = 3), adaptive_avg_pool(2, 1)", "linear(16 -> 2)"], None),
-            ([3, 6, 6], &["conv2d(3 -> 8, kernel = 3), flatten", "linear(100 -> 2)"], Some("declares 100 input features but receives 128")),
-            ([2, 3, 3], &["linear(17 -> 4)"], Some("receives 18 (2x3x3 flattened)")),
-            ([3, 8, 8], &["conv2d(3 -> 4, kernel = 3), relu", "batch_norm, dropout(0.1)", "linear(144 -> 2), log_softmax"], None),
+            (&[3, 4, 4], &["conv2d(3 -> 8, kernel = 5)"], Some("conv2d kernel 5 does not fit the 4x4 feature map")),
+            (&[3, 9, 9], &["conv2d(3 -> 8, kernel = 3, dilation = 5)"], Some("conv2d kernel 3 (dilation 5) does not fit the 9x9")),
+            (&[1, 8, 8], &["conv2d(3 -> 8, kernel = 3)"], Some("declares 3 input channels but receives 1")),
+            (&[3, 7, 9], &["conv2d(3 -> 8, kernel = 5, padding = same)", "linear(504 -> 2)"], None),
+            (&[3, 8, 8], &["conv2d(3 -> 8, kernel = 3, padding = same, stride = 2)"], Some("padding = same keeps the size only with stride 1")),
+            (&[3, 8, 8], &["conv2d(3 -> 8, kernel = 3, padding = 1, stride = 2)", "linear(128 -> 2)"], None),
+            (&[3, 5, 5], &["conv2d(3 -> 8, kernel = 3), max_pool(2)", "linear(auto -> 2)"], None),
+            (&[3, 6, 6], &["conv2d(3 -> 8, kernel = 3), max_pool(2), max_pool(2), max_pool(2)"], Some("pooling kernel 2 does not fit the 1x1 feature map")),
+            (&[3, 6, 6], &["conv2d(3 -> 8, kernel = 3), avg_pool(3, stride = 1, padding = 1)", "linear(128 -> 2)"], None),
+            (&[3, 6, 6], &["conv2d(3 -> 8, kernel = 3), adaptive_avg_pool(2, 1)", "linear(16 -> 2)"], None),
+            (&[3, 6, 6], &["conv2d(3 -> 8, kernel = 3), flatten", "linear(100 -> 2)"], Some("declares 100 input features but receives 128")),
+            (&[2, 3, 3], &["linear(17 -> 4)"], Some("receives 18 (2x3x3 flattened)")),
+            (&[3, 8, 8], &["conv2d(3 -> 4, kernel = 3), relu", "batch_norm, dropout(0.1)", "linear(144 -> 2), log_softmax"], None),
             // DCGAN's generator, from noise as a 1x1 map.
             (
-                [16, 1, 1],
+                &[16, 1, 1],
                 &[
                     "conv_transpose2d(16 -> 32, kernel = 4), relu",
                     "conv_transpose2d(32 -> 8, kernel = 4, stride = 2, padding = 1), upsample(2)",
@@ -238,15 +278,35 @@ mod tests {
                 ],
                 None,
             ),
-            ([8, 7, 7], &["conv_transpose2d(8 -> 8, kernel = 3, stride = 2, padding = 1, output_padding = 1)", "linear(1568 -> 2)"], None),
-            ([8, 5, 5], &["conv_transpose2d(8 -> 8, kernel = 3, stride = 2, output_padding = 2)"], Some("output_padding 2 must be below its stride (2)")),
-            ([8, 1, 1], &["conv_transpose2d(8 -> 8, kernel = 1, padding = 1)"], Some("padding 1 leaves nothing of the 1x1 feature map")),
-            ([4, 5, 5], &["conv_transpose2d(2 -> 8, kernel = 3)"], Some("conv_transpose2d declares 2 input channels but receives 4")),
-            ([4, 5, 5], &["conv2d(4 -> 4, kernel = 3), upsample(0)"], Some("upsample scale must be at least 1")),
-            ([4, 5, 5], &["conv2d(4 -> 4, kernel = 3), upsample(3)", "linear(324 -> 2)"], None),
+            (&[8, 7, 7], &["conv_transpose2d(8 -> 8, kernel = 3, stride = 2, padding = 1, output_padding = 1)", "linear(1568 -> 2)"], None),
+            (&[8, 5, 5], &["conv_transpose2d(8 -> 8, kernel = 3, stride = 2, output_padding = 2)"], Some("output_padding 2 must be below its stride (2)")),
+            (&[8, 1, 1], &["conv_transpose2d(8 -> 8, kernel = 1, padding = 1)"], Some("padding 1 leaves nothing of the 1x1 feature map")),
+            (&[4, 5, 5], &["conv_transpose2d(2 -> 8, kernel = 3)"], Some("conv_transpose2d declares 2 input channels but receives 4")),
+            (&[4, 5, 5], &["conv2d(4 -> 4, kernel = 3), upsample(0)"], Some("upsample scale must be at least 1")),
+            (&[4, 5, 5], &["conv2d(4 -> 4, kernel = 3), upsample(3)", "linear(324 -> 2)"], None),
+            // A text classifier: token ids, embedding, conv1d, pool, linear.
+            (&[20], &["embedding(1000 -> 32)", "conv1d(32 -> 64, kernel = 3, padding = 1), relu, max_pool1d(2)", "linear(640 -> 4)"], None),
+            (&[20], &["embedding(1000 -> 32)", "conv1d(16 -> 64, kernel = 3)"], Some("conv1d declares 16 input channels but receives 32")),
+            (&[4], &["embedding(10 -> 8)", "conv1d(8 -> 8, kernel = 5)"], Some("conv1d kernel 5 does not fit the length-4 sequence")),
+            (&[9], &["embedding(10 -> 8), max_pool1d(3, stride = 2)", "linear(33 -> 2)"], Some("declares 33 input features but receives 32 (8x4 flattened)")),
+            (&[8, 6], &["conv1d(8 -> 8, kernel = 3, padding = same, stride = 2)"], Some("padding = same keeps the size only with stride 1")),
+            (&[8, 6], &["conv1d(8 -> 12, kernel = 4, padding = same)", "group_norm(3), gelu", "layer_norm", "linear(72 -> 2)"], None),
+            (&[8, 6], &["conv1d(8 -> 12, kernel = 3)", "group_norm(5)"], Some("group_norm groups = 5 must be at least 1 and divide the 12 channels")),
+            (&[16], &["linear(16 -> 16), relu", "layer_norm", "linear(16 -> 16), residual(l0)", "linear(16 -> 2)"], None),
+            // A residual block, and one whose convolution changes the size.
+            (
+                &[8, 6, 6],
+                &["conv2d(8 -> 8, kernel = 3, padding = same), relu", "batch_norm", "conv2d(8 -> 8, kernel = 3, padding = 1), residual(l0), relu"],
+                None,
+            ),
+            (
+                &[8, 6, 6],
+                &["conv2d(8 -> 8, kernel = 3), relu", "conv2d(8 -> 8, kernel = 1), residual(l0)"],
+                Some("residual(l0) adds the input of `l0`, a 8x6x6 feature map, to a 8x4x4 feature map"),
+            ),
         ];
         for (shape, chains, refused) in cases {
-            let (compile, run) = (at_compile_time(*shape, chains), at_run_time(*shape, chains));
+            let (compile, run) = (at_compile_time(shape, chains), at_run_time(shape, chains));
             assert_eq!(compile, run, "{shape:?} {chains:?}");
             match refused {
                 None => assert!(compile.is_empty(), "{shape:?} {chains:?}: {compile:?}"),

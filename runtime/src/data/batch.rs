@@ -4,10 +4,11 @@ use std::sync::Arc;
 
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::kind::Basic;
+use burn::tensor::{Device, Float, FloatDType, Int, Tensor, TensorData};
 
 use super::transforms::{Compose, Normalize, Transform};
-use crate::module::Batch;
+use crate::module::{Batch, StepContext};
 
 /// One image as stored: `C*H*W` bytes in channel-major order, and its class.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,21 +19,73 @@ pub struct ImageItem {
     pub label: usize,
 }
 
-/// Inputs and integer class targets of a classification batch.
+/// Inputs and integer class targets of a classification batch: `Float` inputs (images
+/// `[B, C, H, W]`, sequences `[B, C, L]`, vectors `[B, F]`) or `Int` token ids `[B, L]`.
 #[derive(Debug, Clone)]
-pub struct ClassificationBatch<const D: usize> {
+pub struct ClassificationBatch<const D: usize, K: Basic = Float> {
     /// Inputs, batch first.
-    pub inputs: Tensor<D>,
+    pub inputs: Tensor<D, K>,
     /// Class indices `[batch]`.
     pub targets: Tensor<1, Int>,
 }
 
-impl<const D: usize> Batch for ClassificationBatch<D> {
+/// What a batch's inputs can be: `Float` values or `Int` token ids. It says how they take a
+/// low precision, and how values held as `f32` on the host become them.
+pub trait InputKind: Basic + Send + Sync + 'static {
+    /// The inputs in `dtype` under a low precision (token ids stay integers).
+    fn cast<const D: usize>(inputs: Tensor<D, Self>, dtype: FloatDType) -> Tensor<D, Self>;
+    /// Host values (row-major, `shape`) as inputs on `device`.
+    fn from_values<const D: usize>(values: Vec<f32>, shape: Vec<usize>, device: &Device) -> Tensor<D, Self>;
+    /// Why these host values cannot be inputs of this kind, if they cannot.
+    fn check_values(values: &[f32]) -> std::result::Result<(), String>;
+    /// Token ids checked against a `vocab` on the device ([`StepContext::checked_tokens`];
+    /// values pass as they are).
+    fn checked<const D: usize>(ctx: &mut StepContext, inputs: Tensor<D, Self>, vocab: usize) -> Tensor<D, Self>;
+}
+
+impl InputKind for Float {
+    fn cast<const D: usize>(inputs: Tensor<D>, dtype: FloatDType) -> Tensor<D> {
+        crate::precision::cast(inputs, dtype.into())
+    }
+    fn from_values<const D: usize>(values: Vec<f32>, shape: Vec<usize>, device: &Device) -> Tensor<D> {
+        Tensor::from_data(TensorData::new(values, shape), device)
+    }
+    fn check_values(_: &[f32]) -> std::result::Result<(), String> {
+        Ok(())
+    }
+    fn checked<const D: usize>(_: &mut StepContext, inputs: Tensor<D>, _: usize) -> Tensor<D> {
+        inputs
+    }
+}
+
+/// Token ids are held as `f32` on the host, exact up to 2^24.
+const LARGEST_EXACT_ID: f32 = 16_777_216.0;
+
+impl InputKind for Int {
+    fn cast<const D: usize>(inputs: Tensor<D, Int>, _: FloatDType) -> Tensor<D, Int> {
+        inputs
+    }
+    fn from_values<const D: usize>(values: Vec<f32>, shape: Vec<usize>, device: &Device) -> Tensor<D, Int> {
+        let ids: Vec<i64> = values.into_iter().map(|v| v as i64).collect();
+        Tensor::from_data(TensorData::new(ids, shape), device)
+    }
+    fn check_values(values: &[f32]) -> std::result::Result<(), String> {
+        match values.iter().position(|&v| v.fract() != 0.0 || !(0.0..=LARGEST_EXACT_ID).contains(&v)) {
+            None => Ok(()),
+            Some(i) => Err(format!("input value {} (at {i}) is not a token id: ids are whole numbers in 0..=2^24", values[i])),
+        }
+    }
+    fn checked<const D: usize>(ctx: &mut StepContext, inputs: Tensor<D, Int>, vocab: usize) -> Tensor<D, Int> {
+        ctx.checked_tokens(inputs, vocab)
+    }
+}
+
+impl<const D: usize, K: InputKind> Batch for ClassificationBatch<D, K> {
     fn batch_size(&self) -> usize {
         self.targets.dims()[0]
     }
-    fn cast_inputs(self, dtype: burn::tensor::FloatDType) -> Self {
-        ClassificationBatch { inputs: crate::precision::cast(self.inputs, dtype.into()), targets: self.targets }
+    fn cast_inputs(self, dtype: FloatDType) -> Self {
+        ClassificationBatch { inputs: K::cast(self.inputs, dtype), targets: self.targets }
     }
 }
 

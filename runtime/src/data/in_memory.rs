@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::{Dataset, DatasetError};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Float, TensorData};
 
-use super::batch::ClassificationBatch;
+use super::batch::{ClassificationBatch, InputKind};
 use super::{DataModule, Loader, OrderedLoader};
 use crate::error::{Error, Result};
 use crate::rng::SplitMix64;
@@ -103,24 +103,21 @@ struct TensorBatcher {
     item_shape: Vec<usize>,
 }
 
-impl<const D: usize> Batcher<TensorItem, ClassificationBatch<D>> for TensorBatcher {
-    fn batch(&self, items: Vec<TensorItem>, device: &Device) -> ClassificationBatch<D> {
+impl<const D: usize, K: InputKind> Batcher<TensorItem, ClassificationBatch<D, K>> for TensorBatcher {
+    fn batch(&self, items: Vec<TensorItem>, device: &Device) -> ClassificationBatch<D, K> {
         let n = items.len();
         let labels: Vec<i64> = items.iter().map(|item| item.label as i64).collect();
         let shape: Vec<usize> = std::iter::once(n).chain(self.item_shape.iter().copied()).collect();
         let values: Vec<f32> = items.into_iter().flat_map(|item| item.input).collect();
-        ClassificationBatch {
-            inputs: Tensor::from_data(TensorData::new(values, shape), device),
-            targets: Tensor::from_data(TensorData::new(labels, [n]), device),
-        }
+        ClassificationBatch { inputs: K::from_values(values, shape, device), targets: burn::tensor::Tensor::from_data(TensorData::new(labels, [n]), device) }
     }
 }
 
 /// A [`DataModule`] over [`TensorDataset`]s: a training set and optional validation and test sets,
-/// batches of `ClassificationBatch<D>` (an MLP on `[N, F]` rows takes `D = 2`, a conv net on
-/// `[N, C, H, W]` images `D = 4`).
+/// batches of `ClassificationBatch<D, K>` (an MLP on `[N, F]` rows takes `D = 2`, a conv net on
+/// `[N, C, H, W]` images `D = 4`, a text model on `[N, L]` token ids `InMemoryDataModule<2, Int>`).
 #[derive(Debug, Clone)]
-pub struct InMemoryDataModule<const D: usize> {
+pub struct InMemoryDataModule<const D: usize, K: InputKind = Float> {
     train: TensorDataset,
     val: Option<TensorDataset>,
     test: Option<TensorDataset>,
@@ -128,13 +125,15 @@ pub struct InMemoryDataModule<const D: usize> {
     num_workers: usize,
     seed: u64,
     class_names: Option<Vec<String>>,
+    kind: std::marker::PhantomData<K>,
 }
 
-impl<const D: usize> InMemoryDataModule<D> {
+impl<const D: usize, K: InputKind> InMemoryDataModule<D, K> {
     /// Trains on `train` (shuffled every epoch from the seed), batch size 32, no workers.
     pub fn new(train: TensorDataset) -> Result<Self> {
         Self::check_rank(&train)?;
-        Ok(InMemoryDataModule { train, val: None, test: None, batch_size: 32, num_workers: 0, seed: 42, class_names: None })
+        Self::check_values(&train, "training")?;
+        Ok(InMemoryDataModule { train, val: None, test: None, batch_size: 32, num_workers: 0, seed: 42, class_names: None, kind: std::marker::PhantomData })
     }
     /// Validates on `val`.
     pub fn val(mut self, val: TensorDataset) -> Result<Self> {
@@ -184,18 +183,28 @@ impl<const D: usize> InMemoryDataModule<D> {
         if set.item_shape != self.train.item_shape {
             return Err(Error::Data(format!("the {what} inputs are {:?} per item, the training inputs {:?}", set.item_shape, self.train.item_shape)));
         }
+        Self::check_values(set, what)
+    }
+
+    /// Token ids must be whole numbers (checked once, here, not per batch; item by item, with
+    /// no copy of the data).
+    fn check_values(set: &TensorDataset, what: &str) -> Result<()> {
+        let len = set.item_len();
+        for (n, &i) in set.indices.iter().enumerate() {
+            K::check_values(&set.inputs[i * len..(i + 1) * len]).map_err(|reason| Error::Data(format!("the {what} TensorDataset, item {n}: {reason}")))?;
+        }
         Ok(())
     }
 
-    fn loader(&self, set: &TensorDataset, shuffle: bool) -> Loader<ClassificationBatch<D>> {
+    fn loader(&self, set: &TensorDataset, shuffle: bool) -> Loader<ClassificationBatch<D, K>> {
         let batcher = TensorBatcher { item_shape: set.item_shape.clone() };
         let loader = OrderedLoader::new(set.clone(), batcher, self.batch_size).num_workers(self.num_workers);
         if shuffle { loader.shuffle(self.seed).into_loader() } else { loader.into_loader() }
     }
 }
 
-impl<const D: usize> DataModule for InMemoryDataModule<D> {
-    type Batch = ClassificationBatch<D>;
+impl<const D: usize, K: InputKind> DataModule for InMemoryDataModule<D, K> {
+    type Batch = ClassificationBatch<D, K>;
 
     fn setup(&mut self, _stage: super::SetupStage) -> Result<()> {
         if self.batch_size == 0 {

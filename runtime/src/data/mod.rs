@@ -16,7 +16,7 @@ mod loader;
 mod synthetic;
 pub mod transforms;
 
-pub use batch::{ClassificationBatch, ImageBatch, ImageBatcher, ImageItem, ImageSet, LoaderOptions};
+pub use batch::{ClassificationBatch, ImageBatch, ImageBatcher, ImageItem, ImageSet, InputKind, LoaderOptions};
 pub use cifar10::{CIFAR10_MD5, CIFAR10_SIZE, CIFAR10_URL, Cifar10DataModule};
 pub use download::{Download, md5_file};
 pub use image_folder::{FolderImages, ImageFolderDataModule};

@@ -40,6 +40,9 @@ pub struct EpochResults {
     /// The first batch with a label outside the model's classes, and where it came from.
     labels: FirstFlagged,
     label_source: Option<(Stage, u64, usize)>,
+    /// The first batch with a token id outside the embedding's vocabulary, and where.
+    tokens: FirstFlagged,
+    token_source: Option<(Stage, u64, usize)>,
 }
 
 /// Which of an entry's values a read asks for.
@@ -55,15 +58,27 @@ impl EpochResults {
     /// Takes what one step logged and checked.
     pub fn record_step(&mut self, ctx: &mut StepContext) -> Result<()> {
         for check in ctx.take_label_checks() {
-            self.label_source.get_or_insert((ctx.stage(), ctx.epoch(), check.classes));
-            self.labels.record(ctx.batch_idx(), check.flag, check.offending);
+            let (flagged, source) = if check.tokens { (&mut self.tokens, &mut self.token_source) } else { (&mut self.labels, &mut self.label_source) };
+            source.get_or_insert((ctx.stage(), ctx.epoch(), check.classes));
+            flagged.record(ctx.batch_idx(), check.flag, check.offending);
         }
         self.record(ctx.take_logged())?;
         self.record_metrics(ctx.take_metrics())
     }
 
-    /// Fails with the first batch whose labels were outside the model's classes (one read).
+    /// Fails with the first batch whose token ids were outside the vocabulary or whose labels
+    /// were outside the model's classes (a read each).
     pub fn check_labels(&self) -> Result<()> {
+        if let (Some(bad), Some((stage, epoch, vocab))) = (self.tokens.read(), self.token_source) {
+            let id = bad.value as i64;
+            let fix = if id < 0 { "token ids count from 0".to_string() } else { format!("give the embedding a vocabulary of at least {}", id + 1) };
+            return Err(Error::Batch {
+                stage: stage.noun(),
+                batch: bad.index,
+                epoch,
+                reason: format!("token id {id} is outside the embedding's vocabulary 0..{vocab}; {fix}, or fix the dataset's token ids"),
+            });
+        }
         let (Some(bad), Some((stage, epoch, classes))) = (self.labels.read(), self.label_source) else { return Ok(()) };
         let label = bad.value as i64;
         let fix =

@@ -1,5 +1,5 @@
 //! Every op of the layer grammar, a literal input shape (checked at compile time), no
-//! hyperparameters, and the derives in the other order.
+//! hyperparameters, and the derives in the other order: image ops, then sequence ops.
 #![deny(warnings)]
 
 use fulmen::prelude::*;
@@ -23,8 +23,27 @@ pub struct Everything {
     head: Linear,
 }
 
+/// The sequence ops and a skip connection, on `[B, C, L]` inputs (the first op is a conv1d).
+#[derive(LightningModule, Module, Debug)]
+#[lightning(input_shape = [4, 32])]
+pub struct EverySequenceOp {
+    #[layer(conv1d(4 -> 12, kernel = 3, padding = same), gelu)]
+    stem: Conv1d,
+    #[layer(group_norm(groups = 3))]
+    grouped: GroupNorm,
+    #[layer(conv1d(12 -> 12, kernel = 3, dilation = 2, padding = 2, groups = 3, bias = false), residual(grouped), dropout(0.2))]
+    dilated: Conv1d,
+    #[layer(layer_norm, max_pool1d(kernel = 3, stride = 2, padding = 1), flatten)]
+    norm: LayerNorm,
+    #[layer(linear(192 -> 5), log_softmax)]
+    head: Linear,
+}
+
 fn main() {
     let device = Device::flex();
     let model = Everything::new(&device).expect("valid model");
     assert_eq!(model.forward(Tensor::zeros([3, 4, 16, 16], &device)).dims(), [3, 10]);
+    let model = EverySequenceOp::new(&device).expect("valid model");
+    let batch: ClassificationBatch<3> = ClassificationBatch { inputs: Tensor::zeros([2, 4, 32], &device), targets: Tensor::zeros([2], &device) };
+    assert_eq!(model.forward(batch.inputs).dims(), [2, 5]);
 }

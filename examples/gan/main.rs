@@ -1,6 +1,7 @@
 //! A DCGAN with manual optimization: two optimizers (generator, discriminator) over two parts
 //! of one model, stepped in turn in `manual_training_step`, on generated 32×32 images of
-//! coloured shapes (no download).
+//! coloured shapes (no download). Both networks are `#[derive(Layers)]`: their layers, shapes
+//! and forward passes come from `#[layer(...)]` chains, as a LightningModule's do.
 //!
 //! ```text
 //! cargo run --release --example gan                          # 5 epochs, CSV + TensorBoard
@@ -15,50 +16,13 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use fulmen::burn::nn::conv::Conv2dConfig;
-use fulmen::burn::nn::conv::{ConvTranspose2d, ConvTranspose2dConfig};
-use fulmen::burn::nn::{BatchNormConfig, LinearConfig, PaddingConfig2d};
-use fulmen::burn::tensor::activation::{leaky_relu, relu, softplus};
+use fulmen::burn::tensor::activation::softplus;
 use fulmen::burn::tensor::{Distribution, TensorData};
 use fulmen::hparams::SavedHparams;
 use fulmen::prelude::*;
 use fulmen::rng::SplitMix64;
 
-/// The GAN's hyperparameters (saved to hparams.yaml and checkpoints).
-#[hyperparameters]
-pub struct GanConfig {
-    /// Size of the noise vector.
-    #[hparam(default = 64, range = 1..=1024)]
-    pub latent: usize,
-    /// Adam's learning rate, both networks (DCGAN: 2e-4).
-    #[hparam(default = 2e-4, range = 1e-6..=1.0)]
-    pub learning_rate: f64,
-    /// Adam's beta1 (DCGAN: 0.5).
-    #[hparam(default = 0.5, range = 0.0..1.0)]
-    pub beta1: f64,
-}
-
-/// Noise → 128×4×4 → 64×8×8 → 32×16×16 → 3×32×32 in [-1, 1].
-#[derive(Module, Debug)]
-pub struct Generator {
-    project: Linear,
-    norm0: BatchNorm,
-    up1: ConvTranspose2d,
-    norm1: BatchNorm,
-    up2: ConvTranspose2d,
-    norm2: BatchNorm,
-    up3: ConvTranspose2d,
-}
-
-/// 3×32×32 → 32×16×16 → 64×8×8 → 128×4×4 → one logit.
-#[derive(Module, Debug)]
-pub struct Discriminator {
-    down1: Conv2d,
-    down2: Conv2d,
-    norm2: BatchNorm,
-    down3: Conv2d,
-    head: Linear,
-}
+include!("networks.rs");
 
 /// The model: both networks, stepped by their own optimizers.
 #[derive(Module, Debug)]
@@ -69,54 +33,20 @@ pub struct Dcgan {
     hparams: GanConfig,
 }
 
-fn up(cin: usize, cout: usize, device: &Device) -> ConvTranspose2d {
-    ConvTranspose2dConfig::new([cin, cout], [4, 4]).with_stride([2, 2]).with_padding([1, 1]).init(device)
-}
-
-fn down(cin: usize, cout: usize, device: &Device) -> Conv2d {
-    Conv2dConfig::new([cin, cout], [4, 4]).with_stride([2, 2]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(device)
-}
-
 impl Dcgan {
     pub fn new(hparams: GanConfig, device: &Device) -> fulmen::Result<Self> {
-        hparams.validate()?;
-        let generator = Generator {
-            project: LinearConfig::new(hparams.latent, 128 * 4 * 4).init(device),
-            norm0: BatchNormConfig::new(128).init(device),
-            up1: up(128, 64, device),
-            norm1: BatchNormConfig::new(64).init(device),
-            up2: up(64, 32, device),
-            norm2: BatchNormConfig::new(32).init(device),
-            up3: up(32, 3, device),
-        };
-        let discriminator = Discriminator {
-            down1: down(3, 32, device),
-            down2: down(32, 64, device),
-            norm2: BatchNormConfig::new(64).init(device),
-            down3: down(64, 128, device),
-            head: LinearConfig::new(128 * 4 * 4, 1).init(device),
-        };
-        Ok(Dcgan { generator, discriminator, hparams })
+        Ok(Dcgan { generator: Generator::new(hparams.clone(), device)?, discriminator: Discriminator::new(device)?, hparams })
     }
 
     /// Images from noise `[B, latent]`.
     pub fn generate(&self, z: Tensor<2>) -> Tensor<4> {
-        let g = &self.generator;
-        let batch = z.dims()[0];
-        let x = g.project.forward(z).reshape([batch, 128, 4, 4]);
-        let x = relu(g.norm0.forward(x));
-        let x = relu(g.norm1.forward(g.up1.forward(x)));
-        let x = relu(g.norm2.forward(g.up2.forward(x)));
-        g.up3.forward(x).tanh()
+        let [batch, latent] = z.dims();
+        self.generator.forward(z.reshape([batch, latent, 1, 1]))
     }
 
     /// One logit per image: high for real.
     pub fn discriminate(&self, images: Tensor<4>) -> Tensor<2> {
-        let d = &self.discriminator;
-        let x = leaky_relu(fulmen::nn::conv2d_forward(&d.down1, images), 0.2);
-        let x = leaky_relu(d.norm2.forward(fulmen::nn::conv2d_forward(&d.down2, x)), 0.2);
-        let x = leaky_relu(fulmen::nn::conv2d_forward(&d.down3, x), 0.2);
-        d.head.forward(x.flatten::<2>(1, 3))
+        self.discriminator.forward(images)
     }
 
     fn noise(&self, batch: usize, device: &Device) -> Tensor<2> {
@@ -227,7 +157,7 @@ impl Callback<Dcgan> for SampleGrid {
         if trainer.state().fast_dev_run {
             return Ok(());
         }
-        let device = trainer.module.generator.project.weight.device();
+        let device = trainer.module.discriminator.head.weight.device();
         let image = self.grid(trainer.module, &device)?.with_caption(format!("epoch {}", trainer.state().epoch));
         trainer.log_images("samples", std::slice::from_ref(&image))?;
         if let Some(dir) = trainer.state().log_dir.clone() {

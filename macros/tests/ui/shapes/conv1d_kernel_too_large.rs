@@ -1,0 +1,14 @@
+use fulmen::prelude::*;
+
+#[derive(Module, LightningModule, Debug)]
+#[lightning(input_shape = [5])]
+pub struct Net {
+    #[layer(embedding(100 -> 16))]
+    embed: Embedding,
+    #[layer(conv1d(16 -> 8, kernel = 7))]
+    conv: Conv1d,
+    #[layer(linear(auto -> 2))]
+    fc: Linear,
+}
+
+fn main() {}
