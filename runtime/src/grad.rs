@@ -1,14 +1,13 @@
 //! Gradients by parameter: clipping as Lightning does it — by the global L2 norm over all
 //! parameters (`clip_grad_norm_`) or element-wise by value, on the device without reading
 //! anything back — and the per-parameter bookkeeping of manual optimization (the gradients of
-//! one optimizer's parameters, summed over backward passes, cleared by `zero_grad`) — and the
-//! host buffer data-parallel training all-reduces them in.
+//! one optimizer's parameters, summed over backward passes, cleared by `zero_grad`).
 
 use std::collections::HashSet;
 
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
-use burn::tensor::{DType, Tensor, TensorData, Transaction};
+use burn::tensor::Tensor;
 
 use crate::trainer::GradientClip;
 
@@ -50,87 +49,6 @@ pub fn remove<M: Module>(model: &M, grads: &mut GradientsParams, ids: Option<&Ha
 /// Adds the gradients of `ids` (every parameter when `None`) in `new` to those in `sum`.
 pub fn accumulate<M: Module>(model: &M, sum: &mut GradientsParams, mut new: GradientsParams, ids: Option<&HashSet<ParamId>>) {
     model.visit(&mut Transfer { ids, op: TransferOp::Add { from: &mut new, to: sum } });
-}
-
-/// The gradients of `ids` (every parameter when `None`) in one host buffer, in the model's
-/// parameter order (the same on every replica): for each parameter a flag (1 when it has a
-/// gradient) and then its values (zeros when it has none). One device read.
-pub fn to_host<M: Module>(model: &M, grads: &GradientsParams, ids: Option<&HashSet<ParamId>>) -> Vec<f32> {
-    let mut read = ReadHost { ids, grads, params: Vec::new(), transaction: Transaction::default() };
-    model.visit(&mut read);
-    let mut buffer = Vec::with_capacity(read.params.iter().map(|(size, _)| size + 1).sum());
-    let mut values = read.transaction.execute().into_iter();
-    for (size, present) in read.params {
-        match present.then(|| values.next()).flatten() {
-            Some(data) => {
-                buffer.push(1.0);
-                buffer.extend(data.convert::<f32>().iter::<f32>());
-            }
-            None => buffer.resize(buffer.len() + size + 1, 0.0),
-        }
-    }
-    buffer
-}
-
-/// Writes a buffer laid out by [`to_host`] (and summed across replicas) back into `grads`:
-/// every parameter whose flag is positive (it had a gradient on some replica) gets its values
-/// times `scale`, in its gradient's dtype, on its device.
-pub fn from_host<M: Module>(model: &M, grads: &mut GradientsParams, buffer: &[f32], ids: Option<&HashSet<ParamId>>, scale: f32) {
-    model.visit(&mut WriteHost { ids, grads, buffer, offset: 0, scale });
-}
-
-/// Reads the gradients for [`to_host`]: each parameter's size and whether it has one.
-struct ReadHost<'a> {
-    ids: Option<&'a HashSet<ParamId>>,
-    grads: &'a GradientsParams,
-    params: Vec<(usize, bool)>,
-    transaction: Transaction,
-}
-
-impl ModuleVisitor for ReadHost<'_> {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if self.ids.is_some_and(|ids| !ids.contains(&param.id)) {
-            return;
-        }
-        let grad = self.grads.get::<D>(param.id);
-        self.params.push((param.shape().num_elements(), grad.is_some()));
-        if let Some(grad) = grad {
-            self.transaction = std::mem::take(&mut self.transaction).register(grad);
-        }
-    }
-}
-
-/// Writes the gradients of [`from_host`].
-struct WriteHost<'a> {
-    ids: Option<&'a HashSet<ParamId>>,
-    grads: &'a mut GradientsParams,
-    buffer: &'a [f32],
-    /// Where the next parameter's flag is.
-    offset: usize,
-    scale: f32,
-}
-
-impl ModuleVisitor for WriteHost<'_> {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if self.ids.is_some_and(|ids| !ids.contains(&param.id)) {
-            return;
-        }
-        let shape = param.shape();
-        let start = self.offset + 1;
-        let end = start + shape.num_elements();
-        let flag = self.buffer[self.offset];
-        self.offset = end;
-        if flag <= 0.0 {
-            return;
-        }
-        let old = self.grads.remove::<D>(param.id);
-        let dtype = old.as_ref().map_or_else(|| param.val().dtype(), |g| g.dtype());
-        let device = old.map_or_else(|| param.val().inner().device(), |g| g.device());
-        let values: Vec<f32> = self.buffer[start..end].iter().map(|v| v * self.scale).collect();
-        let grad = Tensor::<D>::from_data(TensorData::new(values, shape), &device);
-        let grad = if dtype == DType::F32 { grad } else { grad.cast(dtype) };
-        self.grads.register::<D>(param.id, grad);
-    }
 }
 
 enum TransferOp<'a> {

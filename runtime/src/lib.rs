@@ -39,7 +39,7 @@ pub use loggers::{CsvLogger, Image, Logger, RunStatus, TensorBoardLogger, WandbL
 pub use module::{Batch, LightningModule, LogOptions, LogValue, Metrics, Reduce, Stage, StepContext};
 pub use optim::{Interval, OptimizerConfig, Optimizers, adam, adam_betas, adamw, sgd};
 pub use precision::{GradScalerConfig, Precision};
-pub use strategy::{DdpStrategy, Strategy};
+pub use strategy::{DdpStrategy, ProcessGroupBackend, Strategy};
 pub use trainer::{
     CkptPath, GradientClip, Hook, Limit, ManualStep, OptimizerHandle, OptimizerRef, Trainer, TrainerBuilder, TrainerConfig, TrainerState, metrics_table,
 };

@@ -18,6 +18,7 @@ pub const ALL: &[(&str, Case)] = &[
     ("a_failing_rank_stops_the_other_with_its_error", a_failing_rank_stops_the_other_with_its_error),
     ("a_killed_rank_is_named_by_the_other_within_the_timeout", a_killed_rank_is_named_by_the_other_within_the_timeout),
     ("the_tutorial_trains_under_mpirun", the_tutorial_trains_under_mpirun),
+    ("nccl_asked_for_where_it_cannot_run_stops_every_rank_at_start", nccl_asked_for_where_it_cannot_run_stops_every_rank_at_start),
 ];
 
 /// How far weights trained as 2 ranks × 16 may be from 1 rank × 32 (see the first case).
@@ -266,4 +267,22 @@ fn the_tutorial_trains_under_mpirun() {
         assert!(launched.output.contains(&format!("GLOBAL_RANK: {r}, MEMBER: {}/2", r + 1)), "{}", launched.output);
     }
     assert_eq!(launched.output.matches("Test metric").count(), 1, "one test table:\n{}", launched.output);
+}
+
+/// `process_group_backend = nccl` on CPU ranks: every rank stops before training, saying why
+/// NCCL cannot run and what to set instead; unset, the same ranks all-reduce over MPI.
+fn nccl_asked_for_where_it_cannot_run_stops_every_rank_at_start() {
+    let out = temp("nccl-refused");
+    let launched = launch(2, &out, &["batch=16", "backend=nccl"], &[]);
+    assert_ne!(launched.code, Some(0), "{}", launched.output);
+    let why = if cfg!(feature = "cuda") { "rank 0 does not train on a CUDA device" } else { "this build has no CUDA" };
+    for r in 0..2 {
+        let error = rank(&out, r)["error"].as_str().unwrap_or_default().to_string();
+        assert!(error.contains(&format!("process_group_backend = nccl cannot run: {why}")) && error.contains("set mpi"), "rank {r}: {error}");
+        assert!(!out.join("run/checkpoints").exists(), "nothing was trained");
+    }
+    let out = temp("nccl-unset");
+    let launched = launch(2, &out, &["batch=16", "epochs=1"], &[]);
+    result(&out, 0, &launched);
+    assert!(launched.output.contains("gradients over mpi"), "{}", launched.output);
 }

@@ -167,9 +167,13 @@ fn fit(
         batch_size: number("batch", 32) as usize,
     };
     let root = out.join("run");
+    let mut ddp = DdpStrategy::new().timeout(std::time::Duration::from_secs(number("timeout", 600)));
+    if let Some(backend) = get("backend") {
+        ddp = ddp.process_group_backend(backend.parse()?);
+    }
     let mut builder = Trainer::builder()
         .accelerator(Accelerator::Cpu)
-        .strategy(Strategy::Ddp(DdpStrategy::new().timeout(std::time::Duration::from_secs(number("timeout", 600)))))
+        .strategy(Strategy::Ddp(ddp))
         .seed(3)
         .max_epochs(number("epochs", 2))
         .num_sanity_val_steps(0)

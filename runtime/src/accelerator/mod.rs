@@ -66,6 +66,8 @@ pub struct SelectedDevice {
     pub name: String,
     /// "GPU available: True (wgpu: NVIDIA H200 (Vulkan)), used: True", as Lightning prints it.
     pub summary: String,
+    /// The CUDA device's index, when it is one (data-parallel ranks group their devices by it).
+    pub cuda_index: Option<usize>,
 }
 
 impl Accelerator {
@@ -91,7 +93,7 @@ impl Accelerator {
                 devices.single("cpu", 1)?;
             }
             let summary = "GPU available: not checked (accelerator = cpu), used: False (CPU)".into();
-            return Ok(SelectedDevice { device: Device::flex(), name: CPU.into(), summary });
+            return Ok(SelectedDevice { device: Device::flex(), name: CPU.into(), summary, cuda_index: None });
         }
         let gpus = Gpus::probe();
         let chosen = match self {
@@ -109,12 +111,13 @@ impl Accelerator {
             }
         };
         let name = used.as_ref().map_or(CPU.to_string(), |used| used.device.clone());
+        let cuda_index = used.as_ref().and_then(|used| used.cuda);
         let summary = match used {
             Some(Used { name, gpu: true, .. }) => format!("GPU available: {}, used: True ({name})", gpus.available()),
             Some(Used { name, gpu: false, .. }) => format!("GPU available: {}, used: False ({name})", gpus.available()),
             None => format!("GPU available: {}, used: False (CPU)", gpus.available()),
         };
-        Ok(SelectedDevice { device, name, summary })
+        Ok(SelectedDevice { device, name, summary, cuda_index })
     }
 }
 
@@ -127,6 +130,8 @@ struct Used {
     device: String,
     /// A hardware GPU (not a software rasterizer).
     gpu: bool,
+    /// Its index, for a CUDA device.
+    cuda: Option<usize>,
 }
 
 /// What this build and machine offer, found once per process.
@@ -207,7 +212,10 @@ impl Gpus {
             }
         };
         let index = devices.single("cuda", count)?;
-        Ok((Device::cuda(index), Used { name: format!("cuda: device {index} of {count}"), device: format!("CUDA device {index}"), gpu: true }))
+        Ok((
+            Device::cuda(index),
+            Used { name: format!("cuda: device {index} of {count}"), device: format!("CUDA device {index}"), gpu: true, cuda: Some(index) },
+        ))
     }
     #[cfg(not(feature = "cuda"))]
     fn cuda(&self, _: &Devices) -> Result<(Device, Used)> {
@@ -234,7 +242,7 @@ impl Gpus {
         } else {
             format!("wgpu: {}", adapter.describe())
         };
-        Ok((device, Used { name, device: format!("wgpu adapter {}", adapter.describe()), gpu: !adapter.software }))
+        Ok((device, Used { name, device: format!("wgpu adapter {}", adapter.describe()), gpu: !adapter.software, cuda: None }))
     }
     #[cfg(not(feature = "wgpu"))]
     fn wgpu(&self, _: &Devices) -> Result<(Device, Used)> {

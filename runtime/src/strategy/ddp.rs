@@ -4,18 +4,20 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::tensor::{DType, Tensor, TensorData, Transaction};
 
-use super::DdpStrategy;
+use super::bucket;
 use super::collective::{Collective, ReduceOp};
 use super::environment::ClusterEnvironment;
+use super::nccl::{self, Place};
 use super::shard::Shard;
+use super::{DdpStrategy, ProcessGroupBackend};
 use crate::error::{Error, Result};
 
 /// One process's handle on a data-parallel run (cheap to clone).
@@ -28,8 +30,21 @@ struct Inner {
     env: ClusterEnvironment,
     engine: &'static dyn Collective,
     timeout: Duration,
+    /// The gradient engine asked for (`None`: NCCL where it runs, else MPI).
+    wanted: Option<ProcessGroupBackend>,
+    /// The gradient engine, once the ranks have told each other their devices (MPI until then).
+    gradients: OnceLock<Gradients>,
     /// The ranks agreed, at the latest gradient all-reduce, that one of them was asked to stop.
     stop_agreed: AtomicBool,
+}
+
+/// What sums the gradients' bucket across the ranks.
+enum Gradients {
+    /// The MPI engine, through the host.
+    Host,
+    /// NCCL, device to device.
+    #[cfg(feature = "cuda")]
+    Nccl(nccl::Nccl),
 }
 
 impl Ddp {
@@ -52,7 +67,15 @@ impl Ddp {
                 ),
             });
         }
-        Ok(Ddp { inner: Arc::new(Inner { env, engine, timeout: options.timeout, stop_agreed: AtomicBool::new(false) }) })
+        let inner = Inner {
+            env,
+            engine,
+            timeout: options.timeout,
+            wanted: options.process_group_backend,
+            gradients: OnceLock::new(),
+            stop_agreed: AtomicBool::new(false),
+        };
+        Ok(Ddp { inner: Arc::new(inner) })
     }
 
     /// This process's rank.
@@ -73,14 +96,58 @@ impl Ddp {
         let env = &self.inner.env;
         let node = env.node_rank.map(|n| format!(", node {n}")).unwrap_or_default();
         format!(
-            "Initializing distributed: GLOBAL_RANK: {}, MEMBER: {}/{} (local rank {}{node}; {}; launched by {})",
+            "Initializing distributed: GLOBAL_RANK: {}, MEMBER: {}/{} (local rank {}{node}; {}; gradients over {}; launched by {})",
             env.rank,
             env.rank + 1,
             env.world_size,
             env.local_rank,
             self.inner.engine.describe(),
+            self.gradient_engine(),
             env.launcher
         )
+    }
+
+    /// The engine the gradients are all-reduced on.
+    pub fn gradient_engine(&self) -> ProcessGroupBackend {
+        match self.inner.gradients.get() {
+            #[cfg(feature = "cuda")]
+            Some(Gradients::Nccl(_)) => ProcessGroupBackend::Nccl,
+            _ => ProcessGroupBackend::Mpi,
+        }
+    }
+
+    /// Chooses the gradient engine once this rank's device is known (`cuda`: its index when
+    /// it is a CUDA device): the ranks tell each other where they train, and all take NCCL
+    /// when every one trains on its own CUDA device of one machine (or as asked).
+    pub fn connect_gradients(&self, cuda: Option<usize>) -> Result<()> {
+        let what = "the exchange of the ranks' devices";
+        let places = self
+            .gather(Place::here(cuda).encode(), what)?
+            .iter()
+            .enumerate()
+            .map(|(rank, bytes)| {
+                Place::decode(bytes).ok_or_else(|| self.error(format!("{what}: rank {rank}'s answer is unreadable: run the same program on every rank")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let gradients = match nccl::choose(&places, self.inner.wanted).map_err(|reason| self.error(reason))? {
+            ProcessGroupBackend::Mpi => Gradients::Host,
+            ProcessGroupBackend::Nccl => self.nccl(&places)?,
+        };
+        let _ = self.inner.gradients.set(gradients);
+        Ok(())
+    }
+
+    /// The NCCL group of the ranks at `places`, bootstrapped at an address rank 0 picks.
+    #[cfg(feature = "cuda")]
+    fn nccl(&self, places: &[Place]) -> Result<Gradients> {
+        let address = if self.rank() == 0 { nccl::Nccl::bootstrap_address().map_err(|reason| self.error(reason))? } else { String::new() };
+        let address = self.inner.engine.broadcast(address.into_bytes(), "the broadcast of NCCL's bootstrap address", self.inner.timeout)?;
+        Ok(Gradients::Nccl(nccl::Nccl::new(places, &String::from_utf8_lossy(&address))))
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    fn nccl(&self, _: &[Place]) -> Result<Gradients> {
+        Err(self.error("NCCL needs a build with `--features cuda,mpi`".into()))
     }
 
     /// This rank's share of a loader: equal shares for training, exact ones for evaluation.
@@ -119,16 +186,31 @@ impl Ddp {
     }
 
     /// Averages the gradients of `ids` (every parameter when `None`) across the ranks, in
-    /// place, and agrees whether a rank was asked to stop (one all-reduce).
+    /// place. First, over MPI, the ranks agree which parameters have a gradient on some rank
+    /// and whether one was asked to stop (a small all-reduce, which also finds a rank that
+    /// failed or died); then the gradients' bucket is summed by the gradient engine.
     pub fn average_gradients<M: Module>(&self, model: &M, grads: &mut GradientsParams, ids: Option<&HashSet<ParamId>>, what: &str) -> Result<()> {
-        let mut buffer = crate::grad::to_host(model, grads, ids);
-        buffer.push(if crate::interrupt::requested() { 1.0 } else { 0.0 });
-        let summed = self.inner.engine.sum_f32(buffer, what, self.inner.timeout)?;
-        let (values, stop) = summed.split_at(summed.len() - 1);
+        let mut flags = bucket::presence(model, grads, ids);
+        flags.push(if crate::interrupt::requested() { 1.0 } else { 0.0 });
+        let flags = self.inner.engine.sum_f32(flags, what, self.inner.timeout)?;
+        let (present, stop) = flags.split_at(flags.len() - 1);
         if stop[0] > 0.0 {
             self.inner.stop_agreed.store(true, Ordering::SeqCst);
         }
-        crate::grad::from_host(model, grads, values, ids, 1.0 / self.world_size() as f32);
+        let present: Vec<bool> = present.iter().map(|count| *count > 0.0).collect();
+        let Some(packed) = bucket::pack(model, grads, ids, &present) else { return Ok(()) };
+        let summed = match self.inner.gradients.get() {
+            #[cfg(feature = "cuda")]
+            Some(Gradients::Nccl(nccl)) => nccl.sum(packed, what, self.rank(), self.inner.timeout),
+            _ => {
+                let device = packed.device();
+                let values = packed.into_data().try_into_vec::<f32>().map_err(|e| self.error(format!("{what}: {e:?}")))?;
+                let size = values.len();
+                let summed = self.inner.engine.sum_f32(values, what, self.inner.timeout)?;
+                Tensor::<1>::from_data(TensorData::new(summed, [size]), &device)
+            }
+        };
+        bucket::unpack(model, grads, summed, ids, &present, 1.0 / self.world_size() as f32);
         Ok(())
     }
 

@@ -7,11 +7,13 @@
 //! reduced at epoch ends, and rank 0 alone logs and writes checkpoints. The collectives run on
 //! an engine the field trusts — MPI (cargo feature `mpi`) — never on a protocol of fulmen's own.
 
+mod bucket;
 mod collective;
 mod ddp;
 pub mod environment;
 #[cfg(feature = "mpi")]
 mod mpi;
+mod nccl;
 pub mod shard;
 
 use std::str::FromStr;
@@ -42,11 +44,48 @@ pub struct DdpStrategy {
     /// How long a rank waits at a collective for the others before it stops with an error
     /// naming those that did not arrive (PyTorch's default: 30 minutes).
     pub timeout: Duration,
+    /// The engine of the gradient all-reduce; `None` picks one (see [`ProcessGroupBackend`]).
+    pub process_group_backend: Option<ProcessGroupBackend>,
 }
 
 impl Default for DdpStrategy {
     fn default() -> Self {
-        DdpStrategy { timeout: Duration::from_secs(1800) }
+        DdpStrategy { timeout: Duration::from_secs(1800), process_group_backend: None }
+    }
+}
+
+/// The engine that all-reduces the gradients (Lightning's `process_group_backend`). Every other
+/// collective — the weights' broadcast, metrics, agreement on stopping — runs on MPI.
+///
+/// Unset, fulmen picks NCCL when every rank trains on its own CUDA device of one machine and
+/// `libnccl` loads, else MPI. Across machines the gradients travel over MPI: Burn 0.22 names an
+/// NCCL group by its devices' indices, which repeat from machine to machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessGroupBackend {
+    /// MPI, through the host, for any backend (the `mpi` feature).
+    Mpi,
+    /// NVIDIA's NCCL, device to device (the `cuda` and `mpi` features).
+    Nccl,
+}
+
+impl FromStr for ProcessGroupBackend {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim() {
+            "mpi" => Ok(ProcessGroupBackend::Mpi),
+            "nccl" => Ok(ProcessGroupBackend::Nccl),
+            "gloo" => Err(Error::Config("process_group_backend = \"gloo\" is PyTorch's own CPU engine; fulmen's is `mpi`".into())),
+            other => Err(Error::Config(format!("process_group_backend = {other:?}: use `nccl` or `mpi`"))),
+        }
+    }
+}
+
+impl std::fmt::Display for ProcessGroupBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ProcessGroupBackend::Mpi => "mpi",
+            ProcessGroupBackend::Nccl => "nccl",
+        })
     }
 }
 
@@ -58,6 +97,11 @@ impl DdpStrategy {
     /// How long a rank waits at a collective before it gives up (default 30 minutes).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+    /// The engine of the gradient all-reduce; an error at start-up when it cannot run here.
+    pub fn process_group_backend(mut self, backend: ProcessGroupBackend) -> Self {
+        self.process_group_backend = Some(backend);
         self
     }
 }
@@ -189,5 +233,15 @@ mod tests {
         assert!(err.contains("not available") && err.contains("`ddp`"), "{err}");
         let err = "dpp".parse::<Strategy>().unwrap_err().to_string();
         assert!(err.contains("`auto`, `single_device` or `ddp`"), "{err}");
+    }
+
+    #[test]
+    fn process_group_backends_parse_and_gloo_names_mpi() {
+        assert_eq!("nccl".parse::<ProcessGroupBackend>().unwrap(), ProcessGroupBackend::Nccl);
+        assert_eq!(" mpi ".parse::<ProcessGroupBackend>().unwrap(), ProcessGroupBackend::Mpi);
+        let err = "gloo".parse::<ProcessGroupBackend>().unwrap_err().to_string();
+        assert!(err.contains("fulmen's is `mpi`"), "{err}");
+        let err = "ncl".parse::<ProcessGroupBackend>().unwrap_err().to_string();
+        assert!(err.contains("use `nccl` or `mpi`"), "{err}");
     }
 }

@@ -200,7 +200,7 @@ impl<M: LightningModule> TrainerBuilder<M> {
             Some(ddp) => config.accelerator.select_for_rank(&config.devices, ddp.env().local_rank),
             None => config.accelerator.select(&config.devices),
         };
-        let SelectedDevice { device, name, summary } = selected.map_err(|e| match &ddp {
+        let SelectedDevice { device, name, summary, cuda_index } = selected.map_err(|e| match &ddp {
             Some(ddp) => Error::Distributed { rank: ddp.rank(), reason: e.to_string() },
             None => e,
         })?;
@@ -209,6 +209,7 @@ impl<M: LightningModule> TrainerBuilder<M> {
             println!("{summary}");
         }
         if let Some(ddp) = &ddp {
+            ddp.connect_gradients(cuda_index)?;
             println!("{}", ddp.summary());
             if device == Device::flex() {
                 crate::strategy::share_cpu(ddp.env());
