@@ -6,6 +6,7 @@
 //! ```text
 //! cargo run --release --example gan                          # 5 epochs, CSV + TensorBoard
 //! cargo run --release --example gan -- --fast-dev-run        # one batch
+//! cargo run --release --example gan -- --precision bf16-mixed # f32 master weights, bf16 passes
 //! cargo run --release --example gan -- --logger wandb        # a W&B offline run (wandb sync)
 //! cargo run --release --example gan -- --ckpt-path last --max-epochs 10   # resume
 //! ```
@@ -16,9 +17,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use fulmen::burn::tensor::activation::softplus;
 use fulmen::burn::tensor::{Distribution, TensorData};
 use fulmen::hparams::SavedHparams;
+use fulmen::loss::binary_cross_entropy_with_logits as bce;
 use fulmen::prelude::*;
 use fulmen::rng::SplitMix64;
 
@@ -69,7 +70,8 @@ impl LightningModule for Dcgan {
     }
 
     /// The discriminator learns to tell real from generated images, then the generator learns
-    /// to fool it (non-saturating loss), both with binary cross-entropy on logits.
+    /// to fool it (non-saturating loss), both with binary cross-entropy on logits (computed in
+    /// f32 under a mixed precision, as autocast does).
     fn manual_training_step(step: &mut ManualStep<'_, Self>, batch: Self::Batch) -> fulmen::Result<()> {
         let real = batch.inputs;
         let z = step.module().noise(real.dims()[0], &real.device());
@@ -78,14 +80,15 @@ impl LightningModule for Dcgan {
         let d_real = step.module().discriminate(real);
         let d_fake = step.module().discriminate(fake);
         // One-sided label smoothing (real = 0.9) keeps the discriminator from winning outright.
-        let d_loss = (softplus(-d_real.clone(), 1.0).mul_scalar(0.9) + softplus(d_real, 1.0).mul_scalar(0.1)).mean() + softplus(d_fake, 1.0).mean();
+        let d_loss = bce(d_real.clone(), d_real.ones_like().mul_scalar(0.9)) + bce(d_fake.clone(), d_fake.zeros_like());
         step.manual_backward(d_loss.clone())?;
         let mut discriminator = step.optimizer("discriminator")?;
         discriminator.step()?;
         discriminator.zero_grad();
 
         step.toggle_optimizer("generator")?;
-        let g_loss = softplus(-step.module().discriminate(step.module().generate(z)), 1.0).mean();
+        let d_fooled = step.module().discriminate(step.module().generate(z));
+        let g_loss = bce(d_fooled.clone(), d_fooled.ones_like());
         step.manual_backward(g_loss.clone())?;
         let mut generator = step.optimizer("generator")?;
         generator.step()?;
@@ -184,6 +187,9 @@ struct Args {
     /// auto, cpu, cuda or wgpu.
     #[arg(long, default_value = "auto")]
     accelerator: String,
+    /// 32-true, bf16-mixed, 16-mixed, bf16-true or 16-true (Lightning's names).
+    #[arg(long, default_value = "32-true")]
+    precision: String,
     /// Run one batch, then stop.
     #[arg(long)]
     fast_dev_run: bool,
@@ -231,6 +237,7 @@ fn run(args: &Args) -> fulmen::Result<()> {
     let mut builder = Trainer::builder()
         .max_epochs(args.max_epochs)
         .accelerator(args.accelerator.parse()?)
+        .precision(args.precision.parse()?)
         .seed(args.seed)
         .fast_dev_run(usize::from(args.fast_dev_run))
         .limit_val_batches(0)

@@ -94,8 +94,8 @@ pub struct CheckpointHeader {
     /// The Trainer's seed, which orders the epoch's data; a mid-epoch resume needs the same.
     #[serde(default)]
     pub seed: Option<u64>,
-    /// The precision it was trained in (Lightning's name; absent: `32-true`). The weights are
-    /// f32 whatever it was; the optimizer state is in the low dtype under `*-true`.
+    /// The precision it was trained in (Lightning's name; absent: `32-true`). The weights and
+    /// the optimizer state are f32 whatever it was, so a run resumes in any precision.
     #[serde(default)]
     pub precision: Option<String>,
     /// `16-mixed`'s loss scaler.
@@ -297,28 +297,6 @@ impl Checkpoint {
         }
         let model = model.ok_or_else(|| fail("holds no model weights".into()))?;
         Ok(Checkpoint { header, model, states })
-    }
-
-    /// Refuses a resume from or into a `*-true` precision: its optimizer state is in the low
-    /// dtype, and Burn reads optimizer state back in f32. Between `32-true` and the mixed modes
-    /// (all f32 state) any resume works.
-    pub fn check_precision(&self, precision: Precision, path: &Path) -> Result<()> {
-        let name = self.header.precision.as_deref().unwrap_or("32-true");
-        let saved: Precision =
-            name.parse().map_err(|_| Error::checkpoint(path, format!("its header names precision `{name}`, which this fulmen does not know")))?;
-        let low = |p: Precision| !p.is_mixed() && p != Precision::F32;
-        if let Some(p) = [saved, precision].into_iter().find(|&p| low(p)) {
-            return Err(Error::checkpoint(
-                path,
-                format!(
-                    "it was trained in {saved} and this run asks for {precision}, but resuming from or into {p} is not supported: \
-                     its optimizer state is {:?}, and Burn reads optimizer state back in f32. Load its weights \
-                     (`Checkpoint::load_weights`) and fit afresh, or train in 32-true or a mixed precision, which resume exactly",
-                    p.compute_dtype()
-                ),
-            ));
-        }
-        Ok(())
     }
 
     /// Loads the weights into `model` (which must have the same structure and shapes).

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
-use burn::tensor::Tensor;
+use burn::tensor::{DType, Tensor};
 
 use crate::trainer::GradientClip;
 
@@ -32,6 +32,11 @@ pub fn unscale<M: Module>(model: &M, grads: &mut GradientsParams, factor: f64) -
     let mut visitor = Unscale { grads, factor, non_finite: None };
     model.visit(&mut visitor);
     visitor.non_finite
+}
+
+/// `grads` with every gradient of `model`'s parameters in `dtype`.
+pub fn cast<M: Module>(model: &M, grads: &mut GradientsParams, dtype: DType) {
+    model.visit(&mut Apply { grads, op: Op::Cast(dtype) });
 }
 
 /// The gradients of `ids` (every parameter of `model` when `None`), copied out of `grads`.
@@ -132,6 +137,7 @@ impl ModuleVisitor for Unscale<'_> {
 enum Op {
     Clamp(f64),
     Scale(Box<Tensor<1>>),
+    Cast(DType),
 }
 
 /// Rewrites every gradient with `op`.
@@ -146,6 +152,7 @@ impl ModuleVisitor for Apply<'_> {
             let clipped = match &self.op {
                 Op::Clamp(v) => grad.clamp(-v, *v),
                 Op::Scale(scale) => grad * (**scale).clone().unsqueeze::<D>(),
+                Op::Cast(dtype) => crate::precision::cast(grad, *dtype),
             };
             self.grads.register::<D>(param.id, clipped);
         }

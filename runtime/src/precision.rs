@@ -30,9 +30,9 @@ pub enum Precision {
     F16Mixed,
     /// `bf16-mixed`: forward in bf16 on f32 master weights (bf16 has f32's range: no scaling).
     Bf16Mixed,
-    /// `16-true`: the whole model in f16.
+    /// `16-true`: the whole model in f16 (each optimizer update computed in f32, its state f32).
     F16True,
-    /// `bf16-true`: the whole model in bf16.
+    /// `bf16-true`: the whole model in bf16 (each optimizer update computed in f32, its state f32).
     Bf16True,
 }
 
@@ -61,6 +61,11 @@ impl Precision {
     /// Whether the optimizer steps f32 master weights while the forward runs in a low dtype.
     pub fn is_mixed(self) -> bool {
         matches!(self, Precision::F16Mixed | Precision::Bf16Mixed)
+    }
+
+    /// Whether the model itself is in a low dtype (`16-true`, `bf16-true`).
+    pub fn is_low_true(self) -> bool {
+        matches!(self, Precision::F16True | Precision::Bf16True)
     }
 
     /// Refuses a precision whose compute dtype `device` cannot compute in (bf16 on a wgpu

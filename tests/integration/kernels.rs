@@ -153,6 +153,37 @@ fn other_options_and_plain_tensors_take_burns_path_with_the_same_result() {
     assert_eq!(host(kernels::max_pool2d(x.clone(), ceil.clone())), host(fulmen::burn::tensor::module::max_pool2d(x, ceil)));
 }
 
+#[test]
+fn bf16_and_f16_convs_compute_in_f32_and_round_once() {
+    use fulmen::burn::tensor::{DType, FloatDType};
+    let device = Device::flex().autodiff();
+    let options = ConvOptions::new([2, 1], [1, 1], [1, 1], 1);
+    for (dtype, ulp) in [(FloatDType::BF16, 2f32.powi(-8)), (FloatDType::F16, 2f32.powi(-11))] {
+        let low = |t: Tensor<4>| t.cast(dtype).detach().require_grad();
+        let (x, w) = (low(tensor([2, 3, 9, 8], 0.3, &device)), low(tensor([5, 3, 3, 3], 1.1, &device)));
+        let y = kernels::conv2d(x.clone(), w.clone(), None, options.clone());
+        assert_eq!(y.dtype(), DType::from(dtype));
+        // The same values in f32 through the f32 kernel, rounded once: bit for bit.
+        let wide = |t: &Tensor<4>| t.clone().cast(FloatDType::F32).detach().require_grad();
+        let (xf, wf) = (wide(&x), wide(&w));
+        let yf = kernels::conv2d(xf.clone(), wf.clone(), None, options.clone());
+        assert_eq!(host(y.clone()), host(yf.clone().cast(dtype)), "{dtype:?}: one rounding of the f32 result");
+        // Gradients come back in the low dtype, within one rounding of the f32 ones.
+        let c = tensor(y.dims(), 0.7, &device);
+        let grads = (y.cast(FloatDType::F32) * c.clone()).sum().backward();
+        let grads_f = (yf * c).sum().backward();
+        for (what, low, wide) in
+            [("input", x.grad(&grads).unwrap(), xf.grad(&grads_f).unwrap()), ("weight", w.grad(&grads).unwrap(), wf.grad(&grads_f).unwrap())]
+        {
+            assert_eq!(low.dtype(), DType::from(dtype), "{what} gradient");
+            assert!(max_diff(&host(low), &host(wide)) <= ulp, "{dtype:?}: {what} gradient within one rounding");
+        }
+        // Max pooling picks one of the values: the same as Burn's pooling in the low dtype.
+        let pool = MaxPoolOptions::new([2, 2]).with_stride([2, 2]);
+        assert_eq!(host(kernels::max_pool2d(x.clone(), pool.clone())), host(fulmen::burn::tensor::module::max_pool2d(x, pool)));
+    }
+}
+
 const MODEL_CHILD_ROOT: &str = "FULMEN_TEST_KERNELS_MODEL_ROOT";
 
 /// In a child process: trains the tutorial CNN for 8 steps from seed 11, logging every step.

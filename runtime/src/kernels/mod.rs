@@ -3,9 +3,9 @@
 //! backward passes through Burn's backend-extension mechanism. Burn's generic conv backward and
 //! flex's scalar max-pool are where CPU training time goes (see the README's performance notes).
 //!
-//! [`conv2d`] and [`max_pool2d`] take the fast path when the tensor lives on flex in f32 and
-//! `FULMEN_FAST_KERNELS` is not `0`, and call Burn's own ops otherwise (other devices, other
-//! dtypes), so models stay device-agnostic. The derive's generated `forward` calls them through
+//! [`conv2d`] and [`max_pool2d`] take the fast path when the tensor lives on flex and
+//! `FULMEN_FAST_KERNELS` is not `0` (bf16 and f16 tensors widened to f32 around the kernel),
+//! and call Burn's own ops otherwise (other devices, f64), so models stay device-agnostic. The derive's generated `forward` calls them through
 //! `fulmen::nn`.
 
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use burn::backend::{DType, Dispatch, DispatchDevice};
 use burn::tensor::Tensor;
 use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
+
+use crate::precision::cast;
 
 pub mod conv2d;
 mod extension;
@@ -46,12 +48,29 @@ pub fn set_enabled(on: bool) {
 
 /// Whether `x` can take the fast path: flex (with or without autodiff), f32, kernels enabled.
 fn fast_path(x: &Tensor<4>) -> bool {
-    enabled() && x.dtype() == DType::F32 && matches!(x.device().without_autodiff().as_dispatch(), DispatchDevice::Flex(_))
+    enabled() && x.dtype() == DType::F32 && on_flex(x)
+}
+
+/// Whether `x` is a bf16 or f16 tensor on flex, which the f32 kernels compute after widening:
+/// flex has no low-precision arithmetic of its own (it converts each element to f32 and back),
+/// so the f32 kernel with one widening of the inputs and one rounding of the output is both
+/// faster and as exact (the sums accumulate in f32, as tensor cores accumulate them).
+fn widened_path(x: &Tensor<4>) -> bool {
+    enabled() && matches!(x.dtype(), DType::BF16 | DType::F16) && on_flex(x)
+}
+
+fn on_flex<const D: usize>(x: &Tensor<D>) -> bool {
+    matches!(x.device().without_autodiff().as_dispatch(), DispatchDevice::Flex(_))
 }
 
 /// conv2d as `burn::tensor::module::conv2d`: input `[N, C, H, W]`, weight `[C_out, C / groups,
 /// KH, KW]`, optional bias `[C_out]`.
 pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, options: ConvOptions<2>) -> Tensor<4> {
+    if widened_path(&x) && weight.dtype() == x.dtype() {
+        let dtype = x.dtype();
+        let out = conv2d(cast(x, DType::F32), cast(weight, DType::F32), bias.map(|b| cast(b, DType::F32)), options);
+        return cast(out, dtype);
+    }
     let fits = conv2d::Geometry::new(x.dims(), weight.dims(), options.stride, options.padding, options.dilation, options.groups).is_ok()
         && bias.as_ref().is_none_or(|b| b.dims() == [weight.dims()[0]] && b.dtype() == DType::F32);
     if !fast_path(&x) || weight.dtype() != DType::F32 || !fits {
@@ -68,6 +87,11 @@ pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, options:
 /// 2-D max pooling as `burn::tensor::module::max_pool2d` (the fast path takes symmetric
 /// padding without ceil mode; other options go to Burn's).
 pub fn max_pool2d(x: Tensor<4>, options: MaxPoolOptions<2>) -> Tensor<4> {
+    if widened_path(&x) {
+        // Exact: every bf16 and f16 value is an f32 value, and the maximum is one of them.
+        let dtype = x.dtype();
+        return cast(max_pool2d(cast(x, DType::F32), options), dtype);
+    }
     let symmetric = options.padding.iter().all(|(before, after)| before == after);
     let fits = max_pool::Geometry::new(x.dims(), options.kernel_size, options.stride, options.padding.map(|p| p.0), options.dilation).is_ok();
     if !fast_path(&x) || options.ceil_mode || !symmetric || !fits {

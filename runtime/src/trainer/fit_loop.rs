@@ -124,9 +124,6 @@ impl<M: LightningModule> Trainer<M> {
         let precision = self.config.precision;
         // `*-true` trains the low-dtype model itself; mixed modes keep f32 master weights.
         let model = if precision.is_mixed() { model } else { crate::precision::for_compute(model, precision) };
-        if let Some((path, checkpoint)) = &resume {
-            checkpoint.check_precision(precision, path)?;
-        }
         let optimizers = model.configure_optimizers().0;
         let optimizers = match &resume {
             Some((path, checkpoint)) => checkpoint.load_optimizers(&model, optimizers, path)?,

@@ -32,8 +32,8 @@ impl LossWatch {
             Some(bad) => {
                 let hint = match self.precision {
                     Precision::F16True => {
-                        "under 16-true the optimizer's state is f16 too, where Adam's epsilon (1e-8) rounds to 0 \
-                                           and a zero gradient divides 0 by 0: train in 16-mixed (f32 master weights) or bf16-true"
+                        "under 16-true every activation and gradient is f16, which overflows above 65,504 and has no loss \
+                         scaling: train in 16-mixed (loss scaling, f32 master weights) or bf16-true (f32's range)"
                     }
                     _ => "lower the learning rate or check the inputs",
                 };

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use burn::optim::GradientsParams;
-use burn::tensor::Tensor;
+use burn::tensor::{DType, FloatDType, Tensor};
 
 use crate::error::Result;
 use crate::module::LightningModule;
@@ -134,6 +134,11 @@ impl<M: LightningModule> Learner<M> {
     ///
     /// `finite` false (an overflow under `16-mixed`): the weights stay, the scheduler still
     /// advances, as with PyTorch's GradScaler.
+    ///
+    /// Under `*-true` the update is computed in f32 on the weights and gradients widened, and
+    /// the new weights are rounded back to the low dtype, as PyTorch's fused optimizers compute
+    /// low-precision parameters' updates in f32. The optimizer's state is therefore f32, which
+    /// checkpoints carry across precisions, and Adam's epsilon (1e-8, 0 in f16) keeps its value.
     pub fn step(&mut self, index: usize, grads: GradientsParams, schedule: bool, finite: bool) {
         let model = self.model.take().expect(IN_PLACE);
         let optimizer = &mut self.optimizers[index];
@@ -149,6 +154,13 @@ impl<M: LightningModule> Learner<M> {
             return;
         }
         let rates = optimizer.rates();
-        self.model = Some(optimizer.optimizer.step(rates, model, grads));
+        if !self.precision.is_low_true() {
+            self.model = Some(optimizer.optimizer.step(rates, model, grads));
+            return;
+        }
+        let (wide, mut grads) = (model.map(&mut CastParams::into_leaves(FloatDType::F32)), grads);
+        crate::grad::cast(&wide, &mut grads, DType::F32);
+        let stepped = optimizer.optimizer.step(rates, wide, grads);
+        self.model = Some(stepped.map(&mut CastParams::into_leaves(self.precision.compute_dtype())));
     }
 }
