@@ -5,8 +5,8 @@
 //!
 //! [`conv2d`] and [`max_pool2d`] take the fast path when the tensor lives on flex and
 //! `FULMEN_FAST_KERNELS` is not `0` (bf16 and f16 tensors widened to f32 around the kernel),
-//! and call Burn's own ops otherwise (other devices, f64), so models stay device-agnostic. The derive's generated `forward` calls them through
-//! `fulmen::nn`.
+//! and call Burn's own ops otherwise (other devices, f64), so models stay device-agnostic.
+//! The derive's generated `forward` calls them through `fulmen::nn`.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
