@@ -9,6 +9,7 @@ use crate::module::Metrics;
 
 mod csv;
 mod media;
+mod record_file;
 pub mod tensorboard;
 mod version_dir;
 pub mod wandb;

@@ -1,11 +1,10 @@
 //! TensorBoard's event-file framing (TFRecord): per record, u64 LE length, u32 LE masked CRC-32C
 //! of those 8 bytes, the payload, u32 LE masked CRC-32C of the payload.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::loggers::record_file::RecordFile;
 
 /// TFRecord's checksum mask: rotate right by 15 bits, add a constant.
 pub fn masked_crc(bytes: &[u8]) -> u32 {
@@ -16,43 +15,39 @@ pub fn masked_crc(bytes: &[u8]) -> u32 {
 /// Appends records to an event file.
 #[derive(Debug)]
 pub struct EventFile {
-    path: PathBuf,
-    out: BufWriter<File>,
+    out: RecordFile,
 }
 
 impl EventFile {
     /// Creates `path` (which must not exist).
     pub fn create(path: &Path) -> Result<Self> {
-        let file = File::options().write(true).create_new(true).open(path).map_err(Error::io("cannot create", path))?;
-        Ok(EventFile { path: path.to_path_buf(), out: BufWriter::new(file) })
+        Ok(EventFile { out: RecordFile::create(path)? })
     }
 
     /// The file's path.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.out.path()
     }
 
     /// Appends one record.
     pub fn append(&mut self, payload: &[u8]) -> Result<()> {
         let len = (payload.len() as u64).to_le_bytes();
-        let result = (|| {
-            self.out.write_all(&len)?;
-            self.out.write_all(&masked_crc(&len).to_le_bytes())?;
-            self.out.write_all(payload)?;
-            self.out.write_all(&masked_crc(payload).to_le_bytes())
-        })();
-        result.map_err(Error::io("cannot write", &self.path))
+        let mut record = Vec::with_capacity(payload.len() + 16);
+        record.extend_from_slice(&len);
+        record.extend_from_slice(&masked_crc(&len).to_le_bytes());
+        record.extend_from_slice(payload);
+        record.extend_from_slice(&masked_crc(payload).to_le_bytes());
+        self.out.append(&record)
     }
 
-    /// Pushes buffered records to the file.
+    /// Writes the pending records to the file.
     pub fn flush(&mut self) -> Result<()> {
-        self.out.flush().map_err(Error::io("cannot write", &self.path))
+        self.out.flush()
     }
 
     /// Flushes and asks the OS to persist the file.
     pub fn sync(&mut self) -> Result<()> {
-        self.flush()?;
-        self.out.get_ref().sync_all().map_err(Error::io("cannot write", &self.path))
+        self.out.sync()
     }
 }
 

@@ -241,7 +241,7 @@ impl WandbLogger {
         run.write(Record { summary: Some(SummaryRecord { update: summary }), ..Default::default() })?;
         run.write(Record { history: Some(HistoryRecord { item: items, step: Some(HistoryStep { num: step }) }), ..Default::default() })?;
         run.step += 1;
-        run.log.flush().map_err(Error::io("cannot write", &run.dir))
+        run.log.flush()
     }
 
     /// Writes `bytes` to `files/<subdir>/<key>_<step>_<hash>.<ext>`, lists it as a run file, and
@@ -324,7 +324,7 @@ impl WandbLogger {
         }
         let update = run.summary.iter().map(|(k, v)| SummaryItem { key: k.clone(), nested_key: Vec::new(), value_json: to_json(v) }).collect();
         run.write(Record { summary: Some(SummaryRecord { update }), ..Default::default() })?;
-        run.log.sync().map_err(Error::io("cannot write", &run.dir))
+        run.log.sync()
     }
 
     /// Closes the run: the exit record (exit code 0, 1 for a failure, 255 for Ctrl-C, as wandb
@@ -343,7 +343,7 @@ impl WandbLogger {
         };
         let runtime = run.started.elapsed().as_secs() as i32;
         run.write(Record { exit: Some(RunExitRecord { exit_code, runtime }), ..Default::default() })?;
-        run.log.sync().map_err(Error::io("cannot write", &run.dir))?;
+        run.log.sync()?;
         run.finished = true;
         if sync_on_finish {
             sync::sync(&run.dir, "wandb");
@@ -364,7 +364,7 @@ impl Run {
     fn write(&mut self, mut record: Record) -> Result<()> {
         self.num += 1;
         record.num = self.num;
-        self.log.append(&record.encode_to_vec()).map_err(Error::io("cannot write", &self.dir))
+        self.log.append(&record.encode_to_vec())
     }
 }
 
@@ -401,7 +401,7 @@ impl Logger for WandbLogger {
             .collect();
         let run = self.started()?;
         run.write(Record { config: Some(ConfigRecord { update }), ..Default::default() })?;
-        run.log.flush().map_err(Error::io("cannot write", &run.dir))
+        run.log.flush()
     }
     fn log_metrics(&mut self, metrics: &Metrics, step: u64) -> Result<()> {
         let mut row: BTreeMap<String, Value> = metrics.iter().map(|(k, v)| (k.clone(), number(*v))).collect();
@@ -474,7 +474,7 @@ impl Logger for WandbLogger {
         run.summary.insert(key.to_string(), number(value));
         let item = SummaryItem { key: key.to_string(), nested_key: Vec::new(), value_json: to_json(&number(value)) };
         run.write(Record { summary: Some(SummaryRecord { update: vec![item] }), ..Default::default() })?;
-        run.log.flush().map_err(Error::io("cannot write", &run.dir))
+        run.log.flush()
     }
     fn after_save_checkpoint(&mut self, path: &Path) -> Result<()> {
         if self.log_model && !self.checkpoints.iter().any(|p| p == path) {
@@ -484,7 +484,7 @@ impl Logger for WandbLogger {
     }
     fn flush(&mut self) -> Result<()> {
         match self.run.as_mut() {
-            Some(run) => run.log.flush().map_err(Error::io("cannot write", &run.dir)),
+            Some(run) => run.log.flush(),
             None => Ok(()),
         }
     }

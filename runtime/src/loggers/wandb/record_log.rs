@@ -4,11 +4,10 @@
 //! block: a record too long for the rest of the block is split FIRST/MIDDLE/LAST, and a block
 //! tail shorter than a chunk header is zero-padded.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::loggers::record_file::RecordFile;
 
 /// The file header.
 pub const FILE_HEADER: [u8; 7] = [b':', b'W', b'&', b'B', 0xE1, 0xBE, 0];
@@ -26,32 +25,32 @@ const LAST: u8 = 4;
 /// Appends records to a `.wandb` file.
 #[derive(Debug)]
 pub struct RecordLog {
-    out: BufWriter<File>,
-    /// Bytes written so far (the header included).
+    out: RecordFile,
+    /// Bytes appended so far (the header included).
     offset: usize,
 }
 
 impl RecordLog {
     /// Creates `path` (which must not exist) and writes the file header.
     pub fn create(path: &Path) -> Result<Self> {
-        let file = File::options().write(true).create_new(true).open(path).map_err(Error::io("cannot create", path))?;
-        let mut log = RecordLog { out: BufWriter::new(file), offset: 0 };
-        log.write_raw(&FILE_HEADER).map_err(Error::io("cannot write", path))?;
-        Ok(log)
+        let mut out = RecordFile::create(path)?;
+        out.append(&FILE_HEADER)?;
+        Ok(RecordLog { out, offset: FILE_HEADER.len() })
     }
 
     /// Appends one record (split into chunks as the blocks require).
-    pub fn append(&mut self, record: &[u8]) -> std::io::Result<()> {
+    pub fn append(&mut self, record: &[u8]) -> Result<()> {
+        let mut framed = Vec::with_capacity(record.len() + 2 * CHUNK_HEADER);
         let mut rest = record;
         let mut first = true;
         loop {
-            let left = BLOCK - self.offset % BLOCK;
+            let at = self.offset + framed.len();
+            let left = BLOCK - at % BLOCK;
             if left < CHUNK_HEADER {
-                self.write_raw(&[0u8; CHUNK_HEADER][..left])?;
+                framed.extend_from_slice(&[0u8; CHUNK_HEADER][..left]);
                 continue;
             }
-            let room = left - CHUNK_HEADER;
-            let take = rest.len().min(room);
+            let take = rest.len().min(left - CHUNK_HEADER);
             let end = take == rest.len();
             let kind = match (first, end) {
                 (true, true) => FULL,
@@ -59,49 +58,43 @@ impl RecordLog {
                 (false, true) => LAST,
                 (false, false) => MIDDLE,
             };
-            self.write_chunk(kind, &rest[..take])?;
+            push_chunk(&mut framed, kind, &rest[..take]);
             rest = &rest[take..];
             first = false;
             if end {
-                return Ok(());
+                break;
             }
         }
+        self.out.append(&framed)?;
+        self.offset += framed.len();
+        Ok(())
     }
 
-    /// Bytes written so far, the file header included (where the next chunk starts).
+    /// Bytes appended so far, the file header included (where the next chunk starts).
     pub fn offset(&self) -> usize {
         self.offset
     }
 
-    /// Pushes buffered bytes to the file (whole records only, so a reader never sees half of one
-    /// unless the process dies inside this call).
-    pub fn flush(&mut self) -> std::io::Result<()> {
+    /// Writes the pending records to the file.
+    pub fn flush(&mut self) -> Result<()> {
         self.out.flush()
     }
 
     /// Flushes and asks the OS to persist the file.
-    pub fn sync(&mut self) -> std::io::Result<()> {
-        self.out.flush()?;
-        self.out.get_ref().sync_all()
+    pub fn sync(&mut self) -> Result<()> {
+        self.out.sync()
     }
+}
 
-    fn write_chunk(&mut self, kind: u8, payload: &[u8]) -> std::io::Result<()> {
-        let mut hasher = crc32fast::Hasher::new();
-        hasher.update(&[kind]);
-        hasher.update(payload);
-        let mut header = [0u8; CHUNK_HEADER];
-        header[..4].copy_from_slice(&hasher.finalize().to_le_bytes());
-        header[4..6].copy_from_slice(&(payload.len() as u16).to_le_bytes());
-        header[6] = kind;
-        self.write_raw(&header)?;
-        self.write_raw(payload)
-    }
-
-    fn write_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.out.write_all(bytes)?;
-        self.offset += bytes.len();
-        Ok(())
-    }
+/// One chunk: u32 LE CRC-32 of type byte + payload, u16 LE length, u8 type, the payload.
+fn push_chunk(out: &mut Vec<u8>, kind: u8, payload: &[u8]) {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&[kind]);
+    hasher.update(payload);
+    out.extend_from_slice(&hasher.finalize().to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u16).to_le_bytes());
+    out.push(kind);
+    out.extend_from_slice(payload);
 }
 
 /// Reads every whole record of a `.wandb` file; stops at a truncated tail (a run killed
@@ -229,6 +222,29 @@ mod tests {
         let bytes = write(&records);
         check_layout(&bytes);
         assert_eq!(parse_records(&bytes).unwrap(), records);
+    }
+
+    #[test]
+    fn the_file_never_ends_inside_a_record_so_a_killed_run_stays_readable() {
+        // wandb's reader calls a file ending inside a record incomplete: check what is on disk
+        // after every append, without flushing, as a SIGKILL would leave it.
+        let path = std::env::temp_dir().join(format!("fulmen-record-log-killed-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let mut log = RecordLog::create(&path).unwrap();
+        let mut ends = vec![0, FILE_HEADER.len()];
+        // Many small records (history rows) and some larger than a buffer or a block.
+        let sizes = [8_000usize, 9_000, 20, 40_000, 3, 70_000, 8_185, 100_000, 1].into_iter().chain(std::iter::repeat_n(97, 2_000));
+        for (i, size) in sizes.enumerate() {
+            log.append(&vec![i as u8; size]).unwrap();
+            ends.push(log.offset());
+            let on_disk = std::fs::read(&path).unwrap();
+            assert!(ends.contains(&on_disk.len()), "after record {i} the file ends at byte {}, inside a record", on_disk.len());
+            if on_disk.len() > FILE_HEADER.len() {
+                assert_eq!(parse_records(&on_disk).unwrap().len(), ends.iter().position(|&e| e == on_disk.len()).unwrap() - 1);
+            }
+        }
+        drop(log);
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]
