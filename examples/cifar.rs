@@ -24,10 +24,10 @@
 use std::cell::Cell;
 use std::process::ExitCode;
 use std::rc::Rc;
-use std::time::Instant;
 
 use fulmen::cli::{LightningCli, Subcommand, TransformSpec};
 use fulmen::prelude::*;
+use fulmen::usage::{Usage, peak_rss_bytes};
 
 /// The model's hyperparameters, saved to hparams.yaml and into every checkpoint.
 #[hyperparameters]
@@ -75,6 +75,10 @@ pub struct TutorialData {
     /// Train on generated images (10 classes of coloured shapes) instead of CIFAR-10.
     #[hparam(default = false)]
     pub synthetic: bool,
+    /// With `synthetic`: generate the images once, at setup, and hold them in memory (default:
+    /// each image is drawn by the loader's workers when a batch needs it).
+    #[hparam(default = false)]
+    pub in_memory: bool,
     /// Where CIFAR-10 is downloaded and extracted.
     #[hparam(default = "./data")]
     pub data_dir: String,
@@ -107,7 +111,11 @@ impl DataConfig for TutorialData {
     fn build(&self) -> fulmen::Result<TutorialDataModule> {
         let transforms = fulmen::cli::compose(&self.train_transforms, "train_transforms")?;
         if self.synthetic {
-            let dm = SyntheticDataModule::new(self.seed).batch_size(self.batch_size).num_workers(self.num_workers).train_transforms(transforms);
+            let dm = SyntheticDataModule::new(self.seed)
+                .in_memory(self.in_memory)
+                .batch_size(self.batch_size)
+                .num_workers(self.num_workers)
+                .train_transforms(transforms);
             return Ok(Box::new(dm));
         }
         let dm = Cifar10DataModule::new(&self.data_dir).batch_size(self.batch_size).num_workers(self.num_workers).seed(self.seed).train_transforms(transforms);
@@ -132,7 +140,7 @@ model:
 ";
 
 fn main() -> ExitCode {
-    let started = Rc::new(Cell::new(Instant::now()));
+    let started = Rc::new(Cell::new(Usage::now()));
     let start = started.clone();
     LightningCli::<LitModel, TutorialData>::new("cifar")
         .about("Train the tutorial's CNN on CIFAR-10 (or on generated images with --data.synthetic true)")
@@ -140,7 +148,7 @@ fn main() -> ExitCode {
         .default_subcommand(Subcommand::Fit)
         .configure_trainer(move |trainer, dm, data| {
             let trainer = trainer.callback(predictions(dm, data)?);
-            start.set(Instant::now());
+            start.set(Usage::now());
             Ok(trainer)
         })
         .after_fit(move |trainer, fitted, dm, data| test_and_report(trainer, fitted, dm, data, started.get()))
@@ -168,9 +176,10 @@ fn predictions(dm: &mut TutorialDataModule, data: &TutorialData) -> fulmen::Resu
 }
 
 /// As Lightning's `trainer.test()` after fit: the best checkpoint when there is one; then the
-/// throughput.
-fn test_and_report(trainer: &mut Trainer<LitModel>, fitted: &LitModel, dm: &mut TutorialDataModule, data: &TutorialData, start: Instant) -> fulmen::Result<()> {
-    let fit_time = start.elapsed();
+/// throughput, how busy the fit kept the cores, and the peak memory.
+fn test_and_report(trainer: &mut Trainer<LitModel>, fitted: &LitModel, dm: &mut TutorialDataModule, data: &TutorialData, start: Usage) -> fulmen::Result<()> {
+    let fit = start.since();
+    let fit_time = fit.wall;
     match trainer.state().best_model_path.clone() {
         Some(path) => {
             println!("Testing the best checkpoint {}", path.display());
@@ -184,11 +193,13 @@ fn test_and_report(trainer: &mut Trainer<LitModel>, fitted: &LitModel, dm: &mut 
     // Every rank of a data-parallel run trains on its own batch of `batch_size`.
     let images = state.global_step as f64 * data.batch_size as f64 * state.world_size.max(1) as f64;
     println!(
-        "Trained {} epochs ({} steps) in {:.1}s ({:.0} img/s, validation included){}",
+        "Trained {} epochs ({} steps) in {:.1}s ({:.0} img/s, validation included; {:.0}% CPU, peak RSS {} MB){}",
         state.epoch,
         state.global_step,
         fit_time.as_secs_f64(),
         images / fit_time.as_secs_f64(),
+        fit.cpu_percent(),
+        peak_rss_bytes().map_or(0, |b| b >> 20),
         state.log_dir.as_ref().map(|d| format!("; logs in {}", d.display())).unwrap_or_default()
     );
     Ok(())

@@ -24,12 +24,12 @@ done
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 declare -A rate
 
-# fulmen: the example prints "Trained N epochs (S steps) in T s (R img/s, validation included)".
+# fulmen: the example prints "Trained N epochs (S steps) in T s (R img/s, validation included; C% CPU, peak RSS M MB)".
 fulmen() { # name binary accelerator precision
     local log="$work/$1.log"
     if "$2" fit --data.synthetic true --trainer.max_epochs "$epochs" --trainer.accelerator "$3" --trainer.precision "$4" \
         --data.num_workers 4 --trainer.default_root_dir "$work/$1" ${GPU_CHECK_ARGS:-} >"$log" 2>&1; then
-        rate[$1]=$(sed -n 's/.*(\([0-9.]*\) img\/s, validation included).*/\1/p' "$log" | tail -1)
+        rate[$1]=$(sed -n 's/.*(\([0-9.]*\) img\/s, validation included.*/\1/p' "$log" | tail -1)
         grep -m1 '^GPU available' "$log"
     else
         rate[$1]="failed"

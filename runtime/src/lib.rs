@@ -28,6 +28,7 @@ pub mod steps;
 pub mod strategy;
 pub mod summary;
 pub mod trainer;
+pub mod usage;
 
 pub use accelerator::{Accelerator, Devices, SelectedDevice, seed_everything};
 pub use callbacks::{Callback, EarlyStopping, EmaWeightAveraging, ImagePredictionLogger, LearningRateMonitor, Mode, ModelCheckpoint, TrainerView};

@@ -228,9 +228,20 @@ pub fn upsample(x: Tensor<4>, scale: usize) -> Tensor<4> {
     burn::tensor::module::interpolate(x, InterpolateOptions::new(InterpolateMode::Nearest).with_output_size([h * scale, w * scale]))
 }
 
-/// The linear forward pass: `layer.forward(x)`, its input in the weights' dtype.
+/// The linear forward pass: `layer.forward(x)`, its input in the weights' dtype. Low-precision
+/// layers on flex compute in f32 from their rounded weights and round the output once, as the
+/// conv kernels do (flex's f16 / bf16 products convert element by element).
 pub fn linear_forward<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
-    layer.forward(cast(x, layer.weight.val().dtype()))
+    crate::kernels::timing::measure(crate::kernels::timing::Op::LinearForward, || {
+        let dtype = layer.weight.val().dtype();
+        let x = cast(x, dtype);
+        if !crate::kernels::widens(&x) {
+            return layer.forward(x);
+        }
+        let wide = |t: Tensor<1>| cast(t, DType::F32);
+        let out = burn::tensor::module::linear(cast(x, DType::F32), cast(layer.weight.val(), DType::F32), layer.bias.as_ref().map(|b| wide(b.val())));
+        cast(out, dtype)
+    })
 }
 
 /// The batch norm forward pass in its parameters' dtype (f32 under mixed precision, as
@@ -248,6 +259,11 @@ pub fn softmax<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 /// Log-softmax over the features (dim 1), computed in f32 as autocast does.
 pub fn log_softmax<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     burn::tensor::activation::log_softmax(cast(x, DType::F32), 1)
+}
+
+/// ReLU, on all cores on flex ([`crate::kernels::relu`]).
+pub fn relu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    crate::kernels::relu(x)
 }
 
 /// Burn's `Same` padding along one axis: (before, after), the odd pixel after.

@@ -11,8 +11,10 @@ use std::collections::HashSet;
 
 use burn::lr_scheduler::module_lr_scheduler::{ModuleLearningRate, ModuleLrScheduler};
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
-use burn::optim::{AdamConfig, AdamWConfig, ModuleOptimizer, SgdConfig};
+use burn::optim::{AdamWConfig, ModuleOptimizer, SgdConfig};
 use burn::tensor::Tensor;
+
+use crate::kernels::FusedAdam;
 
 /// An optimizer, its learning rate, an optional scheduler and the parameters it steps, as
 /// returned by [`configure_optimizers`](crate::LightningModule::configure_optimizers). During
@@ -152,13 +154,12 @@ impl ModuleVisitor for ParamIds {
 
 /// Adam with PyTorch's defaults (betas 0.9/0.999, eps 1e-8; Burn's own default eps is 1e-5).
 pub fn adam(lr: f64) -> OptimizerConfig {
-    OptimizerConfig::new(AdamConfig::new().with_epsilon(1e-8).init(), lr, format!("Adam(lr={lr})"))
+    OptimizerConfig::new(FusedAdam::new(0.9, 0.999, 1e-8), lr, format!("Adam(lr={lr})"))
 }
 
 /// Adam with PyTorch's defaults except the betas (DCGAN uses `(0.5, 0.999)`).
 pub fn adam_betas(lr: f64, beta_1: f32, beta_2: f32) -> OptimizerConfig {
-    let config = AdamConfig::new().with_epsilon(1e-8).with_beta_1(beta_1).with_beta_2(beta_2);
-    OptimizerConfig::new(config.init(), lr, format!("Adam(lr={lr}, betas=({beta_1}, {beta_2}))"))
+    OptimizerConfig::new(FusedAdam::new(beta_1, beta_2, 1e-8), lr, format!("Adam(lr={lr}, betas=({beta_1}, {beta_2}))"))
 }
 
 /// AdamW with PyTorch's defaults (betas 0.9/0.999, eps 1e-8, weight decay 0.01).

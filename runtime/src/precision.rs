@@ -150,7 +150,7 @@ impl ModuleMapper for CastParams {
         }
         let (id, tensor, mapper) = param.consume();
         let trainable = tensor.is_require_grad();
-        let cast = tensor.cast(self.dtype);
+        let cast = cast(tensor, self.dtype.into());
         let cast = if !self.leaves {
             cast
         } else if trainable {
@@ -229,17 +229,7 @@ fn install_quiet_hook() {
 
 /// `tensor` in `dtype` (itself when it already is).
 pub fn cast<const D: usize>(tensor: Tensor<D>, dtype: DType) -> Tensor<D> {
-    match dtype {
-        DType::F64 => cast_float(tensor, FloatDType::F64),
-        DType::F32 => cast_float(tensor, FloatDType::F32),
-        DType::F16 => cast_float(tensor, FloatDType::F16),
-        DType::BF16 => cast_float(tensor, FloatDType::BF16),
-        _ => tensor,
-    }
-}
-
-fn cast_float<const D: usize>(tensor: Tensor<D>, dtype: FloatDType) -> Tensor<D> {
-    if tensor.dtype() == DType::from(dtype) { tensor } else { tensor.cast(dtype) }
+    crate::kernels::cast(tensor, dtype)
 }
 
 /// The options of `16-mixed`'s dynamic loss scaler, with PyTorch `GradScaler`'s defaults.

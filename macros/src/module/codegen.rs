@@ -240,7 +240,7 @@ fn apply(op: &Op, field: &syn::Ident) -> TokenStream {
             quote! { let x = #p::nn::dropout(x, #prob); }
         }
         Op::Activation(activation, slope) => match activation {
-            Activation::Relu => quote! { let x = #act::relu(x); },
+            Activation::Relu => quote! { let x = #p::nn::relu(x); },
             Activation::LeakyRelu => {
                 let slope = slope.clone().unwrap_or_else(|| syn::parse_quote!(0.01));
                 quote! { let x = #act::leaky_relu(x, (#slope) as f64); }

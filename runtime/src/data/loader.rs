@@ -260,13 +260,14 @@ impl<I: Send + Sync + 'static, O: Send + 'static> Iterator for OrderedIter<I, O>
         let batch = self.next;
         self.next += 1;
         if self.workers == 0 {
-            return Some(self.job.build(batch));
+            return Some(crate::kernels::timing::measure(crate::kernels::timing::Op::DataWait, || self.job.build(batch)));
         }
         if self.receivers.is_empty() {
             self.start();
         }
         let rx = &self.receivers[batch % self.receivers.len()];
-        Some(rx.recv().unwrap_or_else(|_| Err(DatasetError::new(crate::Error::Data(format!("the loader worker for batch {batch} stopped (it panicked)"))))))
+        let received = crate::kernels::timing::measure(crate::kernels::timing::Op::DataWait, || rx.recv());
+        Some(received.unwrap_or_else(|_| Err(DatasetError::new(crate::Error::Data(format!("the loader worker for batch {batch} stopped (it panicked)"))))))
     }
 }
 

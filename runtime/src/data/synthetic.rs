@@ -4,7 +4,9 @@
 
 use burn::data::dataset::{Dataset, DatasetError};
 
-use super::batch::{ClassificationBatch, ImageBatcher, ImageItem, LoaderOptions};
+use rayon::prelude::*;
+
+use super::batch::{ClassificationBatch, ImageBatcher, ImageItem, ImageSet, LoaderOptions};
 use super::transforms::Compose;
 use super::{DataModule, Loader, SetupStage};
 use crate::error::Result;
@@ -87,16 +89,28 @@ pub struct SyntheticDataModule {
     sizes: [usize; 3],
     options: LoaderOptions,
     transforms: Compose,
+    in_memory: bool,
+    /// The three splits, generated at the first `setup` when `in_memory`.
+    stored: Option<[ImageSet; 3]>,
 }
 
 impl SyntheticDataModule {
     /// 9,000 training, 1,000 validation and 2,000 test images from `seed`, batch size 32.
     pub fn new(seed: u64) -> Self {
-        SyntheticDataModule { sizes: [9_000, 1_000, 2_000], options: LoaderOptions { batch_size: 32, num_workers: 2, seed }, transforms: Compose::new() }
+        let options = LoaderOptions { batch_size: 32, num_workers: 2, seed };
+        SyntheticDataModule { sizes: [9_000, 1_000, 2_000], options, transforms: Compose::new(), in_memory: false, stored: None }
     }
     /// Sets the train/validation/test sizes.
     pub fn sizes(mut self, train: usize, val: usize, test: usize) -> Self {
         self.sizes = [train, val, test];
+        self.stored = None;
+        self
+    }
+    /// Generates every image once, at `setup`, and serves them from memory (3 KB each), as a
+    /// data set of tensors held in memory would; by default each image is drawn when a loader
+    /// worker asks for it. The images are the same either way.
+    pub fn in_memory(mut self, in_memory: bool) -> Self {
+        self.in_memory = in_memory;
         self
     }
     super::batch::loader_setters!();
@@ -116,7 +130,19 @@ impl SyntheticDataModule {
     }
 
     fn loader(&self, which: usize) -> Loader<ClassificationBatch<4>> {
-        self.options.loader(self.batcher(), self.split(which), (which == 0).then_some(&self.transforms))
+        let train = (which == 0).then_some(&self.transforms);
+        match &self.stored {
+            Some(sets) => self.options.loader(self.batcher(), sets[which].clone(), train),
+            None => self.options.loader(self.batcher(), self.split(which), train),
+        }
+    }
+
+    /// Split `which`, every image generated (in parallel) and stored.
+    fn store(&self, which: usize) -> ImageSet {
+        let split = self.split(which);
+        let items: Vec<ImageItem> = (0..split.len).into_par_iter().map(|i| split.image(i)).collect();
+        let labels = items.iter().map(|item| item.label as u8).collect();
+        ImageSet::new(items.into_iter().flat_map(|item| item.pixels).collect(), labels, 3 * SIDE * SIDE)
     }
 }
 
@@ -125,7 +151,11 @@ impl DataModule for SyntheticDataModule {
 
     fn setup(&mut self, _stage: SetupStage) -> Result<()> {
         self.options.check()?;
-        self.transforms.check([3, SIDE, SIDE], [3, SIDE, SIDE])
+        self.transforms.check([3, SIDE, SIDE], [3, SIDE, SIDE])?;
+        if self.in_memory && self.stored.is_none() {
+            self.stored = Some([0, 1, 2].map(|which| self.store(which)));
+        }
+        Ok(())
     }
     fn class_names(&self) -> Option<Vec<String>> {
         Some(SYNTHETIC_CLASSES.iter().map(|s| s.to_string()).collect())
@@ -141,5 +171,35 @@ impl DataModule for SyntheticDataModule {
     }
     fn predict_dataloader(&self) -> Result<Option<Loader<Self::Batch>>> {
         Ok(Some(self.loader(2)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn epoch(loader: Loader<ClassificationBatch<4>>) -> Vec<(Vec<f32>, Vec<i64>)> {
+        loader
+            .iter()
+            .map(|b| {
+                let b = b.expect("batch");
+                (b.inputs.to_data().try_to_vec::<f32>().expect("f32"), b.targets.to_data().convert::<i64>().try_to_vec::<i64>().expect("i64"))
+            })
+            .collect()
+    }
+
+    /// Stored images are the generated ones: every split serves the same batches in the same order.
+    #[test]
+    fn in_memory_serves_the_images_drawn_on_the_fly() {
+        let make = |in_memory| {
+            let mut dm = SyntheticDataModule::new(3).sizes(40, 12, 9).batch_size(8).in_memory(in_memory);
+            dm.setup(SetupStage::Fit).expect("setup");
+            dm
+        };
+        let (fly, stored) = (make(false), make(true));
+        assert!(stored.stored.is_some() && fly.stored.is_none());
+        assert_eq!(epoch(stored.train_dataloader().unwrap()), epoch(fly.train_dataloader().unwrap()));
+        assert_eq!(epoch(stored.val_dataloader().unwrap().unwrap()), epoch(fly.val_dataloader().unwrap().unwrap()));
+        assert_eq!(epoch(stored.test_dataloader().unwrap().unwrap()), epoch(fly.test_dataloader().unwrap().unwrap()));
     }
 }

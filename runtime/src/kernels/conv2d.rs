@@ -6,6 +6,7 @@
 
 use rayon::prelude::*;
 
+use super::elementwise::zeroed;
 use super::matmul::{View, matmul};
 use super::winograd;
 
@@ -279,7 +280,7 @@ fn forward_wide(g: &Geometry, wide: Wide, x: &[f32], w: &[f32], bias: Option<&[f
 /// The forward pass: `[N, C_out, OH, OW]` from input `x`, weight `w` and an optional bias.
 pub fn forward(g: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
     let (k, p, cog) = (g.k(), g.p(), g.out_per_group());
-    let mut out = vec![0.0f32; g.batch * g.out_image_len()];
+    let mut out = zeroed::<f32>(g.batch * g.out_image_len());
     if out.is_empty() {
         return out;
     }
@@ -374,14 +375,10 @@ pub type Gradients = (Option<Vec<f32>>, Option<Vec<f32>>, Option<Vec<f32>>);
 /// The weight gradient is summed over fixed image chunks in order, so it is deterministic.
 pub fn backward(g: &Geometry, x: &[f32], w: &[f32], grad: &[f32], wanted: Wanted) -> Gradients {
     let (k, p, cog) = (g.k(), g.p(), g.out_per_group());
+    // Per channel in parallel, each summing its images in order (the same sums as one thread).
     let bias = wanted.bias.then(|| {
-        let mut db = vec![0.0f32; g.out_channels];
-        for image in grad.chunks(g.out_image_len().max(1)) {
-            for (co, row) in image.chunks(p.max(1)).enumerate() {
-                db[co] += lane_sum(row);
-            }
-        }
-        db
+        let image_len = g.out_image_len();
+        (0..g.out_channels).into_par_iter().map(|co| (0..g.batch).fold(0.0f32, |db, n| db + lane_sum(&grad[n * image_len + co * p..][..p]))).collect()
     });
     // Stride 1 (most convs): the input gradient is itself a forward conv.
     let direct_dx = if wanted.x { input_grad_as_conv(g, w, grad) } else { None };
@@ -392,7 +389,7 @@ pub fn backward(g: &Geometry, x: &[f32], w: &[f32], grad: &[f32], wanted: Wanted
     }
     let (parallel_gemm, wide) = (g.parallel_gemm(), g.wide());
     let weight_len = g.out_channels * k;
-    let mut dx = vec![0.0f32; if wanted.x { g.batch * g.image_len() } else { 0 }];
+    let mut dx = zeroed::<f32>(if wanted.x { g.batch * g.image_len() } else { 0 });
     let chunk = g.batch.div_ceil(rayon::current_num_threads()).max(1);
     let mut slots: Vec<Option<&mut [f32]>> =
         if wanted.x { dx.chunks_mut(g.image_len().max(1)).map(Some).collect() } else { (0..g.batch).map(|_| None).collect() };

@@ -11,8 +11,11 @@ use burn::backend::flex::{FlexTensor, Layout};
 use burn::backend::ops::ConvOptions;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Bytes, DType, Flex, Shape, TensorMetadata, backend_extension};
+use half::{bf16, f16};
 
-use super::{conv2d, max_pool};
+use super::elementwise::{BF16_EXPONENT, F16_EXPONENT, half_kept, map_in_place, relu, relu_grad, zip_in_place};
+use super::timing::{Op, measure};
+use super::{cast, conv2d, max_pool};
 
 /// fulmen's fast ops. Called through [`super::conv2d`] and [`super::max_pool2d`], which check
 /// that the tensors live on flex first (any other backend would panic here).
@@ -22,6 +25,10 @@ pub trait FastOps: Backend {
     fn fulmen_conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self>;
     /// conv2d without a bias.
     fn fulmen_conv2d_no_bias(x: FloatTensor<Self>, weight: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self>;
+    /// ReLU (any rank), on the threads.
+    fn fulmen_relu(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// A cast between f32 and f16 or bf16 (any rank), on the threads.
+    fn fulmen_cast(x: FloatTensor<Self>, dtype: DType) -> FloatTensor<Self>;
     /// 2-D max pooling: kernel, stride, padding, dilation.
     fn fulmen_max_pool2d(x: FloatTensor<Self>, kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2], dilation: [usize; 2]) -> FloatTensor<Self>;
 }
@@ -53,16 +60,77 @@ fn conv_forward(x: &FlexTensor, weight: &FlexTensor, bias: Option<&FlexTensor>, 
     let ((x, xs), (w, ws)) = (dense::<4>(x), dense::<4>(weight));
     let bias = bias.map(|b| b.to_contiguous());
     let g = conv_geometry(xs, ws, options);
-    let out = conv2d::forward(&g, f32s(&x), f32s(&w), bias.as_ref().map(f32s));
+    let out = measure(Op::ConvForward, || conv2d::forward(&g, f32s(&x), f32s(&w), bias.as_ref().map(f32s)));
     flex_f32(out, vec![g.batch, g.out_channels, g.output[0], g.output[1]])
 }
 
 fn pool_forward(x: &FlexTensor, kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2], dilation: [usize; 2]) -> (FlexTensor, FlexTensor) {
     let (x, xs) = dense::<4>(x);
     let g = max_pool::Geometry::new(xs, kernel, stride, padding, dilation).unwrap_or_else(|e| panic!("{e}"));
-    let (out, indices) = max_pool::forward(&g, f32s(&x));
+    let (out, indices) = measure(Op::PoolForward, || max_pool::forward(&g, f32s(&x)));
     let shape = vec![xs[0], xs[1], g.output[0], g.output[1]];
     (flex_f32(out, shape.clone()), flex_i64(indices, shape))
+}
+
+/// `x` as a dense tensor this op may write: itself when it is dense and the only handle to its
+/// storage, else a dense copy.
+fn writable(x: FlexTensor) -> FlexTensor {
+    let n = x.layout().shape().num_elements();
+    if x.is_unique() && x.layout().contiguous_offsets() == Some((0, n)) && x.bytes().len() == n * x.dtype().size() {
+        return x;
+    }
+    let x = x.to_contiguous();
+    let (start, end) = x.layout().contiguous_offsets().expect("contiguous");
+    let size = x.dtype().size();
+    let bytes = Bytes::from_bytes_vec(x.bytes()[start * size..end * size].to_vec());
+    FlexTensor::new(bytes, Layout::contiguous(x.layout().shape().clone()), x.dtype())
+}
+
+/// `x` in `dtype` (f32 ↔ f16 / bf16; checked by the caller).
+fn cast_forward(x: &FlexTensor, dtype: DType) -> FlexTensor {
+    let x = x.to_contiguous();
+    let shape = x.layout().shape().clone();
+    let bytes = match (x.dtype(), dtype) {
+        (DType::F32, DType::F16) => Bytes::from_elems(cast::f32_to_f16(f32s(&x))),
+        (DType::F32, DType::BF16) => Bytes::from_elems(cast::f32_to_bf16(f32s(&x))),
+        (DType::F16, DType::F32) => Bytes::from_elems(cast::f16_to_f32(x.as_slice().expect("contiguous f16"))),
+        (DType::BF16, DType::F32) => Bytes::from_elems(cast::bf16_to_f32(x.as_slice().expect("contiguous bf16"))),
+        (from, to) => panic!("fulmen_cast: {from:?} to {to:?} is not a fast cast (checked before dispatch)"),
+    };
+    FlexTensor::new(bytes, Layout::contiguous(shape), dtype)
+}
+
+/// ReLU of an f32, f16 or bf16 tensor (the low ones on their bits, unconverted).
+fn relu_forward(x: FlexTensor) -> FlexTensor {
+    measure(Op::ReluForward, || {
+        let mut out = writable(x);
+        match out.dtype() {
+            DType::F32 => map_in_place(out.storage_mut::<f32>(), relu),
+            DType::F16 => map_in_place(out.storage_mut::<f16>(), |h| if half_kept(h.to_bits(), F16_EXPONENT) { h } else { f16::ZERO }),
+            _ => map_in_place(out.storage_mut::<bf16>(), |h| if half_kept(h.to_bits(), BF16_EXPONENT) { h } else { bf16::ZERO }),
+        }
+        out
+    })
+}
+
+/// The gradient `grad` kept where `output` is positive or NaN (both of one dtype).
+fn relu_backward(output: &FlexTensor, grad: FlexTensor) -> FlexTensor {
+    measure(Op::ReluBackward, || {
+        let output = output.to_contiguous();
+        let mut dx = writable(grad);
+        match dx.dtype() {
+            DType::F32 => zip_in_place(dx.storage_mut::<f32>(), f32s(&output), relu_grad),
+            DType::F16 => {
+                let keep = |g: f16, o: f16| if half_kept(o.to_bits(), F16_EXPONENT) { g } else { f16::ZERO };
+                zip_in_place(dx.storage_mut::<f16>(), output.as_slice::<f16>().expect("contiguous f16"), keep);
+            }
+            _ => {
+                let keep = |g: bf16, o: bf16| if half_kept(o.to_bits(), BF16_EXPONENT) { g } else { bf16::ZERO };
+                zip_in_place(dx.storage_mut::<bf16>(), output.as_slice::<bf16>().expect("contiguous bf16"), keep);
+            }
+        }
+        dx
+    })
 }
 
 impl FastOps for Flex {
@@ -72,8 +140,45 @@ impl FastOps for Flex {
     fn fulmen_conv2d_no_bias(x: FlexTensor, weight: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
         conv_forward(&x, &weight, None, &options)
     }
+    fn fulmen_relu(x: FlexTensor) -> FlexTensor {
+        relu_forward(x)
+    }
+    fn fulmen_cast(x: FlexTensor, dtype: DType) -> FlexTensor {
+        cast_forward(&x, dtype)
+    }
     fn fulmen_max_pool2d(x: FlexTensor, kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2], dilation: [usize; 2]) -> FlexTensor {
         pool_forward(&x, kernel, stride, padding, dilation).0
+    }
+}
+
+/// The cast backward: the gradient cast back to the input's dtype (state), as Burn's cast.
+#[derive(Debug)]
+struct CastBackward;
+
+impl Backward<Flex, 1> for CastBackward {
+    type State = DType;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let grad = grads.consume::<Flex>(&ops.node);
+        let [parent] = ops.parents;
+        let Some(node) = parent else { return };
+        grads.register::<Flex>(node.id, cast_forward(&grad, ops.state));
+    }
+}
+
+/// The ReLU backward: state = the output, whose sign masks the gradient.
+#[derive(Debug)]
+struct ReluBackward;
+
+impl Backward<Flex, 1> for ReluBackward {
+    type State = FlexTensor;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let grad = grads.consume::<Flex>(&ops.node);
+        let [parent] = ops.parents;
+        let Some(node) = parent else { return };
+        let dx = relu_backward(&ops.state, grad);
+        grads.register::<Flex>(node.id, dx);
     }
 }
 
@@ -92,7 +197,7 @@ impl<const N: usize> Backward<Flex, N> for Conv2dBackward<N> {
         let g = conv_geometry(xs, ws, &options);
         let parents = &ops.parents;
         let wanted = conv2d::Wanted { x: parents[0].is_some(), weight: parents[1].is_some(), bias: N == 3 && parents[N - 1].is_some() };
-        let (dx, dw, db) = conv2d::backward(&g, f32s(&x), f32s(&w), f32s(&grad), wanted);
+        let (dx, dw, db) = measure(Op::ConvBackward, || conv2d::backward(&g, f32s(&x), f32s(&w), f32s(&grad), wanted));
         if let (Some(node), Some(dx)) = (&parents[0], dx) {
             grads.register::<Flex>(node.id, flex_f32(dx, xs.to_vec()));
         }
@@ -121,7 +226,7 @@ impl Backward<Flex, 1> for MaxPoolBackward {
         let (g, indices) = ops.state;
         let (grad, [n, c, _, _]) = dense::<4>(&grad);
         let indices = indices.to_contiguous();
-        let dx = max_pool::backward(&g, f32s(&grad), indices.as_slice::<i64>().expect("i64 indices"));
+        let dx = measure(Op::PoolBackward, || max_pool::backward(&g, f32s(&grad), indices.as_slice::<i64>().expect("i64 indices")));
         grads.register::<Flex>(node.id, flex_f32(dx, vec![n, c, g.input[0], g.input[1]]));
     }
 }
@@ -148,6 +253,26 @@ impl<C: CheckpointStrategy> FastOps for Autodiff<Flex, C> {
                 prep.finish((x_id, kept, options), out)
             }
             OpsKind::UnTracked(prep) => prep.finish(conv_forward(x.primitive(), weight.primitive(), None, &options)),
+        }
+    }
+
+    fn fulmen_relu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        match ReluBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let out = relu_forward(x.into_primitive());
+                prep.finish(out.clone(), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(relu_forward(x.into_primitive())),
+        }
+    }
+
+    fn fulmen_cast(x: FloatTensor<Self>, dtype: DType) -> FloatTensor<Self> {
+        match CastBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let from = x.primitive().dtype();
+                prep.finish(from, cast_forward(x.primitive(), dtype))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(cast_forward(x.primitive(), dtype)),
         }
     }
 

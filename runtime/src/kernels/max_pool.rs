@@ -4,6 +4,8 @@
 
 use rayon::prelude::*;
 
+use super::elementwise::zeroed;
+
 /// The sizes of one max-pool call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Geometry {
@@ -58,7 +60,7 @@ impl Geometry {
 pub fn forward(g: &Geometry, x: &[f32]) -> (Vec<f32>, Vec<i64>) {
     let ([h, w], [oh, ow]) = (g.input, g.output);
     let (rows, cols) = (g.taps(0), g.taps(1));
-    let mut out = vec![0.0f32; g.planes * oh * ow];
+    let mut out = zeroed::<f32>(g.planes * oh * ow);
     let mut indices = vec![-1i64; g.planes * oh * ow];
     if out.is_empty() {
         return (out, indices);
@@ -122,7 +124,7 @@ fn pool_2x2(x: &[f32], w: usize, [oh, ow]: [usize; 2], out: &mut [f32], idx: &mu
 /// The input gradient `[N, C, H, W]`: each output gradient added at its maximum's index.
 pub fn backward(g: &Geometry, grad: &[f32], indices: &[i64]) -> Vec<f32> {
     let ([h, w], [oh, ow]) = (g.input, g.output);
-    let mut dx = vec![0.0f32; g.planes * h * w];
+    let mut dx = zeroed::<f32>(g.planes * h * w);
     if dx.is_empty() || oh * ow == 0 {
         return dx;
     }
