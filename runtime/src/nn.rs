@@ -238,6 +238,9 @@ pub fn linear_forward<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D>
         if !crate::kernels::widens(&x) {
             return layer.forward(x);
         }
+        // The check `Linear::forward` makes, before a mismatch reaches the matmul.
+        let [d_input, _] = layer.weight.val().dims();
+        assert_eq!(x.dims()[D - 1], d_input, "linear: the input has {} features, the layer takes {d_input}", x.dims()[D - 1]);
         let wide = |t: Tensor<1>| cast(t, DType::F32);
         let out = burn::tensor::module::linear(cast(x, DType::F32), cast(layer.weight.val(), DType::F32), layer.bias.as_ref().map(|b| wide(b.val())));
         cast(out, dtype)
